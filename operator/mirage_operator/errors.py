@@ -1,0 +1,55 @@
+"""The operator's own exceptions, in one place.
+
+Handlers translate these into kopf's retry semantics: an :class:`InvalidSpecError` becomes a
+``kopf.PermanentError`` (with a ``Ready=False/InvalidSpec`` condition), a
+:class:`TransientError` a ``kopf.TemporaryError`` with its delay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MirageError(Exception):
+    """Base class of every error the operator raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a custom resource is invalid: the field's path and why."""
+
+    field: str
+    """Dotted path of the offending field, e.g. ``spec.ports[1].name``."""
+    reason: str
+    """Human-readable reason, e.g. ``duplicate port name "http"``."""
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class InvalidSpecError(MirageError):
+    """The custom resource cannot be reconciled as written; retrying will not help."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class ConfigError(MirageError):
+    """A ``MIRAGE_*`` environment variable is malformed."""
+
+
+class TransientError(MirageError):
+    """A failure that should heal by itself (API server or Vault unavailable, conflicts)."""
+
+    def __init__(self, message: str, *, delay: float = 5.0) -> None:
+        self.delay = delay
+        super().__init__(message)
+
+
+class KubernetesAPIError(TransientError):
+    """The Kubernetes API answered with an error status."""
+
+    def __init__(self, status: int, message: str, *, delay: float = 5.0) -> None:
+        self.status = status
+        super().__init__(f"Kubernetes API {status}: {message}", delay=delay)
