@@ -106,11 +106,14 @@ class Config:
     """Port of the Prometheus ``/metrics`` and ``/healthz`` endpoint; 0 disables it."""
 
     log_level: str = field(
-        default="INFO", metadata=_env("LOG_LEVEL", _parse_choice("DEBUG", "INFO", "WARNING", "ERROR"))
+        default="INFO",
+        metadata=_env("LOG_LEVEL", _parse_choice("DEBUG", "INFO", "WARNING", "ERROR")),
     )
     """Log level: DEBUG, INFO, WARNING or ERROR."""
 
-    log_format: str = field(default="json", metadata=_env("LOG_FORMAT", _parse_choice("json", "text")))
+    log_format: str = field(
+        default="json", metadata=_env("LOG_FORMAT", _parse_choice("json", "text"))
+    )
     """Log format: ``json`` (one object per line) or ``text``."""
 
     ingress_class: str = field(default="traefik", metadata=_env("INGRESS_CLASS"))

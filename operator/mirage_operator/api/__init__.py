@@ -1,0 +1,1 @@
+"""Typed models of the Mirage kinds, and the validator shared by the operator and the CLI."""

@@ -1,0 +1,376 @@
+"""Typed model of a MirageService spec, and the rules its CRD schema cannot express.
+
+``MirageServiceSpec.from_spec`` expects a spec that the CRD schema has already defaulted and
+validated (``api.validation.admit`` does both), so it reads fields without re-checking them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mirage_operator.errors import Problem
+
+IntOrString = int | str
+
+
+@dataclass(frozen=True)
+class Port:
+    """A container port, exposed by the Service under the same name."""
+
+    name: str
+    port: int
+    protocol: str = "TCP"
+    app_protocol: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An HTTP probe; ``port`` is a port name (``None``: the first port)."""
+
+    enabled: bool
+    path: str
+    port: str | None
+    initial_delay_seconds: int
+    period_seconds: int
+    timeout_seconds: int
+    failure_threshold: int
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """HorizontalPodAutoscaler bounds and targets."""
+
+    min_replicas: int
+    max_replicas: int
+    target_cpu_utilization: int | None
+    target_memory_utilization: int | None
+
+
+@dataclass(frozen=True)
+class Disruption:
+    """PodDisruptionBudget settings."""
+
+    enabled: bool
+    min_available: IntOrString | None
+    max_unavailable: IntOrString | None
+
+
+@dataclass(frozen=True)
+class AllowedCaller:
+    """One entry of ``networkPolicy.allowFrom``."""
+
+    service: str | None
+    namespace: str | None
+    pod_labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """Traefik ingress settings."""
+
+    host: str
+    path: str
+    port: str | None
+    tls_enabled: bool
+    tls_secret_name: str | None
+    middlewares: tuple[str, ...]
+    annotations: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class EnvMapping:
+    """A Secret key exposed under a chosen environment variable name."""
+
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """One ``spec.secrets`` entry: a child VaultSecret and how the container sees it."""
+
+    name: str
+    vault_spec: Mapping[str, Any]
+    """The child VaultSecret's spec (vault, keys, templates, refreshInterval) as written."""
+    expose_as: str
+    env_prefix: str | None
+    env: tuple[EnvMapping, ...]
+    mount_path: str | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """ServiceMonitor settings."""
+
+    enabled: bool
+    port: str | None
+    path: str
+    interval: str
+    scrape_timeout: str
+    relabelings: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """Metrics scraping, SLOs (as child specs) and custom rules."""
+
+    metrics: Metrics
+    slos: tuple[Mapping[str, Any], ...]
+    """Each entry's ServiceLevelObjective spec fields plus ``name``, as written."""
+    alerts: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class MirageServiceSpec:
+    """The whole desired state of one service."""
+
+    image: str
+    image_pull_policy: str
+    image_pull_secrets: tuple[str, ...]
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    replicas: int
+    ports: tuple[Port, ...]
+    env: tuple[tuple[str, str], ...]
+    config_data: Mapping[str, str] | None
+    config_mount_path: str | None
+    resources: Mapping[str, Mapping[str, IntOrString]]
+    liveness: Probe
+    readiness: Probe
+    startup: Probe | None
+    run_as_user: int
+    run_as_group: int
+    fs_group: int
+    max_surge: IntOrString
+    max_unavailable: IntOrString
+    termination_grace_period_seconds: int
+    autoscaling: Autoscaling | None
+    disruption: Disruption
+    network_policy_enabled: bool
+    allow_from: tuple[AllowedCaller, ...]
+    ingress: Ingress | None
+    secrets: tuple[SecretRef, ...]
+    monitoring: Monitoring
+
+    @property
+    def primary_port(self) -> Port:
+        """The first port: the default for probes, ingress and metrics."""
+        return self.ports[0]
+
+    def port_named(self, name: str | None) -> Port:
+        """The port called ``name``, or the first port when ``name`` is ``None``."""
+        if name is None:
+            return self.primary_port
+        return next(p for p in self.ports if p.name == name)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> MirageServiceSpec:
+        """Build from a defaulted, schema-valid ``spec``."""
+        probes = spec.get("probes", {})
+        security = spec.get("securityContext", {})
+        rollout = spec.get("rollout", {})
+        autoscaling = spec.get("autoscaling")
+        disruption = spec.get("disruption", {})
+        network_policy = spec.get("networkPolicy", {})
+        ingress = spec.get("ingress")
+        config = spec.get("config")
+        return cls(
+            image=spec["image"],
+            image_pull_policy=spec.get("imagePullPolicy", "IfNotPresent"),
+            image_pull_secrets=tuple(spec.get("imagePullSecrets", ())),
+            command=tuple(spec.get("command", ())),
+            args=tuple(spec.get("args", ())),
+            replicas=spec.get("replicas", 2),
+            ports=tuple(
+                Port(
+                    name=p["name"],
+                    port=p["port"],
+                    protocol=p.get("protocol", "TCP"),
+                    app_protocol=p.get("appProtocol"),
+                )
+                for p in spec.get("ports", ({"name": "http", "port": 8080},))
+            ),
+            env=tuple((e["name"], e["value"]) for e in spec.get("env", ())),
+            config_data=dict(config["data"]) if config else None,
+            config_mount_path=config.get("mountPath") if config else None,
+            resources={k: dict(v) for k, v in spec.get("resources", {}).items()},
+            liveness=_probe(probes.get("liveness", {}), default_path="/healthz"),
+            readiness=_probe(probes.get("readiness", {}), default_path="/readyz"),
+            startup=_probe(probes["startup"], default_path="/healthz")
+            if "startup" in probes
+            else None,
+            run_as_user=security.get("runAsUser", 10001),
+            run_as_group=security.get("runAsGroup", 10001),
+            fs_group=security.get("fsGroup", 10001),
+            max_surge=rollout.get("maxSurge", "25%"),
+            max_unavailable=rollout.get("maxUnavailable", 0),
+            termination_grace_period_seconds=rollout.get("terminationGracePeriodSeconds", 30),
+            autoscaling=Autoscaling(
+                min_replicas=autoscaling.get("minReplicas", 2),
+                max_replicas=autoscaling["maxReplicas"],
+                target_cpu_utilization=autoscaling.get("targetCPUUtilization"),
+                target_memory_utilization=autoscaling.get("targetMemoryUtilization"),
+            )
+            if autoscaling
+            else None,
+            disruption=Disruption(
+                enabled=disruption.get("enabled", True),
+                min_available=disruption.get("minAvailable"),
+                max_unavailable=disruption.get("maxUnavailable"),
+            ),
+            network_policy_enabled=network_policy.get("enabled", True),
+            allow_from=tuple(
+                AllowedCaller(
+                    service=a.get("service"),
+                    namespace=a.get("namespace"),
+                    pod_labels=dict(a.get("podLabels", {})),
+                )
+                for a in network_policy.get("allowFrom", ())
+            ),
+            ingress=_ingress(ingress) if ingress else None,
+            secrets=tuple(_secret(s) for s in spec.get("secrets", ())),
+            monitoring=_monitoring(spec.get("monitoring", {})),
+        )
+
+
+def _probe(raw: Mapping[str, Any], *, default_path: str) -> Probe:
+    return Probe(
+        enabled=raw.get("enabled", True),
+        path=raw.get("path", default_path),
+        port=raw.get("port"),
+        initial_delay_seconds=raw.get("initialDelaySeconds", 0),
+        period_seconds=raw.get("periodSeconds", 10),
+        timeout_seconds=raw.get("timeoutSeconds", 2),
+        failure_threshold=raw.get("failureThreshold", 3),
+    )
+
+
+def _ingress(raw: Mapping[str, Any]) -> Ingress:
+    tls = raw.get("tls", {})
+    return Ingress(
+        host=raw["host"],
+        path=raw.get("path", "/"),
+        port=raw.get("port"),
+        tls_enabled=tls.get("enabled", True),
+        tls_secret_name=tls.get("secretName"),
+        middlewares=tuple(raw.get("middlewares", ())),
+        annotations=dict(raw.get("annotations", {})),
+    )
+
+
+_VAULT_SECRET_FIELDS = ("vault", "keys", "templates", "refreshInterval")
+
+
+def _secret(raw: Mapping[str, Any]) -> SecretRef:
+    expose = raw.get("expose", {})
+    return SecretRef(
+        name=raw["name"],
+        vault_spec={k: raw[k] for k in _VAULT_SECRET_FIELDS if k in raw},
+        expose_as=expose.get("as", "env"),
+        env_prefix=expose.get("envPrefix"),
+        env=tuple(EnvMapping(key=e["key"], name=e["name"]) for e in expose.get("env", ())),
+        mount_path=expose.get("mountPath"),
+    )
+
+
+def _monitoring(raw: Mapping[str, Any]) -> Monitoring:
+    metrics = raw.get("metrics", {})
+    return Monitoring(
+        metrics=Metrics(
+            enabled=metrics.get("enabled", True),
+            port=metrics.get("port"),
+            path=metrics.get("path", "/metrics"),
+            interval=metrics.get("interval", "30s"),
+            scrape_timeout=metrics.get("scrapeTimeout", "10s"),
+            relabelings=tuple(metrics.get("relabelings", ())),
+        ),
+        slos=tuple(raw.get("slos", ())),
+        alerts=tuple(raw.get("alerts", ())),
+    )
+
+
+def _duration_seconds(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    return float(text)
+
+
+def _unique(values: Sequence[str], *, field: str, what: str) -> list[Problem]:
+    seen: set[str] = set()
+    problems = []
+    for index, value in enumerate(values):
+        if value in seen:
+            problems.append(
+                Problem(f"{field}[{index}]", f"Duplicate value: duplicate {what} {value!r}")
+            )
+        seen.add(value)
+    return problems
+
+
+def rules(body: Mapping[str, Any]) -> list[Problem]:
+    """Rules across fields that the CRD schema does not express; ``body`` is schema-valid."""
+    spec = body.get("spec", {})
+    ports = spec.get("ports", [])
+    port_names = {p["name"] for p in ports}
+    problems = _unique([p["name"] for p in ports], field="spec.ports", what="port name")
+    problems += _unique(
+        [str(p["port"]) + "/" + p.get("protocol", "TCP") for p in ports],
+        field="spec.ports",
+        what="port number",
+    )
+    problems += _unique(
+        [s["name"] for s in spec.get("secrets", [])], field="spec.secrets", what="secret name"
+    )
+    monitoring = spec.get("monitoring", {})
+    problems += _unique(
+        [s["name"] for s in monitoring.get("slos", [])],
+        field="spec.monitoring.slos",
+        what="SLO name",
+    )
+
+    named_ports = [
+        ("spec.ingress.port", spec.get("ingress", {}).get("port")),
+        ("spec.monitoring.metrics.port", monitoring.get("metrics", {}).get("port")),
+    ]
+    named_ports += [
+        (f"spec.probes.{kind}.port", probe.get("port"))
+        for kind, probe in spec.get("probes", {}).items()
+    ]
+    for field, name in named_ports:
+        if name is not None and name not in port_names:
+            problems.append(
+                Problem(field, f"Invalid value: {name!r}: no port of that name in spec.ports")
+            )
+
+    metrics = monitoring.get("metrics", {})
+    timeout, interval = metrics.get("scrapeTimeout"), metrics.get("interval")
+    if timeout and interval and _duration_seconds(timeout) > _duration_seconds(interval):
+        problems.append(
+            Problem(
+                "spec.monitoring.metrics.scrapeTimeout",
+                f"Invalid value: {timeout!r}: must not exceed spec.monitoring.metrics.interval",
+            )
+        )
+
+    env_names = [e["name"] for e in spec.get("env", [])]
+    for index, secret in enumerate(spec.get("secrets", [])):
+        expose = secret.get("expose", {})
+        for env_index, mapping in enumerate(expose.get("env", [])):
+            if mapping["name"] in env_names:
+                problems.append(
+                    Problem(
+                        f"spec.secrets[{index}].expose.env[{env_index}].name",
+                        f"Duplicate value: {mapping['name']!r} is also set in spec.env",
+                    )
+                )
+    mount_paths = [spec.get("config", {}).get("mountPath")] + [
+        s.get("expose", {}).get("mountPath") for s in spec.get("secrets", [])
+    ]
+    problems += _unique(
+        [m for m in mount_paths if m], field="spec.secrets[*].expose.mountPath", what="mount path"
+    )
+    return problems

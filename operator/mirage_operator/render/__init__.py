@@ -1,0 +1,1 @@
+"""Pure builders: a typed spec (and a Config) in, plain Kubernetes manifest dicts out."""

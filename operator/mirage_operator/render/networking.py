@@ -1,0 +1,151 @@
+"""Builders of how a MirageService is reached: Service, NetworkPolicy and Ingress."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mirage_operator.api.mirageservice import MirageServiceSpec
+from mirage_operator.config import Config
+from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def build_service(
+    *, name: str, namespace: str, spec: MirageServiceSpec, owner: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A ClusterIP Service exposing every port under its name."""
+    ports = []
+    for p in spec.ports:
+        port: dict[str, Any] = {
+            "name": p.name,
+            "port": p.port,
+            "targetPort": p.name,
+            "protocol": p.protocol,
+        }
+        if p.app_protocol:
+            port["appProtocol"] = p.app_protocol
+        ports.append(port)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(
+            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
+        ),
+        "spec": {"type": "ClusterIP", "selector": selector_labels(name=name), "ports": ports},
+    }
+
+
+def _namespace_selector(namespace: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+
+
+def build_network_policy(
+    *,
+    name: str,
+    namespace: str,
+    spec: MirageServiceSpec,
+    config: Config,
+    owner: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Deny all ingress to the pods except the listed callers, the ingress controller (when
+    the service has an Ingress) and Prometheus (when metrics are scraped)."""
+    all_ports = [{"port": p.name, "protocol": p.protocol} for p in spec.ports]
+    rules: list[dict[str, Any]] = []
+    for caller in spec.allow_from:
+        peer: dict[str, Any] = {}
+        labels = selector_labels(name=caller.service) if caller.service else dict(caller.pod_labels)
+        if labels:
+            peer["podSelector"] = {"matchLabels": labels}
+        if caller.namespace:
+            peer.update(_namespace_selector(caller.namespace))
+        rules.append({"from": [peer], "ports": all_ports})
+    if spec.ingress is not None:
+        port = spec.port_named(spec.ingress.port)
+        rules.append(
+            {
+                "from": [_namespace_selector(config.ingress_controller_namespace)],
+                "ports": [{"port": port.name, "protocol": port.protocol}],
+            }
+        )
+    if spec.monitoring.metrics.enabled:
+        port = spec.port_named(spec.monitoring.metrics.port)
+        rules.append(
+            {
+                "from": [_namespace_selector(config.prometheus_namespace)],
+                "ports": [{"port": port.name, "protocol": port.protocol}],
+            }
+        )
+    policy_spec: dict[str, Any] = {
+        "podSelector": {"matchLabels": selector_labels(name=name)},
+        "policyTypes": ["Ingress"],
+    }
+    if rules:
+        policy_spec["ingress"] = rules
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta(
+            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
+        ),
+        "spec": policy_spec,
+    }
+
+
+def build_ingress(
+    *,
+    name: str,
+    namespace: str,
+    spec: MirageServiceSpec,
+    config: Config,
+    owner: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A Traefik Ingress for ``spec.ingress`` (which must be set)."""
+    ingress = spec.ingress
+    assert ingress is not None, "build_ingress needs spec.ingress"
+    annotations = dict(ingress.annotations)
+    if ingress.middlewares:
+        annotations["traefik.ingress.kubernetes.io/router.middlewares"] = ",".join(
+            ingress.middlewares
+        )
+    if ingress.tls_enabled:
+        annotations["traefik.ingress.kubernetes.io/router.tls"] = "true"
+    ingress_spec: dict[str, Any] = {
+        "ingressClassName": config.ingress_class,
+        "rules": [
+            {
+                "host": ingress.host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": ingress.path,
+                            "pathType": "Prefix",
+                            "backend": {
+                                "service": {
+                                    "name": name,
+                                    "port": {"name": spec.port_named(ingress.port).name},
+                                }
+                            },
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if ingress.tls_enabled:
+        ingress_spec["tls"] = [
+            {"hosts": [ingress.host], "secretName": ingress.tls_secret_name or f"{name}-tls"}
+        ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": object_meta(
+            name=name,
+            namespace=namespace,
+            labels=standard_labels(name=name),
+            owner=owner,
+            annotations=annotations,
+        ),
+        "spec": ingress_spec,
+    }
