@@ -1,0 +1,370 @@
+"""Typed model of a ServiceLevelObjective spec, the burn-rate scheme, and the rules the CRD
+schema cannot express.
+
+``ServiceLevelObjectiveSpec.from_spec`` expects a spec the CRD schema has defaulted and
+validated; it still fills the schema's defaults itself, so that a spec read straight from a
+file (``mirage render``) parses the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mirage_operator.errors import Problem
+
+# Defaults, equal to those of crds/mirage.dev_servicelevelobjectives.yaml (a test checks).
+DEFAULT_WINDOW = "30d"
+DEFAULT_STATUS_LABEL = "code"
+DEFAULT_ERROR_STATUS_REGEX = "5.."
+DEFAULT_COUNTER = "http_requests_total"
+DEFAULT_HISTOGRAM = "http_request_duration_seconds"
+PRESET_TYPES = ("http-availability", "http-latency")
+
+# The compliance window must hold the longest alert window (3d); beyond a year the
+# whole-window series would read too many samples per evaluation to be worth it.
+MIN_WINDOW_DAYS = 3
+MAX_WINDOW_DAYS = 365
+
+RATIO_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+"""Windows of the error-ratio recording rules, besides the whole compliance window."""
+
+_RANGE_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
+"""The ``{{window}}`` placeholder of SLI queries (inner spaces allowed)."""
+_ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+RESERVED_LABEL_PREFIX = "mirage_"
+
+
+def range_seconds(duration: str) -> int:
+    """Seconds in a PromQL range such as ``5m``, ``6h`` or ``30d`` (one unit only)."""
+    return int(duration[:-1]) * _RANGE_SECONDS[duration[-1]]
+
+
+@dataclass(frozen=True)
+class BurnRateAlert:
+    """One window pair of the SRE workbook's multi-window multi-burn-rate alerts.
+
+    ``budget_fraction`` of the error budget spent within ``long`` is what the pair detects;
+    the burn-rate factor follows from it and the compliance period (:meth:`factor`).
+    """
+
+    severity: str
+    """``page`` or ``ticket``."""
+    long: str
+    short: str
+    budget_fraction: float
+
+    def factor(self, window_days: int) -> float:
+        """Burn-rate factor for a compliance window of ``window_days`` days: the rate at which
+        ``budget_fraction`` of the budget is gone after ``long`` (14.4 for 1h at 30d)."""
+        return self.budget_fraction * window_days * 86400 / range_seconds(self.long)
+
+
+# 30d factors 14.4, 6, 3, 1 (SRE workbook, "Alerting on SLOs", table 5-8); keeping the budget
+# fraction constant scales them linearly with the window (28d: 13.44, 5.6, 2.8, 0.933).
+BURN_RATE_ALERTS: tuple[BurnRateAlert, ...] = (
+    BurnRateAlert("page", "1h", "5m", 0.02),
+    BurnRateAlert("page", "6h", "30m", 0.05),
+    BurnRateAlert("ticket", "1d", "2h", 0.10),
+    BurnRateAlert("ticket", "3d", "6h", 0.10),
+)
+SEVERITIES = ("page", "ticket")
+
+
+def _pairs(raw: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in (raw or {}).items())
+
+
+@dataclass(frozen=True)
+class EventsSLI:
+    """Bad and total events per second, each a PromQL template over ``{{window}}``."""
+
+    error_query: str
+    total_query: str
+
+
+@dataclass(frozen=True)
+class RawSLI:
+    """An error ratio (0..1) as one PromQL template over ``{{window}}``."""
+
+    error_ratio_query: str
+
+
+@dataclass(frozen=True)
+class PresetSLI:
+    """A conventional HTTP indicator on a counter or a histogram."""
+
+    type: str
+    metric: str
+    selector: tuple[tuple[str, str], ...]
+    status_label: str
+    error_status_regex: str
+    latency_threshold: str | None
+
+
+SLI = EventsSLI | RawSLI | PresetSLI
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Settings of the page or the ticket alert."""
+
+    enabled: bool
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Alerting:
+    """The burn-rate alerts; ``name`` is the base of the alert names when set."""
+
+    name: str | None
+    page: AlertSettings
+    ticket: AlertSettings
+
+    def settings(self, severity: str) -> AlertSettings:
+        """The settings of ``page`` or ``ticket``."""
+        return self.page if severity == "page" else self.ticket
+
+
+def _alert_settings(raw: Mapping[str, Any] | None) -> AlertSettings:
+    raw = raw or {}
+    return AlertSettings(
+        enabled=bool(raw.get("enabled", True)),
+        labels=_pairs(raw.get("labels")),
+        annotations=_pairs(raw.get("annotations")),
+    )
+
+
+def _sli(raw: Mapping[str, Any], service: str) -> SLI:
+    if "events" in raw:
+        events = raw["events"]
+        return EventsSLI(error_query=events["errorQuery"], total_query=events["totalQuery"])
+    if "raw" in raw:
+        return RawSLI(error_ratio_query=raw["raw"]["errorRatioQuery"])
+    preset = raw["preset"]
+    kind = preset["type"]
+    default_metric = DEFAULT_COUNTER if kind == "http-availability" else DEFAULT_HISTOGRAM
+    # An empty selector would match every service's series: fall back to the default.
+    selector = _pairs(preset.get("selector")) or (("service", service),)
+    return PresetSLI(
+        type=kind,
+        metric=preset.get("metric") or default_metric,
+        selector=selector,
+        status_label=preset.get("statusLabel", DEFAULT_STATUS_LABEL),
+        error_status_regex=preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX),
+        latency_threshold=preset.get("latencyThreshold"),
+    )
+
+
+@dataclass(frozen=True)
+class ServiceLevelObjectiveSpec:
+    """The spec of a ServiceLevelObjective (or of one entry of a MirageService's
+    ``spec.monitoring.slos``, with the service supplied by the caller)."""
+
+    service: str
+    objective: float
+    """Target percentage, 0 < objective < 100."""
+    window: str
+    """Compliance window, ``<days>d``."""
+    description: str
+    sli: SLI
+    alerting: Alerting
+    labels: tuple[tuple[str, str], ...]
+
+    @property
+    def window_days(self) -> int:
+        """The compliance window in days."""
+        return int(self.window[:-1])
+
+    @property
+    def error_budget(self) -> float:
+        """The allowed error ratio, ``1 - objective/100`` (rounded off float noise)."""
+        return round(1 - self.objective / 100, 12)
+
+    @classmethod
+    def from_spec(
+        cls, spec: Mapping[str, Any], *, service: str | None = None
+    ) -> ServiceLevelObjectiveSpec:
+        """Parse a defaulted, schema-valid spec; ``service`` supplies or overrides
+        ``spec.service`` (a MirageService's embedded SLOs have none)."""
+        name = service if service is not None else str(spec["service"])
+        alerting = spec.get("alerting") or {}
+        return cls(
+            service=name,
+            objective=float(spec["objective"]),
+            window=str(spec.get("window", DEFAULT_WINDOW)),
+            description=str(spec.get("description", "")),
+            sli=_sli(spec["sli"], name),
+            alerting=Alerting(
+                name=alerting.get("name"),
+                page=_alert_settings(alerting.get("page")),
+                ticket=_alert_settings(alerting.get("ticket")),
+            ),
+            labels=_pairs(spec.get("labels")),
+        )
+
+
+# --- rules the schema cannot express ---------------------------------------------------------
+
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+
+
+def promql_syntax_problem(expr: str) -> str | None:
+    """A cheap sanity check of a PromQL expression (balanced brackets, closed strings), or
+    ``None``. Not a parser: ``promtool`` has the last word; this catches typos early."""
+    stack: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for char in expr:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote != "`":
+                escaped = True
+            elif char == quote:
+                quote = None
+            continue
+        if char in "\"'`":
+            quote = char
+        elif char in _OPENERS:
+            stack.append(_OPENERS[char])
+        elif char in ")]}" and (not stack or stack.pop() != char):
+            return f"unbalanced {char!r}"
+    if quote is not None:
+        return f"unterminated string starting with {quote}"
+    if stack:
+        return f"missing {stack[-1]!r}"
+    if not expr.strip():
+        return "empty expression"
+    return None
+
+
+def _query_problems(query: str, field: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if not PLACEHOLDER.search(query):
+        problems.append(Problem(field, "must contain the {{window}} placeholder as its range"))
+    unknown = sorted(
+        {m.group(0) for m in _ANY_PLACEHOLDER.finditer(query) if not PLACEHOLDER.fullmatch(m[0])}
+    )
+    if unknown:
+        problems.append(Problem(field, f"unknown placeholder {', '.join(unknown)}"))
+    # Check the query as it will be written, with a real range in place of the placeholder.
+    reason = promql_syntax_problem(PLACEHOLDER.sub("5m", query))
+    if reason:
+        problems.append(Problem(field, f"not valid PromQL: {reason}"))
+    return problems
+
+
+def _label_problems(labels: Mapping[str, Any], field: str, *, reserved: bool) -> list[Problem]:
+    problems = []
+    for key in labels:
+        if not _LABEL_NAME.match(key) or key.startswith("__"):
+            problems.append(Problem(f"{field}.{key}", "not a Prometheus label name"))
+        elif reserved and (key.startswith(RESERVED_LABEL_PREFIX) or key == "alertname"):
+            problems.append(Problem(f"{field}.{key}", "label reserved for the operator"))
+    return problems
+
+
+def spec_problems(spec: Mapping[str, Any], *, field: str = "spec") -> list[Problem]:
+    """Problems of an SLO spec (or an embedded one) that the schema cannot express; paths start
+    with ``field`` (``spec.monitoring.slos[0]`` for a MirageService's)."""
+    problems: list[Problem] = []
+    window = str(spec.get("window", DEFAULT_WINDOW))
+    if re.fullmatch(r"[1-9][0-9]*d", window):
+        days = int(window[:-1])
+        if not MIN_WINDOW_DAYS <= days <= MAX_WINDOW_DAYS:
+            problems.append(
+                Problem(
+                    f"{field}.window",
+                    f"must be between {MIN_WINDOW_DAYS}d (the longest alert window) and "
+                    f"{MAX_WINDOW_DAYS}d",
+                )
+            )
+    sli = spec.get("sli") or {}
+    events = sli.get("events")
+    if isinstance(events, Mapping):
+        for key in ("errorQuery", "totalQuery"):
+            if isinstance(events.get(key), str):
+                problems += _query_problems(events[key], f"{field}.sli.events.{key}")
+    raw = sli.get("raw")
+    if isinstance(raw, Mapping) and isinstance(raw.get("errorRatioQuery"), str):
+        problems += _query_problems(raw["errorRatioQuery"], f"{field}.sli.raw.errorRatioQuery")
+    preset = sli.get("preset")
+    if isinstance(preset, Mapping):
+        regex = preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX)
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            problems.append(
+                Problem(f"{field}.sli.preset.errorStatusRegex", f"not a regular expression: {exc}")
+            )
+        problems += _label_problems(
+            preset.get("selector") or {}, f"{field}.sli.preset.selector", reserved=False
+        )
+    problems += _label_problems(spec.get("labels") or {}, f"{field}.labels", reserved=True)
+    alerting = spec.get("alerting") or {}
+    for severity in SEVERITIES:
+        settings = alerting.get(severity) or {}
+        problems += _label_problems(
+            settings.get("labels") or {}, f"{field}.alerting.{severity}.labels", reserved=True
+        )
+    problems += _reachability_problems(spec, window, field)
+    return problems
+
+
+def _reachability_problems(spec: Mapping[str, Any], window: str, field: str) -> list[Problem]:
+    """An alert whose every threshold is an error ratio of 1 or more can never fire."""
+    objective = spec.get("objective")
+    if not isinstance(objective, int | float) or not 0 < objective < 100:
+        return []
+    if not re.fullmatch(r"[1-9][0-9]*d", window):
+        return []
+    budget = 1 - objective / 100
+    alerting = spec.get("alerting") or {}
+    problems = []
+    for severity in SEVERITIES:
+        if not (alerting.get(severity) or {}).get("enabled", True):
+            continue
+        lowest = min(
+            a.factor(int(window[:-1])) * budget for a in BURN_RATE_ALERTS if a.severity == severity
+        )
+        if lowest >= 1:
+            problems.append(
+                Problem(
+                    f"{field}.objective",
+                    f"the {severity} alert needs an error ratio above {lowest:.3g} and can never "
+                    f"fire; raise the objective or set alerting.{severity}.enabled to false",
+                )
+            )
+    return problems
+
+
+def rules(body: Mapping[str, Any]) -> list[Problem]:
+    """Problems of a ServiceLevelObjective that its CRD schema cannot express."""
+    spec = body.get("spec")
+    if not isinstance(spec, Mapping):
+        return []
+    return spec_problems(spec)
+
+
+def custom_rule_problems(items: Sequence[Mapping[str, Any]], *, field: str) -> list[Problem]:
+    """Problems of custom alerting/recording rules (a MirageService's ``spec.monitoring.alerts``)
+    that the schema cannot express; ``field`` is the list's path."""
+    problems: list[Problem] = []
+    for index, item in enumerate(items):
+        path = f"{field}[{index}]"
+        expr = item.get("expr")
+        if isinstance(expr, str):
+            reason = promql_syntax_problem(expr)
+            if reason:
+                problems.append(Problem(f"{path}.expr", f"not valid PromQL: {reason}"))
+        if item.get("record") and (item.get("for") or item.get("annotations")):
+            problems.append(Problem(path, "a recording rule takes neither for nor annotations"))
+        problems += _label_problems(item.get("labels") or {}, f"{path}.labels", reserved=False)
+    return problems
