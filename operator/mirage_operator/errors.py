@@ -53,3 +53,50 @@ class KubernetesAPIError(TransientError):
     def __init__(self, status: int, message: str, *, delay: float = 5.0) -> None:
         self.status = status
         super().__init__(f"Kubernetes API {status}: {message}", delay=delay)
+
+
+class SecretDataError(MirageError):
+    """The data read from Vault does not fit the VaultSecret (a listed key is missing, a
+    template fails, the Secret type's required keys are absent). Fixing Vault or the spec
+    heals it; the existing Secret is kept meanwhile. Messages name keys, never values."""
+
+    reason = "InvalidVaultData"
+
+
+class VaultError(TransientError):
+    """A Vault call failed. ``reason`` is the condition reason; ``path`` the Vault path
+    involved (paths are not secret). Messages never include secret values or tokens."""
+
+    reason = "VaultError"
+
+    def __init__(self, message: str, *, path: str = "", delay: float = 5.0) -> None:
+        self.path = path
+        super().__init__(message, delay=delay)
+
+
+class VaultUnavailable(VaultError):
+    """Vault is sealed, answered 5xx, or could not be reached (connection error, timeout)."""
+
+    reason = "VaultUnavailable"
+
+
+class VaultPermissionDenied(VaultError):
+    """Vault answered 403: its policy (or the login role binding) denies the request."""
+
+    reason = "VaultPermissionDenied"
+
+
+class VaultPathNotFound(VaultError):
+    """Vault answered 404: no secret (or no such version, or a deleted one) at the path."""
+
+    reason = "VaultPathNotFound"
+
+
+class VaultPathNotAllowed(InvalidSpecError):
+    """The operator's own allowed-path check refused the path before any Vault call: the
+    namespace may not read it. Retrying does not help until the spec changes."""
+
+    reason = "VaultPathNotAllowed"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__([Problem(field, message)])
