@@ -293,8 +293,9 @@ def build_prometheus_rule(
     meta_labels = {
         **standard_labels(name=slo.service, component="slo"),
         "mirage.dev/slo": slo_name,
-        **dict(config.monitoring_labels),
         **(labels or {}),
+        # Last, so that the configured Prometheus always selects the rule.
+        **dict(config.monitoring_labels),
     }
     return _object(
         name=name,
@@ -338,8 +339,8 @@ def build_custom_rules(
     (items ``{alert|record, expr, for, labels, annotations}``), in one group, in order."""
     meta_labels = {
         **standard_labels(name=service, component="alerts"),
-        **dict(config.monitoring_labels),
         **(labels or {}),
+        **dict(config.monitoring_labels),
     }
     return _object(
         name=custom_rules_name(service),
