@@ -1,0 +1,548 @@
+"""CEL ``x-kubernetes-validations``, evaluated with ``celpy`` the way the apiserver does.
+
+- Rules run at each schema node that has them, with ``self`` the node's value converted by its
+  schema (``integer`` to int, ``number`` to double, ``date-time`` to timestamp, ``duration``
+  to duration, ``byte`` to bytes, declared property names escaped as Kubernetes escapes them,
+  e.g. ``x-y`` as ``x__dash__y``). A ``null`` value is not validated.
+- Transition rules (those naming ``oldSelf``) run only when an old value correlates: same
+  property path, same map key, or same key of an ``x-kubernetes-list-type: map`` item.
+- Programs are compiled once per rule text and cached; a rule that does not compile (a syntax
+  error or an unknown function) is reported as a problem, never raised.
+- Besides celpy's standard library, the Kubernetes extension functions used in practice are
+  provided: the ``strings`` extension (``lowerAscii``, ``split``, ``join``, ``replace``...),
+  list functions (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``), ``find``/``findAll``.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import celpy
+import lark
+from celpy import celtypes
+from celpy.celparser import CELParseError
+from celpy.evaluation import base_functions
+
+from mirage_operator.errors import Problem
+from mirage_operator.schema import reasons
+from mirage_operator.schema.values import child, index, is_integer, is_number, key, shown
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes CEL library functions missing from celpy. celpy turns ValueError/TypeError raised
+# here into a CEL evaluation error.
+
+
+def _ascii(text: str, convert: Callable[[str], str]) -> celtypes.StringType:
+    return celtypes.StringType("".join(convert(c) if c.isascii() else c for c in text))
+
+
+def _lower_ascii(text: str) -> celtypes.StringType:
+    return _ascii(text, str.lower)
+
+
+def _upper_ascii(text: str) -> celtypes.StringType:
+    return _ascii(text, str.upper)
+
+
+def _char_at(text: str, i: int) -> celtypes.StringType:
+    if not 0 <= i <= len(text):
+        raise ValueError(f"index out of range: {i}")
+    return celtypes.StringType(text[i : i + 1])
+
+
+def _index_of(target: Any, item: Any, start: int = 0) -> celtypes.IntType:
+    if isinstance(target, list):
+        for i, candidate in enumerate(target):
+            if candidate == item:
+                return celtypes.IntType(i)
+        return celtypes.IntType(-1)
+    if not 0 <= start <= len(target):
+        raise ValueError(f"index out of range: {start}")
+    return celtypes.IntType(str(target).find(str(item), int(start)))
+
+
+def _last_index_of(target: Any, item: Any, end: int | None = None) -> celtypes.IntType:
+    if isinstance(target, list):
+        for i in range(len(target) - 1, -1, -1):
+            if target[i] == item:
+                return celtypes.IntType(i)
+        return celtypes.IntType(-1)
+    text = str(target)
+    stop = len(text) if end is None else int(end) + len(str(item))
+    return celtypes.IntType(text.rfind(str(item), 0, stop))
+
+
+def _replace(text: str, old: str, new: str, count: int = -1) -> celtypes.StringType:
+    return celtypes.StringType(str(text).replace(str(old), str(new), int(count)))
+
+
+def _split(text: str, sep: str, limit: int = -1) -> celtypes.ListType:
+    # Go's strings.SplitN: n == 0 gives no parts, n < 0 all of them, "" splits into runes.
+    text, sep, limit = str(text), str(sep), int(limit)
+    if limit == 0:
+        return celtypes.ListType([])
+    if sep == "":
+        parts = list(text)
+        if 0 < limit < len(parts):
+            parts = [*parts[: limit - 1], "".join(parts[limit - 1 :])]
+    else:
+        parts = text.split(sep, limit - 1 if limit > 0 else -1)
+    return celtypes.ListType([celtypes.StringType(p) for p in parts])
+
+
+def _substring(text: str, start: int, end: int | None = None) -> celtypes.StringType:
+    stop = len(text) if end is None else int(end)
+    if not 0 <= int(start) <= stop <= len(text):
+        raise ValueError(f"index out of range: {start}..{stop}")
+    return celtypes.StringType(text[int(start) : stop])
+
+
+def _trim(text: str) -> celtypes.StringType:
+    return celtypes.StringType(str(text).strip())
+
+
+def _join(items: list[Any], sep: str = "") -> celtypes.StringType:
+    if not all(isinstance(i, str) for i in items):
+        raise TypeError("join: list of strings expected")
+    return celtypes.StringType(str(sep).join(items))
+
+
+def _reverse(text: str) -> celtypes.StringType:
+    return celtypes.StringType(str(text)[::-1])
+
+
+def _is_sorted(items: list[Any]) -> celtypes.BoolType:
+    return celtypes.BoolType(all(a <= b for a, b in itertools.pairwise(items)))
+
+
+def _sum(items: list[Any]) -> Any:
+    if not items:
+        return celtypes.IntType(0)
+    total = items[0]
+    for item in items[1:]:
+        total = total + item
+    return total
+
+
+def _min(items: list[Any]) -> Any:
+    if not items:
+        raise ValueError("min called on empty list")
+    return min(items)
+
+
+def _max(items: list[Any]) -> Any:
+    if not items:
+        raise ValueError("max called on empty list")
+    return max(items)
+
+
+def _find(text: str, pattern: str) -> celtypes.StringType:
+    match = re.search(str(pattern), str(text))
+    return celtypes.StringType(match.group(0) if match else "")
+
+
+def _find_all(text: str, pattern: str, limit: int = -1) -> celtypes.ListType:
+    found = [m.group(0) for m in re.finditer(str(pattern), str(text))]
+    if int(limit) >= 0:
+        found = found[: int(limit)]
+    return celtypes.ListType([celtypes.StringType(f) for f in found])
+
+
+def _dyn(value: Any) -> Any:
+    return value
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "lowerAscii": _lower_ascii,
+    "upperAscii": _upper_ascii,
+    "charAt": _char_at,
+    "indexOf": _index_of,
+    "lastIndexOf": _last_index_of,
+    "replace": _replace,
+    "split": _split,
+    "substring": _substring,
+    "trim": _trim,
+    "join": _join,
+    "reverse": _reverse,
+    "isSorted": _is_sorted,
+    "sum": _sum,
+    "min": _min,
+    "max": _max,
+    "find": _find,
+    "findAll": _find_all,
+    "dyn": _dyn,
+}
+"""Kubernetes CEL library functions added to celpy's, by name (methods take the receiver
+first)."""
+
+_MACROS = frozenset({"has", "all", "exists", "exists_one", "map", "filter"})
+_KNOWN_CALLS = frozenset(base_functions) | frozenset(FUNCTIONS) | _MACROS
+
+# ---------------------------------------------------------------------------------------------
+# Compilation.
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled rule: its program, or why it did not compile."""
+
+    program: celpy.Runner | None
+    uses_old_self: bool
+    error: str | None
+
+
+_ENVIRONMENT: list[celpy.Environment] = []
+
+
+def _environment() -> celpy.Environment:
+    # One environment (and so one Lark parser) for the process, built on first use.
+    if not _ENVIRONMENT:
+        _ENVIRONMENT.append(celpy.Environment())
+    return _ENVIRONMENT[0]
+
+
+def _unknown_call(tree: lark.Tree[Any]) -> str | None:
+    """The first function or method the expression calls that the library does not have."""
+    for node in tree.iter_subtrees():
+        name = None
+        if node.data == "ident_arg":
+            name = node.children[0]
+        elif node.data == "member_dot_arg":
+            name = node.children[1]
+        if isinstance(name, lark.Token) and str(name) not in _KNOWN_CALLS:
+            return str(name)
+    return None
+
+
+def _uses_old_self(tree: lark.Tree[Any]) -> bool:
+    return any(
+        isinstance(tok, lark.Token) and tok.type == "IDENT" and tok == "oldSelf"
+        for node in tree.find_data("ident")
+        for tok in node.children
+    )
+
+
+@lru_cache(maxsize=4096)
+def compile_rule(text: str) -> Compiled:
+    """Compile CEL ``text`` once (cached by text); errors are returned, not raised."""
+    env = _environment()
+    try:
+        tree = env.compile(text)
+    except CELParseError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        where = f"<input>:{exc.line or 1}:{exc.column or 1}"
+        return Compiled(None, False, f"ERROR: {where}: Syntax error: {first}")
+    except Exception as exc:  # any parser failure is a compile error, not a crash
+        return Compiled(None, False, f"ERROR: <input>: {exc}")
+    unknown = _unknown_call(tree)
+    if unknown is not None:
+        return Compiled(
+            None, False, f"ERROR: undeclared reference to '{unknown}' (in container '')"
+        )
+    try:
+        program = env.program(tree, functions=FUNCTIONS)
+    except Exception as exc:
+        return Compiled(None, False, f"ERROR: <input>: {exc}")
+    return Compiled(program, _uses_old_self(tree), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON to CEL values.
+
+_RESERVED = frozenset(
+    (
+        *("true", "false", "null", "in", "as", "break", "const", "continue", "else", "for"),
+        *("function", "if", "import", "let", "loop", "package", "namespace", "return", "var"),
+        *("void", "while"),
+    )
+)
+_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
+_META_KEYS = ("name", "generateName")
+
+
+def escape_property(name: str) -> str | None:
+    """A property name as CEL sees it (``x-y`` is ``x__dash__y``), or ``None`` if unreachable."""
+    if name in _RESERVED:
+        return f"__{name}__"
+    if not _ESCAPABLE.match(name):
+        return None
+    return (
+        name.replace("__", "__underscores__")
+        .replace(".", "__dot__")
+        .replace("-", "__dash__")
+        .replace("/", "__slash__")
+    )
+
+
+def dyn_to_cel(value: Any) -> Any:
+    """A JSON value with no schema to guide it (preserved unknown fields)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return celtypes.BoolType(value)
+    if isinstance(value, int):
+        return celtypes.IntType(value)
+    if isinstance(value, float):
+        return celtypes.DoubleType(value)
+    if isinstance(value, str):
+        return celtypes.StringType(value)
+    if isinstance(value, Mapping):
+        return celtypes.MapType({celtypes.StringType(k): dyn_to_cel(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return celtypes.ListType([dyn_to_cel(v) for v in value])
+    return value
+
+
+def _string_to_cel(fmt: str | None, value: str) -> Any:
+    try:
+        if fmt == "byte":
+            return celtypes.BytesType(base64.b64decode(value))
+        if fmt == "duration":
+            return celtypes.DurationType(value)
+        if fmt in ("date-time", "datetime"):
+            return celtypes.TimestampType(value)
+        if fmt == "date":
+            return celtypes.TimestampType(f"{value}T00:00:00Z")
+    except (ValueError, TypeError):
+        pass  # an invalid value was reported by the format check; keep it a string
+    return celtypes.StringType(value)
+
+
+def to_cel(schema: Mapping[str, Any] | None, value: Any, *, root: bool = False) -> Any:
+    """``value`` as the CEL value the apiserver builds for it from ``schema``."""
+    if value is None:
+        return None
+    if schema is None:
+        return dyn_to_cel(value)
+    if isinstance(value, bool):
+        return celtypes.BoolType(value)
+    kind = schema.get("type")
+    if kind == "number" and is_number(value):
+        return celtypes.DoubleType(float(value))
+    if kind == "integer" and is_integer(value):
+        return celtypes.IntType(int(value))
+    if isinstance(value, str):
+        return _string_to_cel(schema.get("format"), value)
+    if isinstance(value, Mapping):
+        return _object_to_cel(schema, value, root=root)
+    if isinstance(value, list):
+        items = schema.get("items")
+        sub = items if isinstance(items, Mapping) else None
+        return celtypes.ListType([to_cel(sub, v) for v in value])
+    return dyn_to_cel(value)
+
+
+def _object_to_cel(schema: Mapping[str, Any], value: Mapping[str, Any], *, root: bool) -> Any:
+    properties = schema.get("properties") or {}
+    additional = schema.get("additionalProperties")
+    embedded = root or schema.get("x-kubernetes-embedded-resource") is True
+    preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
+    out: dict[Any, Any] = {}
+    for name, item in value.items():
+        sub = properties.get(name)
+        if sub is not None:
+            escaped = escape_property(name)
+            if escaped is not None:
+                out[celtypes.StringType(escaped)] = to_cel(sub, item)
+        elif embedded and name in ("apiVersion", "kind") and isinstance(item, str):
+            out[celtypes.StringType(name)] = celtypes.StringType(item)
+        elif embedded and name == "metadata" and isinstance(item, Mapping):
+            # Rules see only metadata.name and metadata.generateName.
+            meta = {k: item[k] for k in _META_KEYS if isinstance(item.get(k), str)}
+            out[celtypes.StringType(name)] = dyn_to_cel(meta)
+        elif isinstance(additional, Mapping):
+            out[celtypes.StringType(name)] = to_cel(additional, item)
+        elif additional is True or preserve:
+            out[celtypes.StringType(name)] = dyn_to_cel(item)
+    return celtypes.MapType(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation.
+
+_RULE_CACHE_LIMIT = 20_000
+_HAS_RULES: dict[int, tuple[Mapping[str, Any], bool]] = {}
+_CHILD_KEYS = ("properties", "additionalProperties", "items")
+
+
+def has_rules(schema: Mapping[str, Any]) -> bool:
+    """Whether ``schema`` or any schema below it has ``x-kubernetes-validations``."""
+    cached = _HAS_RULES.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    found = bool(schema.get("x-kubernetes-validations"))
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping):
+        # Evaluate every child so that each one's answer is cached for the walk.
+        found = [has_rules(sub) for sub in properties.values()].count(True) > 0 or found
+    for name in ("additionalProperties", "items"):
+        sub = schema.get(name)
+        if isinstance(sub, Mapping):
+            found = has_rules(sub) or found
+    if len(_HAS_RULES) > _RULE_CACHE_LIMIT:
+        _HAS_RULES.clear()
+    # The entry holds the schema itself, so its id cannot be reused while it is cached.
+    _HAS_RULES[id(schema)] = (schema, found)
+    return found
+
+
+def _rule_string(rule: Mapping[str, Any]) -> str:
+    message = str(rule.get("message") or "").strip()
+    return message or str(rule.get("rule", "")).strip()
+
+
+def _default_message(rule: Mapping[str, Any]) -> str:
+    message = str(rule.get("message") or "").strip()
+    return message or f"failed rule: {_rule_string(rule)}"
+
+
+_FIELD_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
+
+
+def join_field_path(path: str, field_path: str) -> str:
+    """``path`` extended by a rule's ``fieldPath`` (``.spec.ports[0]``, ``.labels['a.b']``)."""
+    out, pos = path, 0
+    while pos < len(field_path):
+        match = _FIELD_PATH_PART.match(field_path, pos)
+        if match is None:
+            return path  # not a valid fieldPath: report at the rule's own node
+        name, quoted, number = match.groups()
+        if name is not None:
+            out = child(out, name)
+        elif quoted is not None:
+            out = key(out, quoted.replace("\\'", "'"))
+        else:
+            out = index(out, int(number))
+        pos = match.end()
+    return out
+
+
+def _eval_error(exc: Any) -> str:
+    """celpy's error text reworded like cel-go's where they differ."""
+    args = getattr(exc, "args", ())
+    text = str(args[0]) if args else str(exc)
+    missing = re.match(r"no such member in mapping: '(.*)'$", text)
+    if missing:
+        return f"no such key: {missing[1]}"
+    if "no matching overload" in text:
+        return "no such overload"
+    return text
+
+
+def _failure(
+    rule: Mapping[str, Any], node_type: str, path: str, activation: dict[str, Any]
+) -> Problem:
+    where = shown(join_field_path(path, str(rule.get("fieldPath") or "")))
+    message = _default_message(rule)
+    expression = rule.get("messageExpression")
+    if expression:
+        compiled = compile_rule(str(expression))
+        if compiled.program is not None:
+            try:
+                result = compiled.program.evaluate(activation)
+            except Exception:  # a failing messageExpression falls back to message
+                result = None
+            # Like the apiserver: only a non-empty single-line string replaces the message.
+            if isinstance(result, str) and result.strip() and "\n" not in result:
+                message = str(result)
+    reason = rule.get("reason")
+    if reason == "FieldValueForbidden":
+        return Problem(where, reasons.forbidden(message))
+    if reason == "FieldValueRequired":
+        return Problem(where, reasons.required(message))
+    if reason == "FieldValueDuplicate":
+        return Problem(where, reasons.duplicate(node_type))
+    return Problem(where, reasons.invalid(node_type, message))
+
+
+def _run_rules(
+    schema: Mapping[str, Any], value: Any, old: Any, path: str, root: bool, out: list[Problem]
+) -> None:
+    node_type = str(schema.get("type") or "")
+    self_value = to_cel(schema, value, root=root)
+    old_value: Any = None
+    for rule in schema.get("x-kubernetes-validations") or ():
+        text = str(rule.get("rule", ""))
+        compiled = compile_rule(text)
+        if compiled.program is None:
+            detail = f"compilation failed: {compiled.error}"
+            out.append(Problem(shown(path), reasons.invalid(text, detail)))
+            continue
+        activation: dict[str, Any] = {"self": self_value}
+        if compiled.uses_old_self:
+            if old is None:
+                continue  # a transition rule: only checked on update
+            if old_value is None:
+                old_value = to_cel(schema, old, root=root)
+            activation["oldSelf"] = old_value
+        result: Any
+        try:
+            result = compiled.program.evaluate(activation)
+        except Exception as exc:  # a runtime error is a problem, never a crash
+            result = exc
+        if isinstance(result, Exception):
+            error = _eval_error(result)
+            if error == "no such overload":
+                detail = (
+                    f"'{error}': call arguments did not match a supported operator, function "
+                    f"or macro signature for rule: {_rule_string(rule)}"
+                )
+            else:
+                detail = f"{error} evaluating rule: {_rule_string(rule)}"
+            out.append(Problem(shown(path), reasons.invalid(node_type, detail)))
+        elif not (isinstance(result, celtypes.BoolType) and bool(result)):
+            out.append(_failure(rule, node_type, path, activation))
+
+
+def _list_key(item: Any, keys: list[str]) -> tuple[Any, ...] | None:
+    if not isinstance(item, Mapping):
+        return None
+    return tuple((type(item.get(k)).__name__, item.get(k)) for k in keys)
+
+
+def _walk(
+    schema: Mapping[str, Any], value: Any, old: Any, path: str, root: bool, out: list[Problem]
+) -> None:
+    if value is None or not has_rules(schema):
+        return
+    if schema.get("x-kubernetes-validations"):
+        _run_rules(schema, value, old, path, root, out)
+    if isinstance(value, Mapping):
+        properties = schema.get("properties") or {}
+        additional = schema.get("additionalProperties")
+        old_map = old if isinstance(old, Mapping) else {}
+        for name, item in value.items():
+            sub = properties.get(name)
+            if sub is not None:
+                _walk(sub, item, old_map.get(name), child(path, name), False, out)
+            elif isinstance(additional, Mapping):
+                _walk(additional, item, old_map.get(name), key(path, name), False, out)
+    elif isinstance(value, list):
+        items = schema.get("items")
+        if not isinstance(items, Mapping):
+            return
+        # Only items of a list-type map correlate with old items (by their keys).
+        old_items: dict[tuple[Any, ...], Any] = {}
+        keys = list(schema.get("x-kubernetes-list-map-keys") or ())
+        if schema.get("x-kubernetes-list-type") == "map" and keys and isinstance(old, list):
+            for item in old:
+                k = _list_key(item, keys)
+                if k is not None:
+                    old_items.setdefault(k, item)
+        for i, item in enumerate(value):
+            k = _list_key(item, keys) if old_items else None
+            previous = old_items.get(k) if k is not None else None
+            _walk(items, item, previous, index(path, i), False, out)
+
+
+def validate_rules(schema: Mapping[str, Any], obj: Any, old: Any = None) -> list[Problem]:
+    """Problems from every ``x-kubernetes-validations`` rule in ``schema`` applied to ``obj``."""
+    out: list[Problem] = []
+    _walk(schema, obj, old, "", True, out)
+    return out
