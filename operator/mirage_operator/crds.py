@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,41 @@ def schema_for(api_version: str, kind: str) -> dict[str, Any] | None:
             schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
             return schema
     return None
+
+
+def spec_schema(crd: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``spec`` schema of a CRD's first version."""
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]
+    return schema
+
+
+SECRET_SOURCE_FIELDS = ("vault", "keys", "templates", "refreshInterval")
+"""The VaultSecret spec fields a MirageService's ``spec.secrets[]`` entry embeds."""
+
+
+def embedded_secret_item(
+    service_crd: Mapping[str, Any], secret_crd: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``spec.secrets[]`` of the MirageService CRD with the VaultSecret source fields copied in.
+
+    CRDs have no ``$ref``: ``hack/embed_schemas.py`` writes the copies, a test keeps them equal.
+    """
+    item = copy.deepcopy(spec_schema(service_crd)["properties"]["secrets"]["items"])
+    source = spec_schema(secret_crd)["properties"]
+    for field in SECRET_SOURCE_FIELDS:
+        item["properties"][field] = copy.deepcopy(source[field])
+    return item
+
+
+def embedded_slo_item(service_crd: Mapping[str, Any], slo_crd: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec.monitoring.slos[]`` of the MirageService CRD: the SLO spec without ``service``,
+    plus the entry's ``name``."""
+    current = spec_schema(service_crd)["properties"]["monitoring"]["properties"]["slos"]["items"]
+    item = copy.deepcopy(spec_schema(slo_crd))
+    item["properties"].pop("service")
+    item["required"] = ["name"] + [r for r in item.get("required", []) if r != "service"]
+    item["properties"] = {"name": current["properties"]["name"], **item["properties"]}
+    item["description"] = current["description"]
+    return item

@@ -73,6 +73,19 @@ BUILD_INFO = Info("mirage_build", "Version of the running operator.", registry=R
 BUILD_INFO.info({"version": __version__})
 
 
+_managed: dict[str, set[str]] = {}
+
+
+def track_managed(kind: str, uid: str, *, present: bool) -> None:
+    """Count a custom resource in (or out of) ``mirage_managed_objects``, once per uid."""
+    uids = _managed.setdefault(kind, set())
+    if present:
+        uids.add(uid)
+    else:
+        uids.discard(uid)
+    MANAGED_OBJECTS.labels(kind=kind).set(len(uids))
+
+
 @contextmanager
 def time_reconcile(kind: str) -> Iterator[None]:
     """Observe the duration of the enclosed reconciliation."""

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mirage_operator.api import slo, vaultsecret
 from mirage_operator.errors import Problem
 
 IntOrString = int | str
@@ -268,7 +269,7 @@ def _secret(raw: Mapping[str, Any]) -> SecretRef:
     return SecretRef(
         name=raw["name"],
         vault_spec={k: raw[k] for k in _VAULT_SECRET_FIELDS if k in raw},
-        expose_as=expose.get("as", "env"),
+        expose_as=expose.get("mode", "env"),
         env_prefix=expose.get("envPrefix"),
         env=tuple(EnvMapping(key=e["key"], name=e["name"]) for e in expose.get("env", ())),
         mount_path=expose.get("mountPath"),
@@ -367,10 +368,25 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
                         f"Duplicate value: {mapping['name']!r} is also set in spec.env",
                     )
                 )
-    mount_paths = [spec.get("config", {}).get("mountPath")] + [
-        s.get("expose", {}).get("mountPath") for s in spec.get("secrets", [])
+    mounts = [("spec.config.mountPath", spec.get("config", {}).get("mountPath"))] + [
+        (f"spec.secrets[{i}].expose.mountPath", s.get("expose", {}).get("mountPath"))
+        for i, s in enumerate(spec.get("secrets", []))
     ]
-    problems += _unique(
-        [m for m in mount_paths if m], field="spec.secrets[*].expose.mountPath", what="mount path"
+    claimed: dict[str, str] = {}
+    for field, path in mounts:
+        if path and path in claimed:
+            problems.append(
+                Problem(field, f"Duplicate value: {path!r} is also mounted by {claimed[path]}")
+            )
+        elif path:
+            claimed[path] = field
+
+    # The embedded VaultSecret and SLO specs obey their own kinds' rules.
+    for index, secret in enumerate(spec.get("secrets", [])):
+        problems += vaultsecret.source_rules(secret, prefix=f"spec.secrets[{index}]")
+    for index, objective in enumerate(monitoring.get("slos", [])):
+        problems += slo.spec_problems(objective, field=f"spec.monitoring.slos[{index}]")
+    problems += slo.custom_rule_problems(
+        monitoring.get("alerts", []), field="spec.monitoring.alerts"
     )
     return problems

@@ -201,3 +201,26 @@ def _api_error(status: int, text: str, retry_after: str | None) -> KubernetesAPI
         with contextlib.suppress(ValueError):
             delay = max(float(retry_after), 1.0)
     return KubernetesAPIError(status, str(message)[:500], delay=delay)
+
+
+class KubeConnection:
+    """The client the handlers share; (re)bound each time kopf logs in."""
+
+    def __init__(self) -> None:
+        self._client: KubeClient | None = None
+
+    def connect(self, info: kopf.ConnectionInfo) -> None:
+        """Bind to fresh credentials (the old session is closed by ``close``)."""
+        self._client = KubeClient(info)
+
+    @property
+    def client(self) -> KubeClient:
+        """The bound client; raises before the first login."""
+        if self._client is None:
+            raise MirageError("not logged in to the Kubernetes API yet")
+        return self._client
+
+    async def close(self) -> None:
+        """Close the bound client's session."""
+        if self._client is not None:
+            await self._client.close()

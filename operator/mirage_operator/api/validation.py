@@ -1,0 +1,96 @@
+"""The one validator of Mirage custom resources, shared by ``mirage validate`` and the operator.
+
+``admit`` does what the API server and the operator together do to a custom resource: reject
+unknown fields (strict field validation), apply the CRD's defaults, check the schema (types,
+enums, bounds, CEL rules), then check the rules a schema cannot say (each kind's ``rules``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mirage_operator import API_VERSION, GROUP
+from mirage_operator.api import mirageservice, slo, vaultsecret
+from mirage_operator.crds import schema_for
+from mirage_operator.errors import InvalidSpecError, Problem
+from mirage_operator.schema import apply_defaults, prune, validate
+
+Rules = Callable[[Mapping[str, Any]], list[Problem]]
+
+KIND_RULES: dict[str, Rules] = {
+    "MirageService": mirageservice.rules,
+    "VaultSecret": vaultsecret.rules,
+    "ServiceLevelObjective": slo.rules,
+}
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# Child names append a suffix to the service name; 63 characters is the label-value limit.
+_MAX_NAME = {"MirageService": 40}
+
+
+def is_mirage(document: Mapping[str, Any]) -> bool:
+    """Whether ``document`` claims to be a Mirage custom resource."""
+    return str(document.get("apiVersion", "")).startswith(f"{GROUP}/")
+
+
+def _metadata_problems(document: Mapping[str, Any]) -> list[Problem]:
+    meta = document.get("metadata")
+    if not isinstance(meta, Mapping):
+        return [Problem("metadata", "Required value")]
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        return [Problem("metadata.name", "Required value: name is required")]
+    limit = _MAX_NAME.get(str(document.get("kind")), 253)
+    if len(name) > limit:
+        return [
+            Problem(
+                "metadata.name", f"Invalid value: {name!r}: must be no more than {limit} characters"
+            )
+        ]
+    if not _DNS_SUBDOMAIN.match(name):
+        return [
+            Problem(
+                "metadata.name",
+                f"Invalid value: {name!r}: must consist of lower case alphanumeric characters, "
+                "'-' or '.', and must start and end with an alphanumeric character",
+            )
+        ]
+    return []
+
+
+def problems_of(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """The defaulted document and every problem found in it (empty when it is valid)."""
+    api_version, kind = document.get("apiVersion"), document.get("kind")
+    if api_version != API_VERSION:
+        return dict(document), [
+            Problem(
+                "apiVersion",
+                f"Unsupported value: {api_version!r}: supported values: {API_VERSION!r}",
+            )
+        ]
+    schema = schema_for(API_VERSION, str(kind))
+    if schema is None or kind not in KIND_RULES:
+        supported = ", ".join(repr(k) for k in KIND_RULES)
+        return dict(document), [
+            Problem("kind", f"Unsupported value: {kind!r}: supported values: {supported}")
+        ]
+
+    problems = _metadata_problems(document)
+    pruned, unknown = prune(schema, copy.deepcopy(dict(document)))
+    problems += [Problem(path, "Unknown field") for path in unknown]
+    defaulted: dict[str, Any] = apply_defaults(schema, pruned)
+    problems += validate(schema, defaulted)
+    if not problems:
+        problems += KIND_RULES[str(kind)](defaulted)
+    return defaulted, problems
+
+
+def admit(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaulted document; :class:`InvalidSpecError` listing every problem if invalid."""
+    defaulted, problems = problems_of(document)
+    if problems:
+        raise InvalidSpecError(problems)
+    return defaulted

@@ -1,0 +1,21 @@
+"""kopf handlers, registered on an explicit registry with the operator's ``Config``.
+
+Handlers are thin: each parses the custom resource into its typed model, calls the pure
+builders in ``render``, and hands the result to ``k8s`` (or ``vault``) for I/O.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from mirage_operator.config import Config
+from mirage_operator.handlers import activities, mirageservice
+from mirage_operator.handlers.context import OperatorContext
+
+
+def register(registry: kopf.OperatorRegistry, config: Config) -> OperatorContext:
+    """Register every handler of the operator on ``registry``; return their shared context."""
+    context = OperatorContext(config=config)
+    activities.register(registry, context)
+    mirageservice.register(registry, context)
+    return context

@@ -1,0 +1,171 @@
+"""Every object a MirageService becomes, composed from the single-kind builders.
+
+This module is where a field of the custom resource can be followed to the child that carries
+it: ``build_children`` calls one builder per child kind, in the order a reader expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mirage_operator import API_VERSION
+from mirage_operator.api.mirageservice import MirageServiceSpec
+from mirage_operator.config import Config
+from mirage_operator.render.meta import checksum, object_meta, selector_labels, standard_labels
+from mirage_operator.render.networking import build_ingress, build_network_policy, build_service
+from mirage_operator.render.prometheusrule import build_custom_rules
+from mirage_operator.render.scaling import build_hpa, build_pdb
+from mirage_operator.render.servicemonitor import build_service_monitor
+from mirage_operator.render.workload import (
+    build_config_map,
+    build_deployment,
+    build_service_account,
+    secret_name,
+)
+
+# Every kind a MirageService may own, in apply order (dependencies first). The operator deletes
+# an owned object of these kinds when the spec stops asking for it.
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"),
+    (API_VERSION, "VaultSecret"),
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    (API_VERSION, "ServiceLevelObjective"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+)
+
+
+def pod_checksum(*, spec: MirageServiceSpec, secret_macs: Mapping[str, str]) -> str:
+    """Checksum of what the pods read at start: config data and each synced secret's HMAC.
+
+    HMACs (never the data) stand for the secrets, so the annotation reveals nothing.
+    """
+    return checksum({"config": dict(spec.config_data or {}), "secrets": dict(secret_macs)})
+
+
+def build_vault_secret(
+    *,
+    service: str,
+    namespace: str,
+    name: str,
+    vault_spec: Mapping[str, Any],
+    owner: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The child VaultSecret of one ``spec.secrets`` entry; its Secret has the same name."""
+    target = secret_name(service, name)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "VaultSecret",
+        "metadata": object_meta(
+            name=target,
+            namespace=namespace,
+            labels=standard_labels(name=service, component="secret"),
+            owner=owner,
+        ),
+        "spec": {**vault_spec, "destination": {"name": target}},
+    }
+
+
+def build_slo(
+    *, service: str, namespace: str, slo: Mapping[str, Any], owner: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The child ServiceLevelObjective of one ``spec.monitoring.slos`` entry."""
+    fields = {k: v for k, v in slo.items() if k != "name"}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ServiceLevelObjective",
+        "metadata": object_meta(
+            name=f"{service}-{slo['name']}",
+            namespace=namespace,
+            labels=standard_labels(name=service, component="slo"),
+            owner=owner,
+        ),
+        "spec": {**fields, "service": service},
+    }
+
+
+def build_children(
+    *,
+    name: str,
+    namespace: str,
+    spec: MirageServiceSpec,
+    config: Config,
+    owner: Mapping[str, Any] | None,
+    secret_macs: Mapping[str, str] | None,
+) -> list[dict[str, Any]]:
+    """Every child object of the service, in apply order.
+
+    ``secret_macs`` maps each ``spec.secrets`` name to its synced data's HMAC; ``None`` (an
+    offline render) leaves the checksum annotation out of the pod template.
+    """
+    children: list[dict[str, Any]] = [
+        build_service_account(name=name, namespace=namespace, owner=owner)
+    ]
+    if spec.config_data is not None:
+        children.append(
+            build_config_map(name=name, namespace=namespace, data=spec.config_data, owner=owner)
+        )
+    children += [
+        build_vault_secret(
+            service=name, namespace=namespace, name=s.name, vault_spec=s.vault_spec, owner=owner
+        )
+        for s in spec.secrets
+    ]
+    pod_sum = None if secret_macs is None else pod_checksum(spec=spec, secret_macs=secret_macs)
+    children.append(
+        build_deployment(name=name, namespace=namespace, spec=spec, owner=owner, checksum=pod_sum)
+    )
+    children.append(build_service(name=name, namespace=namespace, spec=spec, owner=owner))
+    if spec.autoscaling is not None:
+        children.append(build_hpa(name=name, namespace=namespace, spec=spec, owner=owner))
+    if spec.disruption.enabled:
+        children.append(build_pdb(name=name, namespace=namespace, spec=spec, owner=owner))
+    if spec.network_policy_enabled:
+        children.append(
+            build_network_policy(
+                name=name, namespace=namespace, spec=spec, config=config, owner=owner
+            )
+        )
+    if spec.ingress is not None:
+        children.append(
+            build_ingress(name=name, namespace=namespace, spec=spec, config=config, owner=owner)
+        )
+    metrics = spec.monitoring.metrics
+    if metrics.enabled:
+        children.append(
+            build_service_monitor(
+                name=name,
+                namespace=namespace,
+                selector_labels=selector_labels(name=name),
+                labels=standard_labels(name=name),
+                port=spec.port_named(metrics.port).name,
+                path=metrics.path,
+                interval=metrics.interval,
+                scrape_timeout=metrics.scrape_timeout,
+                relabelings=metrics.relabelings,
+                config=config,
+                owner=owner,
+            )
+        )
+    children += [
+        build_slo(service=name, namespace=namespace, slo=s, owner=owner)
+        for s in spec.monitoring.slos
+    ]
+    if spec.monitoring.alerts:
+        children.append(
+            build_custom_rules(
+                service=name,
+                namespace=namespace,
+                alerts=spec.monitoring.alerts,
+                config=config,
+                owner=owner,
+            )
+        )
+    return children
