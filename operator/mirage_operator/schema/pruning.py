@@ -51,6 +51,8 @@ def _prune(
             item = value[name]
             if embedded and _kept_embedded_meta(name, item):
                 continue
+            if root and name == "metadata":
+                continue  # ObjectMeta: the apiserver never prunes it by the CRD schema
             if name in properties:
                 _prune(item, properties[name], child(path, name), removed, root=False)
             elif is_map:
