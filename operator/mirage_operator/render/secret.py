@@ -1,0 +1,362 @@
+"""Pure builders of the Secret a VaultSecret keeps in sync, its HMAC, and a value-free preview.
+
+Templates run in a Jinja2 ``ImmutableSandboxedEnvironment`` with a curated set of filters and
+guards against memory blow-ups (string repetition, big exponents, huge joins and
+concatenations, over-long output), because template authors are tenants and the operator is
+shared. Errors raised here name keys and Vault paths, never values: a template failure is
+reported by its exception type (and, for undefined names, the missing name) only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from mirage_operator.api.vaultsecret import (
+    VaultSecretSpec,
+    is_secret_key,
+    missing_type_keys,
+)
+from mirage_operator.errors import SecretDataError
+
+MAX_SECRET_BYTES = 1024 * 1024
+"""Kubernetes refuses Secrets whose data exceeds 1 MiB; a template may not produce more."""
+
+MAX_RANGE = 1000
+"""Largest ``range()`` a template may iterate over."""
+
+MAX_INT_ARGUMENT = 10_000
+"""Largest integer passed to a method from a template (widths, counts)."""
+
+PREVIEW_ANNOTATION = "mirage.dev/preview"
+"""Annotation on a preview Secret explaining where its values will come from."""
+
+_MAC_DOMAIN = b"mirage.dev/secret-mac/v1\x00"
+
+# str methods that can multiply their input's size; templates use the checked filters instead.
+_AMPLIFYING_METHODS = frozenset(
+    {"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join", "format", "format_map"}
+)
+_KEPT_FILTERS = (
+    "abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first",
+    "float", "groupby", "int", "items", "last", "length", "list", "lower", "map", "max", "min",
+    "reject", "rejectattr", "reverse", "round", "select", "selectattr", "sort", "string",
+    "sum", "title", "trim", "truncate", "unique", "upper", "urlencode",
+)  # fmt: skip
+
+
+def _too_big(size: int) -> None:
+    if size > MAX_SECRET_BYTES:
+        raise SecurityError(f"template result exceeds {MAX_SECRET_BYTES} bytes")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _b64enc(value: str | bytes) -> str:
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _b64dec(value: str | bytes) -> str:
+    return base64.b64decode(value, validate=True).decode("utf-8")
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    # Jinja's own tojson escapes <, >, & and ' for HTML; Secrets need the plain JSON.
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
+
+
+def _fromjson(value: str | bytes) -> Any:
+    return json.loads(value)
+
+
+def _join(values: Iterable[Any], separator: str = "") -> str:
+    parts = [_text(v) for v in values]
+    _too_big(sum(len(p) for p in parts) + len(separator) * max(len(parts) - 1, 0))
+    return separator.join(parts)
+
+
+def _range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > MAX_RANGE:
+        raise SecurityError(f"range() is limited to {MAX_RANGE} items in templates")
+    return result
+
+
+def _dockerconfigjson(server: str, username: str, password: str) -> str:
+    """The ``.dockerconfigjson`` document for one registry."""
+    auth = _b64enc(f"{username}:{password}")
+    entry = {"username": username, "password": password, "auth": auth}
+    return _tojson({"auths": {server: entry}})
+
+
+class _CheckedConcat(CodeGenerator):
+    """Route ``~`` concatenation through the environment so its size is checked."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    code_generator_class = _CheckedConcat
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        builtin = self.filters
+        self.filters = {name: builtin[name] for name in _KEPT_FILTERS}
+        self.filters.update(
+            b64enc=_b64enc, b64dec=_b64dec, tojson=_tojson, fromjson=_fromjson, join=_join
+        )
+        self.globals = {"range": _range, "dict": dict, "dockerconfigjson": _dockerconfigjson}
+
+    def checked_concat(self, values: Iterable[Any]) -> str:
+        return _join(values)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str | bytes) and attr in _AMPLIFYING_METHODS:
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | bytes | list | tuple) and isinstance(times, int):
+                    _too_big(len(seq) * times)
+        elif operator == "**":
+            ints = isinstance(left, int) and isinstance(right, int)
+            if ints and right > 0 and left.bit_length() * right > 4096:
+                raise SecurityError("exponent too large in template")
+        elif operator == "%" and isinstance(left, str | bytes):
+            # printf-style widths are the amplifier: refuse long digit runs in the format.
+            text = left.decode("latin-1") if isinstance(left, bytes) else left
+            if re.search(r"\d{5,}", text):
+                raise SecurityError("format width too large in template")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, int) and abs(value) > MAX_INT_ARGUMENT:
+                raise SecurityError("integer argument too large in template")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+@lru_cache(maxsize=1)
+def template_environment() -> ImmutableSandboxedEnvironment:
+    """The one sandbox every VaultSecret template is compiled in."""
+    return _Sandbox()
+
+
+@lru_cache(maxsize=512)
+def _compile(source: str) -> Any:
+    return template_environment().from_string(source)
+
+
+def template_error(source: str) -> str | None:
+    """Why ``source`` does not compile as a template, or ``None`` when it does."""
+    try:
+        _compile(source)
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        return f"template does not compile: {exc.message}{where}"
+    return None
+
+
+def _describe(exc: Exception) -> str:
+    # Only messages known to carry names (never values) are passed on.
+    if isinstance(exc, UndefinedError | SecurityError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+def render_template(key: str, source: str, data: Mapping[str, str | bytes]) -> bytes:
+    """Render one template with ``data``; :class:`SecretDataError` (naming ``key``) on failure."""
+    context = {k: _context_value(v) for k, v in data.items()}
+    try:
+        size = 0
+        parts = []
+        for chunk in _compile(source).generate(data=context):
+            size += len(chunk)
+            _too_big(size)
+            parts.append(chunk)
+        return "".join(parts).encode("utf-8")
+    except (TemplateError, ArithmeticError, ValueError, TypeError, LookupError) as exc:
+        raise SecretDataError(f"template {key!r} failed: {_describe(exc)}") from None
+    except binascii.Error:
+        raise SecretDataError(f"template {key!r} failed: invalid base64") from None
+
+
+def _context_value(value: str | bytes) -> str | bytes:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value  # binary stays bytes; b64enc handles it
+    return value
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8")
+
+
+def secret_values(spec: VaultSecretSpec, data: Mapping[str, str | bytes]) -> dict[str, bytes]:
+    """The Secret's data (key to raw bytes) for the Vault ``data``: key selection and
+    renaming, then templates (which see every Vault key and win over copied keys), then the
+    Secret type's requirements. :class:`SecretDataError` when the data does not fit."""
+    where = spec.vault.display
+    values: dict[str, bytes] = {}
+    if spec.copies_all_keys:
+        for key in sorted(data):
+            if not is_secret_key(key):
+                raise SecretDataError(
+                    f"Vault key {key!r} at {where} is not a valid Secret key; list the keys "
+                    "to copy with a rename in spec.keys"
+                )
+            values[key] = _bytes(data[key])
+    for mapping in spec.keys:
+        if mapping.source not in data:
+            raise SecretDataError(f"key {mapping.source!r} not found in Vault data at {where}")
+        values[mapping.target] = _bytes(data[mapping.source])
+    for key, source in spec.templates.items():
+        values[key] = render_template(key, source, data)
+
+    reason = missing_type_keys(spec.destination.type, set(values))
+    if reason is not None:
+        raise SecretDataError(f"{reason} (Vault data at {where})")
+    if spec.destination.type == "kubernetes.io/dockerconfigjson":
+        try:
+            json.loads(values[".dockerconfigjson"])
+        except ValueError:
+            raise SecretDataError(
+                f".dockerconfigjson is not valid JSON (Vault data at {where})"
+            ) from None
+    if sum(len(k) + len(v) for k, v in values.items()) > MAX_SECRET_BYTES:
+        raise SecretDataError(f"the Secret's data would exceed {MAX_SECRET_BYTES} bytes")
+    return values
+
+
+def _metadata(
+    *,
+    name: str,
+    namespace: str,
+    spec: VaultSecretSpec,
+    labels: Mapping[str, str],
+    owner: Mapping[str, Any] | None,
+    extra_annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    # The operator's labels win: they are how it finds what it manages.
+    metadata: dict[str, Any] = {
+        "name": spec.secret_name(name),
+        "namespace": namespace,
+        "labels": {**spec.destination.labels, **labels},
+    }
+    annotations = {**spec.destination.annotations, **(extra_annotations or {})}
+    if annotations:
+        metadata["annotations"] = annotations
+    if owner is not None:
+        metadata["ownerReferences"] = [dict(owner)]
+    return metadata
+
+
+def build_secret(
+    *,
+    name: str,
+    namespace: str,
+    spec: VaultSecretSpec,
+    data: Mapping[str, str | bytes],
+    labels: Mapping[str, str],
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Secret for the VaultSecret ``name`` in ``namespace`` holding the Vault ``data``.
+
+    ``labels`` are the operator's own labels (merged over ``spec.destination.labels``);
+    ``owner`` is an ownerReference for the VaultSecret, set as the only owner.
+    Raises :class:`SecretDataError` when the data does not fit the spec.
+    """
+    values = secret_values(spec, data)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(
+            name=name, namespace=namespace, spec=spec, labels=labels, owner=owner
+        ),
+        "type": spec.destination.type,
+        "data": {k: base64.b64encode(values[k]).decode("ascii") for k in sorted(values)},
+    }
+
+
+def secret_mac(key: bytes, data: Mapping[str, str]) -> str:
+    """HMAC-SHA256 (hex) of a Secret's ``data`` (key to base64 text, as in the Secret).
+
+    The values are decoded first and the pairs encoded length-prefixed in key order, so the
+    result depends only on the bytes the Secret holds: equal data, equal MAC, whatever the
+    order of the mapping or the base64 layout.
+    """
+    mac = hmac.new(key, _MAC_DOMAIN, hashlib.sha256)
+    for name in sorted(data, key=lambda k: k.encode("utf-8")):
+        raw_name = name.encode("utf-8")
+        value = base64.b64decode(data[name])
+        mac.update(len(raw_name).to_bytes(4, "big") + raw_name)
+        mac.update(len(value).to_bytes(8, "big") + value)
+    return mac.hexdigest()
+
+
+def placeholder(spec: VaultSecretSpec, source_key: str | None) -> str:
+    """The stand-in for one value in a preview: where it will come from, never what it is."""
+    if source_key is None:
+        return "<template>"
+    return f"<vault {spec.vault.engine} {spec.vault.display}#{source_key}>"
+
+
+def render_preview(
+    *,
+    name: str,
+    namespace: str,
+    spec: VaultSecretSpec,
+    labels: Mapping[str, str],
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Secret as ``mirage render`` shows it, without reading Vault: the keys the spec
+    decides, each with a placeholder naming its source (``stringData``, so the document stays
+    valid). When every Vault key is copied the keys are unknown and ``stringData`` is empty."""
+    values: dict[str, str] = {m.target: placeholder(spec, m.source) for m in spec.keys}
+    values.update({k: placeholder(spec, None) for k in spec.templates})
+    if spec.copies_all_keys:
+        note = f"every key of Vault {spec.vault.engine} {spec.vault.display}, read by the operator"
+    else:
+        note = f"values from Vault {spec.vault.engine} {spec.vault.display}, read by the operator"
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(
+            name=name,
+            namespace=namespace,
+            spec=spec,
+            labels=labels,
+            owner=owner,
+            extra_annotations={PREVIEW_ANNOTATION: note},
+        ),
+        "type": spec.destination.type,
+        "stringData": dict(sorted(values.items())),
+    }
