@@ -181,6 +181,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 """Kubernetes CEL library functions added to celpy's, by name (methods take the receiver
 first)."""
 
+# CEL's reserved words that are not literals or operators; a property with such a name is
+# reached through its escaped form (``self.__as__``).
+_RESERVED_WORDS = frozenset(
+    (
+        *("as", "break", "const", "continue", "else", "for", "function", "if", "import"),
+        *("let", "loop", "package", "namespace", "return", "var", "void", "while"),
+    )
+)
 _MACROS = frozenset({"has", "all", "exists", "exists_one", "map", "filter"})
 _KNOWN_CALLS = frozenset(base_functions) | frozenset(FUNCTIONS) | _MACROS
 
@@ -220,12 +228,29 @@ def _unknown_call(tree: lark.Tree[Any]) -> str | None:
     return None
 
 
+def _reserved_identifier(tree: lark.Tree[Any]) -> str | None:
+    """The first reserved word used as a name (``self.as``): cel-go rejects it at parse time."""
+    for node in tree.iter_subtrees():
+        if node.data in ("member_dot", "member_dot_arg", "ident"):
+            name = node.children[1] if node.data != "ident" else node.children[0]
+            if isinstance(name, lark.Token) and str(name) in _RESERVED_WORDS:
+                return str(name)
+    return None
+
+
 def _uses_old_self(tree: lark.Tree[Any]) -> bool:
     return any(
         isinstance(tok, lark.Token) and tok.type == "IDENT" and tok == "oldSelf"
         for node in tree.find_data("ident")
         for tok in node.children
     )
+
+
+def _syntax_error(text: str, line: int, column: int) -> str:
+    lines = text.splitlines() or [""]
+    row = lines[min(line, len(lines)) - 1]
+    found = repr(row[column - 1]) if 0 < column <= len(row) else "<EOF>"
+    return f"ERROR: <input>:{line}:{column}: Syntax error: unexpected {found}"
 
 
 @lru_cache(maxsize=4096)
@@ -235,11 +260,14 @@ def compile_rule(text: str) -> Compiled:
     try:
         tree = env.compile(text)
     except CELParseError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-        where = f"<input>:{exc.line or 1}:{exc.column or 1}"
-        return Compiled(None, False, f"ERROR: {where}: Syntax error: {first}")
+        return Compiled(None, False, _syntax_error(text, exc.line or 1, exc.column or 1))
     except Exception as exc:  # any parser failure is a compile error, not a crash
         return Compiled(None, False, f"ERROR: <input>: {exc}")
+    reserved = _reserved_identifier(tree)
+    if reserved is not None:
+        return Compiled(
+            None, False, f"ERROR: <input>: Syntax error: reserved identifier: {reserved}"
+        )
     unknown = _unknown_call(tree)
     if unknown is not None:
         return Compiled(
@@ -255,13 +283,7 @@ def compile_rule(text: str) -> Compiled:
 # ---------------------------------------------------------------------------------------------
 # JSON to CEL values.
 
-_RESERVED = frozenset(
-    (
-        *("true", "false", "null", "in", "as", "break", "const", "continue", "else", "for"),
-        *("function", "if", "import", "let", "loop", "package", "namespace", "return", "var"),
-        *("void", "while"),
-    )
-)
+_RESERVED = _RESERVED_WORDS | {"true", "false", "null", "in"}
 _ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
 _META_KEYS = ("name", "generateName")
 
