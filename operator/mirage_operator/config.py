@@ -55,6 +55,45 @@ def _parse_port(raw: str) -> int:
     return value
 
 
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {raw!r}")
+    return value
+
+
+def _parse_template(*placeholders: str) -> Callable[[str], str]:
+    # Reject a template that names an unknown placeholder now, not at the first login.
+    def parse(raw: str) -> str:
+        try:
+            raw.format(**dict.fromkeys(placeholders, "x"))
+        except (KeyError, IndexError, ValueError) as exc:
+            allowed = ", ".join("{" + name + "}" for name in placeholders)
+            raise ValueError(f"template may use only {allowed}, got {raw!r}") from exc
+        return raw
+
+    return parse
+
+
+def _parse_templates(*placeholders: str) -> Callable[[str], tuple[str, ...]]:
+    one = _parse_template(*placeholders)
+
+    def parse(raw: str) -> tuple[str, ...]:
+        items = tuple(one(item) for item in _parse_list(raw))
+        if not items:
+            raise ValueError("expected at least one template")
+        return items
+
+    return parse
+
+
+def _parse_seconds(raw: str) -> float:
+    value = parse_duration(raw)
+    if value <= 0:
+        raise ValueError(f"must be longer than 0, got {raw!r}")
+    return value
+
+
 def _parse_choice(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in choices:
@@ -138,6 +177,92 @@ class Config:
         default=(("grafana_dashboard", "1"),), metadata=_env("DASHBOARD_LABELS", _parse_labels)
     )
     """Labels on every Grafana dashboard ConfigMap (the Grafana sidecar's selector)."""
+
+    vault_address: str = field(default="http://127.0.0.1:8200", metadata=_env("VAULT_ADDR"))
+    """Address of Vault, e.g. ``https://vault.vault.svc:8200``."""
+
+    vault_ca_path: str = field(default="", metadata=_env("VAULT_CA_PATH"))
+    """PEM bundle of the CAs that sign Vault's certificate; empty uses the system CAs."""
+
+    vault_tls_server_name: str = field(default="", metadata=_env("VAULT_TLS_SERVER_NAME"))
+    """Name sent as SNI and checked against Vault's certificate, when it differs from the
+    address's host; empty uses the host."""
+
+    vault_namespace: str = field(default="", metadata=_env("VAULT_NAMESPACE"))
+    """Vault Enterprise namespace sent with every request (``X-Vault-Namespace``); empty for
+    none."""
+
+    vault_auth_mode: str = field(
+        default="tenant", metadata=_env("VAULT_AUTH_MODE", _parse_choice("tenant", "operator"))
+    )
+    """``tenant``: log in to Vault as a ServiceAccount of each custom resource's own namespace,
+    so Vault policy keeps tenants apart; ``operator``: one login as the operator itself (small
+    installs; only the operator's allowed-path check keeps tenants apart)."""
+
+    vault_auth_mount: str = field(default="kubernetes", metadata=_env("VAULT_AUTH_MOUNT"))
+    """Mount path of Vault's kubernetes auth method."""
+
+    vault_role_template: str = field(
+        default="mirage-{namespace}",
+        metadata=_env("VAULT_ROLE_TEMPLATE", _parse_template("namespace")),
+    )
+    """Vault role a tenant namespace logs in with; ``{namespace}`` is replaced."""
+
+    vault_service_account: str = field(
+        default="mirage-vault", metadata=_env("VAULT_SERVICE_ACCOUNT")
+    )
+    """ServiceAccount, in each tenant namespace, whose short-lived token logs in to Vault."""
+
+    vault_token_audience: str = field(default="vault", metadata=_env("VAULT_TOKEN_AUDIENCE"))
+    """Audience of the ServiceAccount tokens requested for Vault logins."""
+
+    vault_token_expiration: int = field(
+        default=600, metadata=_env("VAULT_TOKEN_EXPIRATION", _parse_non_negative_int)
+    )
+    """Lifetime in seconds asked for each ServiceAccount token (the API server's minimum is
+    600); the token is used once, for the login."""
+
+    vault_operator_role: str = field(
+        default="mirage-operator", metadata=_env("VAULT_OPERATOR_ROLE")
+    )
+    """Vault role of the operator's own login in ``operator`` auth mode."""
+
+    vault_operator_service_account: str = field(
+        default="mirage-operator", metadata=_env("VAULT_OPERATOR_SERVICE_ACCOUNT")
+    )
+    """The operator's ServiceAccount (in ``operator_namespace``), used in ``operator`` mode."""
+
+    vault_allowed_paths: tuple[str, ...] = field(
+        default=("{namespace}/*",),
+        metadata=_env("VAULT_ALLOWED_PATHS", _parse_templates("namespace")),
+    )
+    """Comma-separated globs of the KV paths (under any mount) a namespace may read; checked
+    by the operator before any Vault call. ``*`` matches anything, ``/`` included."""
+
+    vault_allowed_database_roles: tuple[str, ...] = field(
+        default=("{namespace}", "{namespace}.*"),
+        metadata=_env("VAULT_ALLOWED_DATABASE_ROLES", _parse_templates("namespace")),
+    )
+    """Comma-separated globs of the database roles a namespace may use. The default uses a dot
+    as separator: namespace names cannot hold one, so ``team`` never matches ``team-a``'s."""
+
+    vault_timeout: float = field(
+        default=10.0, metadata=_env("VAULT_TIMEOUT", _parse_positive_float)
+    )
+    """Seconds before one Vault request is abandoned."""
+
+    vault_retries: int = field(default=2, metadata=_env("VAULT_RETRIES", _parse_non_negative_int))
+    """Extra attempts, with jittered exponential backoff, when Vault is unreachable or
+    answers 5xx."""
+
+    vault_default_refresh_interval: float = field(
+        default=3600.0, metadata=_env("VAULT_DEFAULT_REFRESH_INTERVAL", _parse_seconds)
+    )
+    """Refresh interval (a duration such as ``1h``) of secrets whose spec does not set one."""
+
+    hmac_key_secret: str = field(default="mirage-hmac-key", metadata=_env("HMAC_KEY_SECRET"))
+    """Secret in ``operator_namespace`` holding the per-install key of ``status.secretMAC``
+    (created by the operator when missing)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
