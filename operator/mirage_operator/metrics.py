@@ -69,6 +69,43 @@ MANAGED_OBJECTS = Gauge(
     ["kind"],
     registry=REGISTRY,
 )
+VAULT_LOGINS = Counter(
+    "mirage_vault_logins",
+    "Vault logins by tenant namespace (empty in operator auth mode) and result.",
+    ["namespace", "result"],
+    registry=REGISTRY,
+)
+VAULT_READS = Counter(
+    "mirage_vault_reads",
+    "Reads of secrets from Vault by engine and outcome (success, denied, not_found, "
+    "unavailable, not_allowed, error).",
+    ["engine", "outcome"],
+    registry=REGISTRY,
+)
+VAULT_REQUEST_DURATION = Histogram(
+    "mirage_vault_request_duration_seconds",
+    "Latency of Vault requests by operation (login, renew_token, read, renew_lease, ...).",
+    ["operation"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+VAULT_TOKEN_RENEWALS = Counter(
+    "mirage_vault_token_renewals",
+    "Renewals of cached Vault tokens by result (renewed, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+VAULT_LEASE_RENEWALS = Counter(
+    "mirage_vault_lease_renewals",
+    "Dynamic-secret lease actions by result (renewed, rotated, failed, revoked).",
+    ["result"],
+    registry=REGISTRY,
+)
+VAULT_TOKENS_CACHED = Gauge(
+    "mirage_vault_tokens_cached",
+    "Vault tokens currently cached (one per tenant namespace, or one in operator mode).",
+    registry=REGISTRY,
+)
 BUILD_INFO = Info("mirage_build", "Version of the running operator.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 
