@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,21 @@ def _config() -> Config:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-def _dump(objects: Sequence[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True)
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings (config files, templates) as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
+    """Multi-document YAML of ``objects``, keys in builder order."""
+    return yaml.dump_all(objects, Dumper=_BlockDumper, sort_keys=False, explicit_start=True)
 
 
 @click.group()
@@ -126,13 +139,13 @@ def render(paths: tuple[str, ...]) -> None:
                 click.echo(f"{document.label}: {problem}", err=True)
     if failed:
         sys.exit(1)
-    click.echo(_dump(objects), nl=False)
+    click.echo(dump_yaml(objects), nl=False)
 
 
 @main.command()
 def crds() -> None:
     """Print the Mirage CustomResourceDefinitions."""
-    click.echo(_dump(list(load_crds())), nl=False)
+    click.echo(dump_yaml(list(load_crds())), nl=False)
 
 
 @main.command()

@@ -65,7 +65,7 @@ def embedded_secret_item(
 
     CRDs have no ``$ref``: ``hack/embed_schemas.py`` writes the copies, a test keeps them equal.
     """
-    item = copy.deepcopy(spec_schema(service_crd)["properties"]["secrets"]["items"])
+    item: dict[str, Any] = copy.deepcopy(spec_schema(service_crd)["properties"]["secrets"]["items"])
     source = spec_schema(secret_crd)["properties"]
     for field in SECRET_SOURCE_FIELDS:
         item["properties"][field] = copy.deepcopy(source[field])

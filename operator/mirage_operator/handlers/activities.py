@@ -28,7 +28,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         return info
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
         # Progress and diff-base live in annotations of our own domain, not in status, so that
         # status stays exactly what the operator reports.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="mirage.dev")

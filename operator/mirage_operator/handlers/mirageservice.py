@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -62,13 +61,21 @@ def failing_children(observed: Observed) -> list[str]:
     return failing
 
 
+def post_event(
+    body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
+) -> None:
+    """Queue a Kubernetes Event on ``body`` through kopf's event poster."""
+    post = kopf.warn if warning else kopf.info
+    post(cast(kopf.Body, body), reason=reason, message=message)
+
+
 class ServiceReconciler:
     """Level-based reconciliation of one MirageService at a time."""
 
     def __init__(self, context: OperatorContext) -> None:
         self.context = context
 
-    async def reconcile(self, body: Mapping[str, Any], logger: logging.Logger) -> None:
+    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> None:
         """Bring every child of ``body`` to its desired state and report status."""
         config, kube = self.context.config, self.context.kube.client
         meta = body["metadata"]
@@ -98,15 +105,13 @@ class ServiceReconciler:
             keep=keep,
         )
         if result.applied:
-            kopf.info(dict(body), reason="Applied", message="applied " + ", ".join(result.applied))
+            post_event(body, "Applied", "applied " + ", ".join(result.applied))
         if result.restored:
-            kopf.warn(
-                dict(body),
-                reason="DriftCorrected",
-                message="restored " + ", ".join(result.restored),
+            post_event(
+                body, "DriftCorrected", "restored " + ", ".join(result.restored), warning=True
             )
         if result.deleted:
-            kopf.info(dict(body), reason="Deleted", message="deleted " + ", ".join(result.deleted))
+            post_event(body, "Deleted", "deleted " + ", ".join(result.deleted))
 
         children = [
             {"apiVersion": d["apiVersion"], "kind": d["kind"], "name": d["metadata"]["name"]}
@@ -148,10 +153,10 @@ class ServiceReconciler:
                 name=meta["name"],
                 status=status,
             )
-            kopf.warn(dict(body), reason="InvalidSpec", message=str(error))
+            post_event(body, "InvalidSpec", str(error), warning=True)
 
     async def run(
-        self, body: Mapping[str, Any], logger: logging.Logger, *, raise_invalid: bool
+        self, body: Mapping[str, Any], logger: kopf.Logger, *, raise_invalid: bool
     ) -> None:
         """Reconcile under the object's lock, translating errors into kopf's retry semantics."""
         meta = body["metadata"]
@@ -161,7 +166,7 @@ class ServiceReconciler:
                 await self._run_locked(body, logger, raise_invalid=raise_invalid)
 
     async def _run_locked(
-        self, body: Mapping[str, Any], logger: logging.Logger, *, raise_invalid: bool
+        self, body: Mapping[str, Any], logger: kopf.Logger, *, raise_invalid: bool
     ) -> None:
         try:
             await self.reconcile(body, logger)
@@ -179,7 +184,7 @@ class ServiceReconciler:
             raise
         metrics.RECONCILES.labels(kind=KIND, result="success").inc()
 
-    async def reconcile_by_name(self, namespace: str, name: str, logger: logging.Logger) -> None:
+    async def reconcile_by_name(self, namespace: str, name: str, logger: kopf.Logger) -> None:
         """Reconcile the MirageService ``namespace/name`` as it is now (after a child event)."""
         body = await self.context.kube.client.get(
             resources.MIRAGE_SERVICE, namespace=namespace, name=name
@@ -212,12 +217,12 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Servi
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
-    async def on_change(body: kopf.Body, uid: str, logger: logging.Logger, **_: Any) -> None:
+    async def on_change(body: kopf.Body, uid: str, logger: kopf.Logger, **_: Any) -> None:
         metrics.track_managed(KIND, uid, present=True)
         await reconciler.run(body, logger, raise_invalid=True)
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=context.config.resync_interval, registry=registry)
-    async def resync(body: kopf.Body, logger: logging.Logger, **_: Any) -> None:
+    async def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         # Level-based backstop: an invalid spec already reported costs nothing here.
         ready = get_condition(body, "Ready")
         generation = body["metadata"].get("generation")
@@ -235,7 +240,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Servi
         metrics.track_managed(KIND, uid, present=False)
 
     async def on_child_event(
-        body: kopf.Body, namespace: str | None, logger: logging.Logger, **_: Any
+        body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any
     ) -> None:
         owner = _owner_of(body)
         if owner is None or namespace is None:

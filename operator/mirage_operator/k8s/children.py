@@ -84,6 +84,8 @@ def is_subset(desired: Any, live: Any) -> bool:
             and len(desired) == len(live)
             and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
         )
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live  # True == 1 in Python, not in JSON
     if desired == live:
         return True
     left, right = _quantity(desired), _quantity(live)
@@ -180,14 +182,16 @@ async def converge_children(
                 or live["metadata"].get("annotations", {}).get(INTENT_ANNOTATION)
                 == body["metadata"]["annotations"][INTENT_ANNOTATION]
             )
-            live = await kube.apply(resource, body, field_manager=field_manager)
+            applied = await kube.apply(resource, body, field_manager=field_manager)
+            result.live[key] = applied
             name = f"{key[0]}/{key[1]}"
             result.applied.append(name)
             metrics.CHILDREN_APPLIED.labels(kind=key[0]).inc()
             if drifted:
                 result.restored.append(name)
                 metrics.DRIFT_CORRECTIONS.labels(kind=key[0]).inc()
-        result.live[key] = live
+        elif live is not None:
+            result.live[key] = live
 
     spared = set(wanted) | set(keep)
     for key, item in observed.items():

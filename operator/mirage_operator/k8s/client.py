@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import kopf
+
 from mirage_operator import metrics
 from mirage_operator.errors import KubernetesAPIError, MirageError
 from mirage_operator.k8s.resources import Resource
