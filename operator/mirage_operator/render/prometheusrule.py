@@ -254,7 +254,9 @@ def build_slo_rules(
     for rule in recording:
         rule["labels"] = dict(series_labels)
     alerts = _alert_rules(slo, slo_name=slo_name, identity=identity, labels=series_labels)
-    return [{"name": f"mirage-slo-{slo_name}-{slo.window}", "rules": recording + alerts}]
+    # Unique even if several PrometheusRules end up in one rule file (Thanos, rule exports).
+    group = f"mirage-slo-{namespace}-{slo_name}-{slo.window}"
+    return [{"name": group, "rules": recording + alerts}]
 
 
 def rule_count(rule: Mapping[str, Any]) -> int:
