@@ -12,10 +12,13 @@ from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
+from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.api.validation import admit
 from mirage_operator.config import Config
 from mirage_operator.render.mirageservice import build_children
+from mirage_operator.render.meta import standard_labels
 from mirage_operator.render.prometheusrule import build_prometheus_rule
+from mirage_operator.render.secret import render_preview
 
 
 def render_document(document: Mapping[str, Any], *, config: Config) -> list[dict[str, Any]]:
@@ -37,6 +40,14 @@ def render_document(document: Mapping[str, Any], *, config: Config) -> list[dict
             if child["apiVersion"] == body["apiVersion"]:
                 rendered += render_document(child, config=config)
         return rendered
+    if kind == "VaultSecret":
+        secret = VaultSecretSpec.from_spec(body["spec"])
+        target = secret.destination.name or name
+        return [
+            render_preview(
+                name=target, namespace=namespace, spec=secret, labels=standard_labels(name=target)
+            )
+        ]
     if kind == "ServiceLevelObjective":
         slo = ServiceLevelObjectiveSpec.from_spec(body["spec"])
         return [
