@@ -294,6 +294,15 @@ LIBRARY: list[tuple[str, bool]] = [
     ("self.port == 8080", True),
     ("self.x__dash__y == 'dashed' && self.__namespace__ == 'ns'", True),
     ("self.free.anything[0] == 1", True),
+    ("quantity(self.memory).isGreaterThan(quantity('1000Mi'))", True),
+    (
+        "quantity(self.cpu).compareTo(quantity('0.5')) == 0 && quantity('1') == quantity('1000m')",
+        True,
+    ),
+    ("quantity('2k').asInteger() == 2000 && !quantity('1.5').isInteger()", True),
+    ("isQuantity(self.memory) && !isQuantity('1 Gi') && quantity('-5m').sign() == -1", True),
+    ("quantity('1').add(2).sub(quantity('500m')).asApproximateFloat() == 2.5", True),
+    ("quantity('1e3').isLessThan(quantity('1E'))", True),
     ("self.ports.all(p, p.port < 100)", False),
     ("self.name.matches('^[0-9]+$')", False),
 ]
@@ -316,6 +325,8 @@ LIBRARY_PROPERTIES: dict[str, Any] = {
     "x-y": {"type": "string"},
     "namespace": {"type": "string"},
     "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    "memory": {"type": "string"},
+    "cpu": {"type": "string"},
 }
 LIBRARY_SPEC: dict[str, Any] = {
     "name": "web-1",
@@ -329,6 +340,8 @@ LIBRARY_SPEC: dict[str, Any] = {
     "x-y": "dashed",
     "namespace": "ns",
     "free": {"anything": [1, "two"]},
+    "memory": "1Gi",
+    "cpu": "500m",
 }
 
 
@@ -429,6 +442,14 @@ def test_reserved_word_as_a_field_name_does_not_compile() -> None:
 )
 def test_field_path_joins_onto_the_rule_node(field_path: str, expected: str) -> None:
     assert join_field_path("spec", field_path) == expected
+
+
+def test_invalid_quantity_is_a_runtime_error() -> None:
+    schema = _rule_schema({"rule": "quantity(self.q).sign() >= 0"}, {"q": {"type": "string"}})
+    [problem] = validate(schema, {"spec": {"q": "lots"}})
+    assert problem.field == "spec"
+    assert problem.reason.startswith('Invalid value: "object": ')
+    assert problem.reason.endswith("evaluating rule: quantity(self.q).sign() >= 0")
 
 
 def test_runtime_type_mismatch_is_reported_not_raised() -> None:

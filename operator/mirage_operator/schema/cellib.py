@@ -1,0 +1,303 @@
+"""The Kubernetes CEL library functions celpy lacks, as celpy extension functions.
+
+celpy calls a method ``x.f(a)`` as ``f(x, a)`` and turns a ``ValueError``/``TypeError`` raised
+here into a CEL evaluation error. Provided:
+
+- the ``strings`` extension: ``charAt``, ``indexOf``, ``lastIndexOf``, ``lowerAscii``,
+  ``upperAscii``, ``replace``, ``split``, ``substring``, ``trim``, ``join``, ``reverse``;
+- Kubernetes list functions: ``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``,
+  ``lastIndexOf``;
+- Kubernetes regex functions: ``find``, ``findAll``;
+- Kubernetes quantities: ``quantity``, ``isQuantity`` and the methods ``sign``, ``isInteger``,
+  ``asInteger``, ``asApproximateFloat``, ``add``, ``sub``, ``compareTo``, ``isGreaterThan``,
+  ``isLessThan`` (quantities also compare with ``==``);
+- ``dyn`` (the identity: celpy is dynamically typed anyway).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+from celpy import celtypes
+
+
+def _ascii(text: str, convert: Callable[[str], str]) -> celtypes.StringType:
+    return celtypes.StringType("".join(convert(c) if c.isascii() else c for c in text))
+
+
+def _lower_ascii(text: str) -> celtypes.StringType:
+    return _ascii(text, str.lower)
+
+
+def _upper_ascii(text: str) -> celtypes.StringType:
+    return _ascii(text, str.upper)
+
+
+def _char_at(text: str, i: int) -> celtypes.StringType:
+    if not 0 <= i <= len(text):
+        raise ValueError(f"index out of range: {i}")
+    return celtypes.StringType(text[i : i + 1])
+
+
+def _index_of(target: Any, item: Any, start: int = 0) -> celtypes.IntType:
+    if isinstance(target, list):
+        for i, candidate in enumerate(target):
+            if candidate == item:
+                return celtypes.IntType(i)
+        return celtypes.IntType(-1)
+    if not 0 <= start <= len(target):
+        raise ValueError(f"index out of range: {start}")
+    return celtypes.IntType(str(target).find(str(item), int(start)))
+
+
+def _last_index_of(target: Any, item: Any, end: int | None = None) -> celtypes.IntType:
+    if isinstance(target, list):
+        for i in range(len(target) - 1, -1, -1):
+            if target[i] == item:
+                return celtypes.IntType(i)
+        return celtypes.IntType(-1)
+    text = str(target)
+    stop = len(text) if end is None else int(end) + len(str(item))
+    return celtypes.IntType(text.rfind(str(item), 0, stop))
+
+
+def _replace(text: str, old: str, new: str, count: int = -1) -> celtypes.StringType:
+    return celtypes.StringType(str(text).replace(str(old), str(new), int(count)))
+
+
+def _split(text: str, sep: str, limit: int = -1) -> celtypes.ListType:
+    # Go's strings.SplitN: n == 0 gives no parts, n < 0 all of them, "" splits into runes.
+    text, sep, limit = str(text), str(sep), int(limit)
+    if limit == 0:
+        return celtypes.ListType([])
+    if sep == "":
+        parts = list(text)
+        if 0 < limit < len(parts):
+            parts = [*parts[: limit - 1], "".join(parts[limit - 1 :])]
+    else:
+        parts = text.split(sep, limit - 1 if limit > 0 else -1)
+    return celtypes.ListType([celtypes.StringType(p) for p in parts])
+
+
+def _substring(text: str, start: int, end: int | None = None) -> celtypes.StringType:
+    stop = len(text) if end is None else int(end)
+    if not 0 <= int(start) <= stop <= len(text):
+        raise ValueError(f"index out of range: {start}..{stop}")
+    return celtypes.StringType(text[int(start) : stop])
+
+
+def _trim(text: str) -> celtypes.StringType:
+    return celtypes.StringType(str(text).strip())
+
+
+def _join(items: list[Any], sep: str = "") -> celtypes.StringType:
+    if not all(isinstance(i, str) for i in items):
+        raise TypeError("join: list of strings expected")
+    return celtypes.StringType(str(sep).join(items))
+
+
+def _reverse(text: str) -> celtypes.StringType:
+    return celtypes.StringType(str(text)[::-1])
+
+
+def _is_sorted(items: list[Any]) -> celtypes.BoolType:
+    return celtypes.BoolType(all(a <= b for a, b in itertools.pairwise(items)))
+
+
+def _sum(items: list[Any]) -> Any:
+    if not items:
+        return celtypes.IntType(0)
+    total = items[0]
+    for item in items[1:]:
+        total = total + item
+    return total
+
+
+def _min(items: list[Any]) -> Any:
+    if not items:
+        raise ValueError("min called on empty list")
+    return min(items)
+
+
+def _max(items: list[Any]) -> Any:
+    if not items:
+        raise ValueError("max called on empty list")
+    return max(items)
+
+
+def _find(text: str, pattern: str) -> celtypes.StringType:
+    match = re.search(str(pattern), str(text))
+    return celtypes.StringType(match.group(0) if match else "")
+
+
+def _find_all(text: str, pattern: str, limit: int = -1) -> celtypes.ListType:
+    found = [m.group(0) for m in re.finditer(str(pattern), str(text))]
+    if int(limit) >= 0:
+        found = found[: int(limit)]
+    return celtypes.ListType([celtypes.StringType(f) for f in found])
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantities (k8s.io/apimachinery resource.Quantity), kept exact as fractions.
+
+_QUANTITY = re.compile(
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]?)$"
+)
+_SUFFIXES: dict[str, Fraction] = {
+    "": Fraction(1),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 10**3),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+    "Ki": Fraction(2**10),
+    "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50),
+    "Ei": Fraction(2**60),
+}
+
+
+class Quantity:
+    """A Kubernetes quantity (``500m``, ``1Gi``, ``1e3``) as CEL rules see it."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str, value: Fraction) -> None:
+        self.text = text
+        self.value = value
+
+    @classmethod
+    def parse(cls, text: str) -> Quantity:
+        """Parse ``text``; ``ValueError`` if it is not a quantity."""
+        match = _QUANTITY.match(str(text).strip())
+        if match is None:
+            # resource.ErrFormatWrong, word for word.
+            raise ValueError(
+                "quantities must match the regular expression "
+                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+            )
+        number, suffix = match.groups()
+        exponent = suffix[:1] in ("e", "E") and suffix[1:] not in ("", "i")
+        scale = Fraction(10) ** int(suffix[1:]) if exponent else _SUFFIXES[suffix]
+        return cls(str(text), Fraction(number) * scale)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Quantity) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Quantity({self.text!r})"
+
+
+def _quantity_operand(value: Any) -> Fraction:
+    if isinstance(value, Quantity):
+        return value.value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Fraction(int(value))
+    raise TypeError("no such overload")
+
+
+def _quantity(text: str) -> Quantity:
+    return Quantity.parse(text)
+
+
+def _is_quantity(text: str) -> celtypes.BoolType:
+    try:
+        Quantity.parse(text)
+    except ValueError:
+        return celtypes.BoolType(False)
+    return celtypes.BoolType(True)
+
+
+def _sign(q: Quantity) -> celtypes.IntType:
+    value = _quantity_operand(q)
+    return celtypes.IntType((value > 0) - (value < 0))
+
+
+def _is_integer(q: Quantity) -> celtypes.BoolType:
+    return celtypes.BoolType(_quantity_operand(q).denominator == 1)
+
+
+def _as_integer(q: Quantity) -> celtypes.IntType:
+    value = _quantity_operand(q)
+    if value.denominator != 1 or not -(2**63) <= value <= 2**63 - 1:
+        raise ValueError("cannot convert value to integer")
+    return celtypes.IntType(int(value))
+
+
+def _as_approximate_float(q: Quantity) -> celtypes.DoubleType:
+    return celtypes.DoubleType(float(_quantity_operand(q)))
+
+
+def _add(q: Quantity, other: Any) -> Quantity:
+    total = _quantity_operand(q) + _quantity_operand(other)
+    return Quantity(str(total), total)
+
+
+def _sub(q: Quantity, other: Any) -> Quantity:
+    difference = _quantity_operand(q) - _quantity_operand(other)
+    return Quantity(str(difference), difference)
+
+
+def _compare_to(q: Quantity, other: Quantity) -> celtypes.IntType:
+    a, b = _quantity_operand(q), _quantity_operand(other)
+    return celtypes.IntType((a > b) - (a < b))
+
+
+def _is_greater_than(q: Quantity, other: Quantity) -> celtypes.BoolType:
+    return celtypes.BoolType(_quantity_operand(q) > _quantity_operand(other))
+
+
+def _is_less_than(q: Quantity, other: Quantity) -> celtypes.BoolType:
+    return celtypes.BoolType(_quantity_operand(q) < _quantity_operand(other))
+
+
+def _dyn(value: Any) -> Any:
+    return value
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "lowerAscii": _lower_ascii,
+    "upperAscii": _upper_ascii,
+    "charAt": _char_at,
+    "indexOf": _index_of,
+    "lastIndexOf": _last_index_of,
+    "replace": _replace,
+    "split": _split,
+    "substring": _substring,
+    "trim": _trim,
+    "join": _join,
+    "reverse": _reverse,
+    "isSorted": _is_sorted,
+    "sum": _sum,
+    "min": _min,
+    "max": _max,
+    "find": _find,
+    "findAll": _find_all,
+    "quantity": _quantity,
+    "isQuantity": _is_quantity,
+    "sign": _sign,
+    "isInteger": _is_integer,
+    "asInteger": _as_integer,
+    "asApproximateFloat": _as_approximate_float,
+    "add": _add,
+    "sub": _sub,
+    "compareTo": _compare_to,
+    "isGreaterThan": _is_greater_than,
+    "isLessThan": _is_less_than,
+    "dyn": _dyn,
+}
+"""Kubernetes CEL library functions added to celpy's, by name (methods take the receiver
+first)."""
