@@ -359,7 +359,7 @@ def join_field_path(path: str, field_path: str) -> str:
 
 def _eval_error(exc: Any) -> str:
     """celpy's error text reworded like cel-go's where they differ."""
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     text = str(args[0]) if args else str(exc)
     # celpy files every ValueError of a function under "return error for overflow"; the
     # function's own message (e.g. an unparsable quantity) is in the wrapped arguments.
