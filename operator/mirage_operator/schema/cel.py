@@ -55,6 +55,7 @@ class Compiled:
     program: celpy.Runner | None
     uses_old_self: bool
     error: str | None
+    tree: lark.Tree[Any] | None = None
 
 
 _ENVIRONMENT: list[celpy.Environment] = []
@@ -189,7 +190,7 @@ def compile_rule(text: str) -> Compiled:
         program = env.program(tree, functions=FUNCTIONS)
     except Exception as exc:
         return Compiled(None, False, f"ERROR: <input>: {exc}")
-    return Compiled(program, _uses_old_self(tree), None)
+    return Compiled(program, _uses_old_self(tree), None, tree)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +296,69 @@ def _object_to_cel(schema: Mapping[str, Any], value: Mapping[str, Any], *, root:
         elif additional is True or preserve:
             out[celtypes.StringType(name)] = dyn_to_cel(item)
     return celtypes.MapType(out)
+
+
+def _self_path(node: lark.Tree[Any]) -> list[str] | None:
+    """``self.a.b`` (or ``oldSelf.a.b``) as ``["a", "b"]``; ``None`` for anything else."""
+    names: list[str] = []
+    while node.data == "member_dot" and isinstance(node.children[0], lark.Tree):
+        names.append(str(node.children[1]))
+        node = node.children[0]
+    base = node.children[0] if node.data == "primary" and node.children else None
+    is_self = (
+        isinstance(base, lark.Tree)
+        and base.data == "ident"
+        and bool(base.children)
+        and str(base.children[0]) in ("self", "oldSelf")
+    )
+    return names[::-1] if is_self else None
+
+
+def _undeclared(schema: Mapping[str, Any], names: list[str], *, root: bool) -> str | None:
+    """The first of ``names`` that the schema does not declare where it selects a field."""
+    node: Mapping[str, Any] | None = schema
+    for i, name in enumerate(names):
+        if node is None:
+            return None  # below preserved unknown fields everything is dynamic
+        properties = node.get("properties") or {}
+        declared = {escape_property(k): v for k, v in properties.items()}
+        additional = node.get("additionalProperties")
+        embedded = (root and i == 0) or node.get("x-kubernetes-embedded-resource") is True
+        if name in declared:
+            node = declared[name]
+        elif embedded and name in ("apiVersion", "kind", "metadata"):
+            node = None
+        elif isinstance(additional, Mapping):
+            node = additional
+        elif additional is True or node.get("x-kubernetes-preserve-unknown-fields") is True:
+            node = None
+        elif node.get("type") == "object":
+            return name
+        else:
+            return None  # selecting on a scalar or list: a type error celpy reports at run time
+    return None
+
+
+def undeclared_field(schema: Mapping[str, Any], text: str, *, root: bool = False) -> str | None:
+    """A compile error for a rule at ``schema`` that selects a field the schema does not
+    declare (cel-go's type check: ``undefined field 'x'``), or ``None``.
+
+    celpy does not type-check, so without this a misspelt field would only fail, as
+    ``no such key``, on objects that reach the rule."""
+    compiled = compile_rule(text)
+    if compiled.tree is None:
+        return None
+    for node in compiled.tree.iter_subtrees():
+        if node.data != "member_dot":
+            continue
+        names = _self_path(node)
+        name = _undeclared(schema, names, root=root) if names else None
+        if name is not None:
+            line = getattr(node.meta, "line", None)
+            column = getattr(node.meta, "column", None)
+            where = f"<input>:{line}:{column}" if line and column else "<input>"
+            return f"ERROR: {where}: undefined field '{name}'"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def _check_node(
         _add(problems, f"{path}.uniqueItems", reasons.forbidden(detail))
     _check_list_type(schema, path, problems)
     _check_pattern(schema, path, problems)
-    _check_rules(schema, path, problems)
+    _check_rules(schema, path, problems, root=root)
     _check_default(schema, path, problems)
     for junctor in (*_JUNCTORS, "not"):
         subs = schema.get(junctor)
@@ -245,19 +245,17 @@ def _check_pattern(schema: Mapping[str, Any], path: str, problems: list[str]) ->
         )
 
 
-def _check_rules(schema: Mapping[str, Any], path: str, problems: list[str]) -> None:
+def _check_rules(schema: Mapping[str, Any], path: str, problems: list[str], *, root: bool) -> None:
     for i, rule in enumerate(schema.get("x-kubernetes-validations") or ()):
         where = f"{path}.x-kubernetes-validations[{i}]"
         if not isinstance(rule, Mapping) or not rule.get("rule"):
             _add(problems, f"{where}.rule", reasons.required("rule is not specified"))
             continue
         compiled = cel.compile_rule(str(rule["rule"]))
-        if compiled.error:
-            _add(
-                problems,
-                f"{where}.rule",
-                reasons.invalid(rule["rule"], f"compilation failed: {compiled.error}"),
-            )
+        error = compiled.error or cel.undeclared_field(schema, str(rule["rule"]), root=root)
+        if error:
+            detail = f"compilation failed: {error}"
+            _add(problems, f"{where}.rule", reasons.invalid(rule["rule"], detail))
         expression = rule.get("messageExpression")
         if expression:
             compiled = cel.compile_rule(str(expression))

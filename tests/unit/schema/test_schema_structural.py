@@ -73,6 +73,26 @@ GOOD = [
         id="valid-defaults-and-rules",
     ),
     pytest.param(
+        {
+            "type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.metadata.name.size() < 10 && self.spec.labels.anyKey == 'x'"},
+                {"rule": "self.spec.free.whatever.below && self.spec.x__dash__y != ''"},
+            ],
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {
+                        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                        "x-y": {"type": "string"},
+                    },
+                }
+            },
+        },
+        id="rules-selecting-declared-map-preserved-and-escaped-fields",
+    ),
+    pytest.param(
         _root(
             template={
                 "type": "object",
@@ -202,6 +222,19 @@ BAD = [
         _root(a={"type": "string", "x-kubernetes-validations": [{"rule": "self ==="}]}),
         "openAPIV3Schema.properties[a].x-kubernetes-validations[0].rule: Invalid value",
         id="rule-does-not-compile",
+    ),
+    pytest.param(
+        _root(
+            a={
+                "type": "object",
+                "x-kubernetes-validations": [{"rule": "has(self.b) || self.c.d > 0"}],
+                "properties": {"b": {"type": "string"}, "c": {"type": "object", "properties": {}}},
+            }
+        ),
+        "openAPIV3Schema.properties[a].x-kubernetes-validations[0].rule: Invalid value: "
+        '"has(self.b) || self.c.d > 0": compilation failed: ERROR: <input>:1:15: '
+        "undefined field 'd'",
+        id="rule-selects-an-undeclared-field",
     ),
     pytest.param(
         _root(a={"type": "string", "pattern": "(unclosed"}),
