@@ -232,7 +232,7 @@ BAD = [
             }
         ),
         "openAPIV3Schema.properties[a].x-kubernetes-validations[0].rule: Invalid value: "
-        '"has(self.b) || self.c.d > 0": compilation failed: ERROR: <input>:1:15: '
+        '"has(self.b) || self.c.d > 0": compilation failed: ERROR: <input>:1:16: '
         "undefined field 'd'",
         id="rule-selects-an-undeclared-field",
     ),
