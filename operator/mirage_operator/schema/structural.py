@@ -293,7 +293,8 @@ def _check_default(schema: Mapping[str, Any], path: str, problems: list[str]) ->
             where,
             reasons.invalid(default, f"must not have unknown fields: {', '.join(removed)}"),
         )
-    for problem in validate(schema, pruned):
+    # The apiserver checks a default as the new and as the old value: transition rules apply.
+    for problem in validate(schema, pruned, old=pruned):
         _add(
             problems,
             f"{where}.{problem.field}" if problem.field != "<nil>" else where,

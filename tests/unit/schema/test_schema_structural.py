@@ -219,6 +219,17 @@ BAD = [
         id="default-failing-rule-before-nested-defaults",
     ),
     pytest.param(
+        _root(
+            a={
+                "type": "integer",
+                "default": 3,
+                "x-kubernetes-validations": [{"rule": "self == oldSelf && self < 3"}],
+            }
+        ),
+        "openAPIV3Schema.properties[a].default: Invalid value",
+        id="default-checked-by-transition-rules",
+    ),
+    pytest.param(
         _root(a={"type": "string", "x-kubernetes-validations": [{"rule": "self ==="}]}),
         "openAPIV3Schema.properties[a].x-kubernetes-validations[0].rule: Invalid value",
         id="rule-does-not-compile",
