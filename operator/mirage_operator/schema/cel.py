@@ -7,7 +7,8 @@
 - Transition rules (those naming ``oldSelf``) run only when an old value correlates: same
   property path, same map key, or same key of an ``x-kubernetes-list-type: map`` item.
 - Programs are compiled once per rule text and cached; a rule that does not compile (a syntax
-  error or an unknown function) is reported as a problem, never raised.
+  error, an unknown function, a reserved word as a name) is reported as a problem, never
+  raised. :func:`undeclared_field` adds cel-go's check of selected fields against the schema.
 - Besides celpy's standard library, the Kubernetes library functions of
   :mod:`mirage_operator.schema.cellib` are available.
 """
@@ -50,7 +51,8 @@ _KNOWN_CALLS = frozenset(base_functions) | frozenset(FUNCTIONS) | _MACROS
 
 @dataclass(frozen=True)
 class Compiled:
-    """A compiled rule: its program, or why it did not compile."""
+    """A compiled rule: its program (and parse tree, for static checks), or why it did not
+    compile."""
 
     program: celpy.Runner | None
     uses_old_self: bool
@@ -366,7 +368,6 @@ def undeclared_field(schema: Mapping[str, Any], text: str, *, root: bool = False
 
 _RULE_CACHE_LIMIT = 20_000
 _HAS_RULES: dict[int, tuple[Mapping[str, Any], bool]] = {}
-_CHILD_KEYS = ("properties", "additionalProperties", "items")
 
 
 def has_rules(schema: Mapping[str, Any]) -> bool:
