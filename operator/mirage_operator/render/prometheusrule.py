@@ -80,7 +80,7 @@ def alert_name(slo: ServiceLevelObjectiveSpec, *, slo_name: str, severity: str) 
     return f"{base}BurnRate{severity.capitalize()}"
 
 
-def _number(value: float) -> str:
+def promql_number(value: float) -> str:
     """A float as PromQL writes it, without float noise (0.001, not 0.0010000000000000009)."""
     text = repr(round(value, 10))
     return text[:-2] if text.endswith(".0") else text
@@ -160,9 +160,9 @@ def _sli_rules(slo: ServiceLevelObjectiveSpec, identity: str) -> list[dict[str, 
 
 
 def _metadata_rules(slo: ServiceLevelObjectiveSpec, identity: str) -> list[dict[str, Any]]:
-    budget = _number(slo.error_budget)
+    budget = promql_number(slo.error_budget)
     return [
-        {"record": SERIES_OBJECTIVE, "expr": f"vector({_number(slo.objective / 100)})"},
+        {"record": SERIES_OBJECTIVE, "expr": f"vector({promql_number(slo.objective / 100)})"},
         {"record": SERIES_ERROR_BUDGET, "expr": f"vector({budget})"},
         {"record": SERIES_PERIOD_DAYS, "expr": f"vector({slo.window_days})"},
         {
@@ -184,7 +184,7 @@ def _alert_rules(
     slo: ServiceLevelObjectiveSpec, *, slo_name: str, identity: str, labels: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
-    budget = _number(slo.error_budget)
+    budget = promql_number(slo.error_budget)
     days = slo.window_days
     defaults = {"page": {"severity": "critical"}, "ticket": {"severity": "warning"}}
     for severity in SEVERITIES:
@@ -195,13 +195,13 @@ def _alert_rules(
         conditions = []
         explained = []
         for pair in pairs:
-            threshold = f"({_number(pair.factor(days))} * {budget})"
+            threshold = f"({promql_number(pair.factor(days))} * {budget})"
             conditions.append(
                 f"({ratio_record(pair.long)}{identity} > {threshold}"
                 f" and {ratio_record(pair.short)}{identity} > {threshold})"
             )
             explained.append(f"{pair.factor(days):.4g}x over {pair.long} and {pair.short}")
-        objective = f"{_number(slo.objective)}% over {slo.window}"
+        objective = f"{promql_number(slo.objective)}% over {slo.window}"
         annotations = {
             "summary": (
                 f"{slo.service}: SLO {slo_name} ({objective}) is burning its error budget "
@@ -242,13 +242,18 @@ def identity_labels(
     }
 
 
+def series_selector(labels: Mapping[str, str]) -> str:
+    """A PromQL label matcher block selecting exactly ``labels``: ``{k="v",...}``."""
+    return "{" + ",".join(f"{k}={_quote(v)}" for k, v in labels.items()) + "}"
+
+
 def build_slo_rules(
     *, namespace: str, slo: ServiceLevelObjectiveSpec, slo_name: str
 ) -> list[dict[str, Any]]:
     """The rule groups of one SLO (the ``spec.groups`` of its PrometheusRule): one group, so
     that each rule sees the series recorded before it at the same evaluation."""
     identity_map = identity_labels(namespace=namespace, slo=slo, slo_name=slo_name)
-    identity = "{" + ",".join(f"{k}={_quote(v)}" for k, v in identity_map.items()) + "}"
+    identity = series_selector(identity_map)
     series_labels = {**dict(slo.labels), **identity_map}
     recording = _sli_rules(slo, identity) + _metadata_rules(slo, identity)
     for rule in recording:

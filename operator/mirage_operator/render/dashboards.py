@@ -1,0 +1,478 @@
+"""Grafana dashboards as ConfigMaps for the Grafana sidecar: one for the operator, one per SLO.
+
+Dashboards are built in code (not kept as JSON templates) so that every query names a series
+from ``metrics`` or from the SLO rules of ``render.prometheusrule``, which the tests check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mirage_operator.api.slo import BURN_RATE_ALERTS, ServiceLevelObjectiveSpec
+from mirage_operator.config import Config
+from mirage_operator.render import prometheusrule as rules
+from mirage_operator.render.meta import object_meta, standard_labels
+
+SCHEMA_VERSION = 39
+"""Grafana dashboard JSON schema version written (Grafana 10.4 and later read it as is)."""
+FOLDER_ANNOTATION = "grafana_folder"
+"""Annotation naming the Grafana folder (honoured when the sidecar's folderAnnotation is set)."""
+OPERATOR_DASHBOARD_UID = "mirage-operator"
+_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+_WIDTH = 24  # Grafana's grid is 24 columns wide.
+
+
+def _datasource_variable() -> dict[str, Any]:
+    return {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {},
+        "hide": 0,
+        "refresh": 1,
+    }
+
+
+def _target(expr: str, legend: str, ref: int) -> dict[str, Any]:
+    return {
+        "datasource": _DATASOURCE,
+        "expr": expr,
+        "legendFormat": legend,
+        "refId": chr(ord("A") + ref),
+    }
+
+
+def _panel(
+    kind: str,
+    title: str,
+    queries: Sequence[tuple[str, str]],
+    *,
+    unit: str = "short",
+    width: int = 12,
+    height: int = 8,
+    description: str = "",
+    thresholds: Sequence[tuple[float | None, str]] = ((None, "green"),),
+    threshold_lines: bool = False,
+) -> dict[str, Any]:
+    """A panel without id and position (``_layout`` assigns them)."""
+    custom: dict[str, Any] = {}
+    if kind == "timeseries":
+        custom = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never"}
+        if threshold_lines:
+            custom["thresholdsStyle"] = {"mode": "line"}
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": _DATASOURCE,
+        "gridPos": {"w": width, "h": height},
+        "targets": [_target(expr, legend, i) for i, (expr, legend) in enumerate(queries)],
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "custom": custom,
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"value": v, "color": c} for v, c in thresholds],
+                },
+            },
+            "overrides": [],
+        },
+        "options": (
+            {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}}
+            if kind == "timeseries"
+            else {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
+        ),
+    }
+
+
+def _layout(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Number the panels and place them left to right, top to bottom, on the 24-column grid."""
+    x = y = row_height = 0
+    for index, panel in enumerate(panels, start=1):
+        pos = panel["gridPos"]
+        if x + pos["w"] > _WIDTH:
+            x, y, row_height = 0, y + row_height, 0
+        pos.update({"x": x, "y": y})
+        x += pos["w"]
+        row_height = max(row_height, pos["h"])
+        panel["id"] = index
+    return panels
+
+
+def _dashboard(
+    *,
+    uid: str,
+    title: str,
+    tags: Sequence[str],
+    panels: list[dict[str, Any]],
+    variables: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "tags": list(tags),
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "refresh": "1m",
+        "time": {"from": "now-6h", "to": "now"},
+        "timezone": "browser",
+        "annotations": {"list": []},
+        "templating": {"list": [_datasource_variable(), *variables]},
+        "panels": _layout(panels),
+    }
+
+
+def _config_map(
+    *,
+    name: str,
+    namespace: str,
+    file_name: str,
+    dashboard: Mapping[str, Any],
+    labels: Mapping[str, str],
+    folder: str,
+    config: Config,
+    owner: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(
+            name=name,
+            namespace=namespace,
+            # The sidecar selects by these, so they win over any other label.
+            labels={**labels, **dict(config.dashboard_labels)},
+            owner=owner,
+            annotations={FOLDER_ANNOTATION: folder},
+        ),
+        "data": {file_name: json.dumps(dashboard, indent=2, sort_keys=True)},
+    }
+
+
+# --- the operator's dashboard ----------------------------------------------------------------
+
+_JOB = '{job=~"$job"}'
+
+
+def _rate(metric: str, by: str, matchers: str = "") -> str:
+    inner = _JOB if not matchers else '{job=~"$job",' + matchers + "}"
+    return f"sum by ({by}) (rate({metric}{inner}[$__rate_interval]))"
+
+
+def _quantiles(metric: str, by: str) -> list[tuple[str, str]]:
+    return [
+        (
+            f"histogram_quantile({q}, sum by (le, {by}) "
+            f"(rate({metric}_bucket{_JOB}[$__rate_interval])))",
+            f"p{round(q * 100)} {{{{{by}}}}}",
+        )
+        for q in (0.5, 0.95, 0.99)
+    ]
+
+
+def operator_dashboard() -> dict[str, Any]:
+    """The Grafana dashboard of the operator's own metrics (``mirage_operator.metrics``)."""
+    panels = [
+        _panel(
+            "stat",
+            "Version",
+            [(f"max by (version) (mirage_build_info{_JOB})", "{{version}}")],
+            width=6,
+            height=4,
+        ),
+        _panel(
+            "stat",
+            "Managed objects",
+            [(f"sum by (kind) (mirage_managed_objects{_JOB})", "{{kind}}")],
+            width=6,
+            height=4,
+        ),
+        _panel(
+            "stat",
+            "Reconcile errors (5m)",
+            [
+                (
+                    f'sum(rate(mirage_reconciles_total{{job=~"$job",result!="success"}}[5m]))'
+                    f" / sum(rate(mirage_reconciles_total{_JOB}[5m]))",
+                    "errors",
+                )
+            ],
+            unit="percentunit",
+            width=6,
+            height=4,
+            thresholds=((None, "green"), (0.01, "orange"), (0.1, "red")),
+        ),
+        _panel(
+            "stat",
+            "Vault tokens cached",
+            [(f"sum(mirage_vault_tokens_cached{_JOB})", "tokens")],
+            width=6,
+            height=4,
+        ),
+        _panel(
+            "timeseries",
+            "Reconciles by kind and result",
+            [(_rate("mirage_reconciles_total", "kind, result"), "{{kind}} {{result}}")],
+            unit="ops",
+        ),
+        _panel(
+            "timeseries",
+            "Failed reconciles",
+            [
+                (
+                    _rate("mirage_reconciles_total", "kind, result", 'result!="success"'),
+                    "{{kind}} {{result}}",
+                )
+            ],
+            unit="ops",
+            description="Reconciliations that ended invalid, retried or in error.",
+        ),
+        _panel(
+            "timeseries",
+            "Reconcile duration",
+            _quantiles("mirage_reconcile_duration_seconds", "kind"),
+            unit="s",
+        ),
+        _panel(
+            "timeseries",
+            "Children applied and deleted",
+            [
+                (_rate("mirage_children_applied_total", "kind"), "applied {{kind}}"),
+                (_rate("mirage_children_deleted_total", "kind"), "deleted {{kind}}"),
+            ],
+            unit="ops",
+        ),
+        _panel(
+            "timeseries",
+            "Drift corrections",
+            [(_rate("mirage_drift_corrections_total", "kind"), "{{kind}}")],
+            unit="ops",
+            description="Children restored after someone else changed or deleted them.",
+        ),
+        _panel(
+            "timeseries",
+            "Kubernetes API errors",
+            [(_rate("mirage_kubernetes_api_errors_total", "code"), "{{code}}")],
+            unit="ops",
+        ),
+        _panel(
+            "timeseries",
+            "Vault logins",
+            [(_rate("mirage_vault_logins_total", "namespace, result"), "{{namespace}} {{result}}")],
+            unit="ops",
+        ),
+        _panel(
+            "timeseries",
+            "Vault reads",
+            [(_rate("mirage_vault_reads_total", "engine, outcome"), "{{engine}} {{outcome}}")],
+            unit="ops",
+        ),
+        _panel(
+            "timeseries",
+            "Vault request duration",
+            _quantiles("mirage_vault_request_duration_seconds", "operation"),
+            unit="s",
+        ),
+        _panel(
+            "timeseries",
+            "Vault token and lease renewals",
+            [
+                (_rate("mirage_vault_token_renewals_total", "result"), "token {{result}}"),
+                (_rate("mirage_vault_lease_renewals_total", "result"), "lease {{result}}"),
+            ],
+            unit="ops",
+        ),
+    ]
+    job = {
+        "name": "job",
+        "label": "Job",
+        "type": "query",
+        "datasource": _DATASOURCE,
+        "query": {"query": "label_values(mirage_build_info, job)", "refId": "job"},
+        "definition": "label_values(mirage_build_info, job)",
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {},
+        "refresh": 2,
+        "hide": 0,
+    }
+    return _dashboard(
+        uid=OPERATOR_DASHBOARD_UID,
+        title="Mirage operator",
+        tags=["mirage", "operator"],
+        panels=panels,
+        variables=[job],
+    )
+
+
+def build_operator_dashboard(
+    *,
+    namespace: str,
+    config: Config,
+    name: str = "mirage-operator-dashboard",
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ConfigMap carrying :func:`operator_dashboard`, labelled for the Grafana sidecar."""
+    return _config_map(
+        name=name,
+        namespace=namespace,
+        file_name="mirage-operator.json",
+        dashboard=operator_dashboard(),
+        labels=standard_labels(name="mirage-operator", component="dashboard"),
+        folder="Mirage",
+        config=config,
+        owner=owner,
+    )
+
+
+# --- one dashboard per SLO -------------------------------------------------------------------
+
+
+def slo_dashboard_name(slo_name: str) -> str:
+    """Name of the ConfigMap of an SLO's dashboard."""
+    return f"{slo_name}-slo-dashboard"
+
+
+def slo_dashboard_uid(*, namespace: str, slo_name: str, window: str) -> str:
+    """A stable dashboard uid (Grafana allows 40 characters) unique per SLO and window."""
+    digest = hashlib.sha256(f"{namespace}/{slo_name}/{window}".encode()).hexdigest()
+    return f"mirage-slo-{digest[:20]}"
+
+
+def slo_dashboard(
+    *, namespace: str, slo: ServiceLevelObjectiveSpec, slo_name: str
+) -> dict[str, Any]:
+    """The Grafana dashboard of one SLO: budget remaining, burn rates and the SLI."""
+    identity = rules.identity_labels(namespace=namespace, slo=slo, slo_name=slo_name)
+    sel = rules.series_selector(identity)
+    budget = slo.error_budget
+    days = slo.window_days
+    # Burn-rate thresholds as lines: where the page and the ticket alerts start to fire.
+    page = min(a.factor(days) for a in BURN_RATE_ALERTS if a.severity == "page")
+    ticket = min(a.factor(days) for a in BURN_RATE_ALERTS if a.severity == "ticket")
+    alert_names = "|".join(
+        rules.alert_name(slo, slo_name=slo_name, severity=s) for s in ("page", "ticket")
+    )
+    period = f"{slo.window} rolling"
+    objective = f"{rules.promql_number(slo.objective)}%"
+    panels = [
+        _panel(
+            "stat",
+            "Objective",
+            [(f"{rules.SERIES_OBJECTIVE}{sel}", "objective")],
+            unit="percentunit",
+            width=6,
+            height=5,
+        ),
+        _panel(
+            "stat",
+            f"SLI ({period})",
+            [(f"1 - {rules.SERIES_RATIO_PERIOD}{sel}", "SLI")],
+            unit="percentunit",
+            width=6,
+            height=5,
+            thresholds=((None, "red"), (1 - budget, "green")),
+        ),
+        _panel(
+            "stat",
+            f"Error budget remaining ({period})",
+            [(f"{rules.SERIES_BUDGET_REMAINING}{sel}", "remaining")],
+            unit="percentunit",
+            width=6,
+            height=5,
+            thresholds=((None, "red"), (0, "orange"), (0.25, "green")),
+        ),
+        _panel(
+            "stat",
+            "Current burn rate (5m)",
+            [(f"{rules.SERIES_CURRENT_BURN_RATE}{sel}", "burn rate")],
+            width=6,
+            height=5,
+            thresholds=((None, "green"), (ticket, "orange"), (page, "red")),
+        ),
+        _panel(
+            "timeseries",
+            "Error budget remaining",
+            [(f"{rules.SERIES_BUDGET_REMAINING}{sel}", "remaining")],
+            unit="percentunit",
+            width=24,
+            description=f"1 = untouched, 0 = spent, below 0 = overspent, over {period}.",
+        ),
+        _panel(
+            "timeseries",
+            "Burn rate by window",
+            [
+                (f"{rules.ratio_record(w)}{sel} / {rules.promql_number(budget)}", w)
+                for w in ("5m", "1h", "6h", "1d", "3d")
+            ]
+            + [(f"{rules.SERIES_PERIOD_BURN_RATE}{sel}", slo.window)],
+            description=(
+                "Error ratio divided by the error budget; 1 spends the budget exactly over the "
+                "window. Lines: the lowest ticket and page thresholds."
+            ),
+            thresholds=((None, "green"), (ticket, "orange"), (page, "red")),
+            threshold_lines=True,
+        ),
+        _panel(
+            "timeseries",
+            "SLI",
+            [(f"1 - {rules.ratio_record(w)}{sel}", w) for w in ("5m", "1h", "1d")]
+            + [(f"1 - {rules.SERIES_RATIO_PERIOD}{sel}", slo.window)],
+            unit="percentunit",
+            thresholds=((None, "red"), (1 - budget, "green")),
+            threshold_lines=True,
+        ),
+        _panel(
+            "timeseries",
+            "Burn-rate alerts firing",
+            [
+                (
+                    f'sum by (alertname, mirage_severity) (ALERTS{{alertname=~"{alert_names}",'
+                    f'alertstate="firing",mirage_slo="{slo_name}",'
+                    f'mirage_namespace="{namespace}"}})',
+                    "{{mirage_severity}}",
+                )
+            ],
+            width=24,
+            height=6,
+        ),
+    ]
+    return _dashboard(
+        uid=slo_dashboard_uid(namespace=namespace, slo_name=slo_name, window=slo.window),
+        title=f"SLO {slo.service} / {slo_name} ({objective} over {slo.window})",
+        tags=["mirage", "slo", slo.service],
+        panels=panels,
+    )
+
+
+def build_slo_dashboard(
+    *,
+    name: str,
+    namespace: str,
+    slo: ServiceLevelObjectiveSpec,
+    slo_name: str,
+    config: Config,
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ConfigMap ``name`` carrying the dashboard of the SLO ``slo_name``, labelled with
+    ``config.dashboard_labels`` for the Grafana sidecar."""
+    return _config_map(
+        name=name,
+        namespace=namespace,
+        file_name=f"mirage-slo-{namespace}-{slo_name}-{slo.window}.json",
+        dashboard=slo_dashboard(namespace=namespace, slo=slo, slo_name=slo_name),
+        labels={
+            **standard_labels(name=slo.service, component="slo-dashboard"),
+            "mirage.dev/slo": slo_name,
+        },
+        folder="Mirage SLOs",
+        config=config,
+        owner=owner,
+    )
