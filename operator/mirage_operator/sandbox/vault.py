@@ -429,8 +429,8 @@ class EmulatedVault:
         if payload is None:
             return web.Response(status=status)
         # Exactly "application/json", as Vault sends it (hvac parses errors only then).
-        body = json.dumps(payload).encode("utf-8")
-        return web.Response(body=body, status=status, content_type="application/json")
+        encoded = json.dumps(payload).encode("utf-8")
+        return web.Response(body=encoded, status=status, content_type="application/json")
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
