@@ -200,7 +200,7 @@ def test_several_slos_for_one_service_load_side_by_side(
 def test_custom_rules_pass_promtool_and_the_schema(
     promtool: str, prometheusrule_schema: dict[str, Any], tmp_path: Path
 ) -> None:
-    alerts = [
+    alerts: list[dict[str, Any]] = [
         {
             "alert": "CheckoutQueueBacklog",
             "expr": "sum(jobs_queued{queue='checkout'}) > 100",

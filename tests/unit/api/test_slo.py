@@ -12,6 +12,8 @@ import celpy
 import jsonschema
 import pytest
 import yaml
+from celpy.adapter import json_to_cel
+
 from mirage_operator.api import slo as api
 from mirage_operator.api.slo import (
     BURN_RATE_ALERTS,
@@ -30,13 +32,15 @@ CRD_PATH = REPO / "crds" / "mirage.dev_servicelevelobjectives.yaml"
 
 @pytest.fixture(scope="module")
 def crd() -> dict[str, Any]:
-    return yaml.safe_load(CRD_PATH.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load(CRD_PATH.read_text(encoding="utf-8"))
+    return loaded
 
 
 @pytest.fixture(scope="module")
 def schema(crd: dict[str, Any]) -> dict[str, Any]:
     (version,) = crd["spec"]["versions"]
-    return version["schema"]["openAPIV3Schema"]
+    result: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return result
 
 
 def _nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -52,7 +56,7 @@ def _nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
 def _cel(rule: str, value: Any) -> bool:
     env = celpy.Environment()
     program = env.program(env.compile(rule))
-    return bool(program.evaluate({"self": celpy.json_to_cel(value)}))
+    return bool(program.evaluate({"self": json_to_cel(value)}))
 
 
 def _at(schema: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -407,7 +411,7 @@ def test_promql_syntax_problem(expr: str, ok: bool) -> None:
 
 
 def test_custom_rule_problems() -> None:
-    items = [
+    items: list[dict[str, Any]] = [
         {"alert": "A", "expr": "up == 0", "for": "5m", "labels": {"severity": "page"}},
         {"record": "job:up:sum", "expr": "sum by (job) (up", "for": "5m"},
         {"alert": "B", "expr": "up", "labels": {"bad-label": "x"}},

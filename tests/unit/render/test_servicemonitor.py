@@ -17,7 +17,7 @@ OWNER = {
     "kind": "MirageService",
     "metadata": {"name": "checkout", "uid": "42"},
 }
-RELABELINGS = [
+RELABELINGS: list[dict[str, Any]] = [
     {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"},
     {"action": "labeldrop", "regex": "pod_template_hash"},
 ]
