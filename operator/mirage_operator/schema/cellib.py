@@ -24,6 +24,8 @@ from typing import Any
 
 from celpy import celtypes
 
+from mirage_operator.schema.regex import compile_re2
+
 
 def _ascii(text: str, convert: Callable[[str], str]) -> celtypes.StringType:
     return celtypes.StringType("".join(convert(c) if c.isascii() else c for c in text))
@@ -130,7 +132,7 @@ def _max(items: list[Any]) -> Any:
 
 
 def _find(text: str, pattern: str) -> celtypes.StringType:
-    match = re.search(str(pattern), str(text))
+    match = compile_re2(str(pattern)).search(str(text))
     return celtypes.StringType(match.group(0) if match else "")
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from mirage_operator.schema import cel, reasons
 from mirage_operator.schema.pruning import prune
+from mirage_operator.schema.regex import compile_re2
 from mirage_operator.schema.validation import validate
 
 _UNSUPPORTED = (
@@ -236,7 +237,7 @@ def _check_pattern(schema: Mapping[str, Any], path: str, problems: list[str]) ->
     if pattern is None:
         return
     try:
-        re.compile(str(pattern))
+        compile_re2(str(pattern))
     except re.error as exc:
         _add(
             problems,

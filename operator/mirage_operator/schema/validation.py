@@ -17,6 +17,7 @@ from typing import Any
 from mirage_operator.errors import Problem
 from mirage_operator.schema import cel, formats, reasons
 from mirage_operator.schema.listtypes import check_list_type
+from mirage_operator.schema.regex import compile_re2
 from mirage_operator.schema.values import (
     ROOT_PATH,
     child,
@@ -51,7 +52,7 @@ def validate(schema: Mapping[str, Any], obj: Any, *, old: Any = None) -> list[Pr
 @lru_cache(maxsize=1024)
 def _pattern(pattern: str) -> re.Pattern[str] | None:
     try:
-        return re.compile(pattern)
+        return compile_re2(pattern)
     except re.error:
         return None
 
