@@ -15,7 +15,8 @@ It serves, on ``127.0.0.1`` and a free port:
 - policies as path globs with capabilities, enforced on every call (403 when denied);
 - fault modes: sealed (503), unavailable (connection refused, or 500), forced 403 on paths.
 
-Every request is recorded in :attr:`EmulatedVault.requests` (method, path, status, token
+Listing takes ``GET ...?list=true`` (hvac's ``strict_http``): aiohttp's HTTP parser refuses
+the ``LIST`` verb. Every request is recorded in :attr:`EmulatedVault.requests` (method, path, status, token
 accessor, login role) so tests can count logins and reads; values and tokens never are.
 Time comes from a ``clock`` callable so tests can move it without sleeping.
 """
@@ -310,6 +311,10 @@ class EmulatedVault:
         if self._site is not None:
             await self._site.stop()
             self._site = None
+        # Kept-alive connections would still answer: drop them as a dead server would.
+        server = self._runner.server if self._runner is not None else None
+        for connection in server.connections if server is not None else ():
+            connection.force_close()
 
     async def accept_connections(self) -> None:
         """Listen again, on the same port."""
