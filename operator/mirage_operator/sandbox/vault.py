@@ -16,8 +16,9 @@ It serves, on ``127.0.0.1`` and a free port:
 - fault modes: sealed (503), unavailable (connection refused, or 500), forced 403 on paths.
 
 Listing takes ``GET ...?list=true`` (hvac's ``strict_http``): aiohttp's HTTP parser refuses
-the ``LIST`` verb. Every request is recorded in :attr:`EmulatedVault.requests` (method, path, status, token
-accessor, login role) so tests can count logins and reads; values and tokens never are.
+the ``LIST`` verb. Every request is recorded in :attr:`EmulatedVault.requests` (method, path,
+status, token accessor, login role) so tests can count logins and reads; values and tokens
+never are.
 Time comes from a ``clock`` callable so tests can move it without sleeping.
 """
 
