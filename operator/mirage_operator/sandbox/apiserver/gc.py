@@ -1,0 +1,221 @@
+"""Garbage collection and namespace/CRD cleanup, as kube-controller-manager does it.
+
+- A dependent whose ``ownerReferences`` all point at objects that no longer exist (same uid)
+  is deleted (background propagation); references to some missing owners are removed.
+- An owner deleted with ``propagationPolicy: Foreground`` carries the ``foregroundDeletion``
+  finalizer: its dependents are deleted first, then the finalizer is removed.
+- An owner deleted with ``Orphan`` carries the ``orphan`` finalizer: the references to it are
+  removed from its dependents, which stay, then the finalizer is removed.
+- A terminating namespace is emptied, then its ``kubernetes`` finalizer is removed.
+- A deleted CRD's custom resources are deleted, then its cleanup finalizer is removed.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from mirage_operator.errors import EmulatedAPIError
+from mirage_operator.sandbox.apiserver.background import Worker
+from mirage_operator.sandbox.apiserver.cluster import CRD_CLEANUP_FINALIZER
+from mirage_operator.sandbox.apiserver.resources import ResourceType
+from mirage_operator.sandbox.apiserver.store import Change
+
+Obj = dict[str, Any]
+
+
+class GarbageCollector(Worker):
+    """The emulated garbage collector and namespace controller."""
+
+    name = "garbage-collector"
+
+    def interested(self, change: Change) -> bool:
+        """Deletions, and objects being deleted, can leave work behind."""
+        return (
+            change.type == "DELETED"
+            or bool(change.obj["metadata"].get("deletionTimestamp"))
+            or bool(change.obj["metadata"].get("ownerReferences"))
+        )
+
+    def work(self) -> bool:
+        """One sweep over every object. Its own writes wake the next sweep, so it never asks
+        to run again by itself (that would spin while finalizers of others are pending)."""
+        cluster = self.cluster
+        with cluster._lock:
+            objects: list[tuple[ResourceType, Obj]] = []
+            for storage, obj in cluster.store:
+                rt = cluster.catalog.for_storage(storage)
+                if rt is not None:
+                    objects.append((rt, obj))
+            by_uid = {
+                o["metadata"]["uid"]: (rt, o) for rt, o in objects if o["metadata"].get("uid")
+            }
+            changed = False
+            for rt, obj in objects:
+                changed |= self._collect(rt, obj, by_uid)
+            for rt, obj in objects:
+                meta = obj["metadata"]
+                if not meta.get("deletionTimestamp"):
+                    continue
+                finalizers = meta.get("finalizers") or []
+                if "foregroundDeletion" in finalizers:
+                    changed |= self._foreground(rt, obj, objects)
+                if "orphan" in finalizers:
+                    changed |= self._orphan(rt, obj, objects)
+                if rt.kind == "Namespace" and rt.group == "":
+                    changed |= self._namespace(rt, obj, objects)
+                if rt.kind == "CustomResourceDefinition" and CRD_CLEANUP_FINALIZER in finalizers:
+                    changed |= self._crd(rt, obj)
+            del changed
+            return False
+
+    def _owner_present(
+        self, ref: Obj, dependent_ns: str | None, by_uid: dict[str, tuple[ResourceType, Obj]]
+    ) -> bool:
+        found = by_uid.get(ref.get("uid", ""))
+        if found is None:
+            return False
+        owner_rt, owner = found
+        if owner_rt.kind != ref.get("kind") or owner["metadata"].get("name") != ref.get("name"):
+            return False
+        # A namespaced owner must live in the dependent's namespace.
+        return not (owner_rt.namespaced and owner["metadata"].get("namespace") != dependent_ns)
+
+    def _collect(
+        self, rt: ResourceType, obj: Obj, by_uid: dict[str, tuple[ResourceType, Obj]]
+    ) -> bool:
+        meta = obj["metadata"]
+        refs = meta.get("ownerReferences") or []
+        if not refs or meta.get("deletionTimestamp"):
+            return False
+        present = [r for r in refs if self._owner_present(r, meta.get("namespace"), by_uid)]
+        if len(present) == len(refs):
+            return False
+        try:
+            if not present:
+                self.cluster.delete(
+                    rt, meta.get("namespace"), meta["name"], propagation="Background"
+                )
+            else:
+                updated = copy.deepcopy(obj)
+                updated["metadata"]["ownerReferences"] = present
+                self.cluster.commit_system(rt, obj, updated)
+        except EmulatedAPIError as exc:
+            if exc.code not in {404, 409}:
+                raise
+        return True
+
+    @staticmethod
+    def _dependents(
+        owner: Obj, objects: list[tuple[ResourceType, Obj]]
+    ) -> list[tuple[ResourceType, Obj]]:
+        uid = owner["metadata"]["uid"]
+        return [
+            (rt, o)
+            for rt, o in objects
+            if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
+        ]
+
+    def _drop_finalizer(self, rt: ResourceType, obj: Obj, finalizer: str) -> bool:
+        updated = copy.deepcopy(obj)
+        updated["metadata"]["finalizers"] = [
+            f for f in obj["metadata"].get("finalizers") or [] if f != finalizer
+        ]
+        if not updated["metadata"]["finalizers"]:
+            del updated["metadata"]["finalizers"]
+        try:
+            self.cluster.commit_system(rt, obj, updated)
+        except EmulatedAPIError as exc:
+            if exc.code not in {404, 409}:
+                raise
+        return True
+
+    def _foreground(
+        self, rt: ResourceType, obj: Obj, objects: list[tuple[ResourceType, Obj]]
+    ) -> bool:
+        dependents = self._dependents(obj, objects)
+        changed = False
+        for dep_rt, dep in dependents:
+            if not dep["metadata"].get("deletionTimestamp"):
+                try:
+                    self.cluster.delete(
+                        dep_rt,
+                        dep["metadata"].get("namespace"),
+                        dep["metadata"]["name"],
+                        propagation="Foreground",
+                    )
+                except EmulatedAPIError as exc:
+                    if exc.code != 404:
+                        raise
+                changed = True
+        blocking = [
+            d
+            for _, d in dependents
+            if any(
+                r.get("uid") == obj["metadata"]["uid"] and r.get("blockOwnerDeletion")
+                for r in d["metadata"].get("ownerReferences") or []
+            )
+        ]
+        if not blocking and not changed:
+            return self._drop_finalizer(rt, obj, "foregroundDeletion")
+        return changed
+
+    def _orphan(self, rt: ResourceType, obj: Obj, objects: list[tuple[ResourceType, Obj]]) -> bool:
+        uid = obj["metadata"]["uid"]
+        for dep_rt, dep in self._dependents(obj, objects):
+            updated = copy.deepcopy(dep)
+            refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            if refs:
+                updated["metadata"]["ownerReferences"] = refs
+            else:
+                updated["metadata"].pop("ownerReferences", None)
+            try:
+                self.cluster.commit_system(dep_rt, dep, updated)
+            except EmulatedAPIError as exc:
+                if exc.code not in {404, 409}:
+                    raise
+                return True
+        return self._drop_finalizer(rt, obj, "orphan")
+
+    def _namespace(
+        self, rt: ResourceType, ns: Obj, objects: list[tuple[ResourceType, Obj]]
+    ) -> bool:
+        name = ns["metadata"]["name"]
+        content = [
+            (r, o) for r, o in objects if r.namespaced and o["metadata"].get("namespace") == name
+        ]
+        for dep_rt, dep in content:
+            if dep["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                self.cluster.delete(dep_rt, name, dep["metadata"]["name"])
+            except EmulatedAPIError as exc:
+                if exc.code != 404:
+                    raise
+        if content:
+            return True
+        spec_finalizers = (ns.get("spec") or {}).get("finalizers") or []
+        if "kubernetes" not in spec_finalizers:
+            return False
+        updated = copy.deepcopy(ns)
+        updated["spec"]["finalizers"] = [f for f in spec_finalizers if f != "kubernetes"]
+        self.cluster.commit_system(rt, ns, updated)
+        return True
+
+    def _crd(self, rt: ResourceType, crd: Obj) -> bool:
+        spec = crd["spec"]
+        storage = (spec["group"], spec["names"]["plural"])
+        instances = self.cluster.store.list(storage)
+        cr_rt = self.cluster.catalog.for_storage(storage)
+        if instances and cr_rt is not None:
+            for item in instances:
+                if not item["metadata"].get("deletionTimestamp"):
+                    try:
+                        self.cluster.delete(
+                            cr_rt, item["metadata"].get("namespace"), item["metadata"]["name"]
+                        )
+                    except EmulatedAPIError as exc:
+                        if exc.code != 404:
+                            raise
+            return True
+        return self._drop_finalizer(rt, crd, CRD_CLEANUP_FINALIZER)
