@@ -13,7 +13,8 @@ It serves, on ``127.0.0.1`` and a free port:
   ``revoke``, ``lookup``; max TTL; a token's expiry or revocation revokes its leases, as in
   Vault;
 - policies as path globs with capabilities, enforced on every call (403 when denied);
-- fault modes: sealed (503), unavailable (connection refused, or 500), forced 403 on paths.
+- fault modes: sealed (503), unavailable (connection refused, or 500), forced 403 on paths,
+  slow answers (for client timeouts).
 
 Listing takes ``GET ...?list=true`` (hvac's ``strict_http``): aiohttp's HTTP parser refuses
 the ``LIST`` verb. Every request is recorded in :attr:`EmulatedVault.requests` (method, path,
@@ -143,6 +144,7 @@ class _Version:
 class _Fault:
     sealed: bool = False
     failing: bool = False  # answer 500 to everything
+    delay: float = 0.0  # seconds to wait before answering (real time: for client timeouts)
     denied: list[str] = field(default_factory=list)
 
 
@@ -299,6 +301,10 @@ class EmulatedVault:
         """Answer 500 to every request (``False`` to stop)."""
         self.fault.failing = failing
 
+    def slow_down(self, seconds: float) -> None:
+        """Wait ``seconds`` (real time) before answering each request; 0 to stop."""
+        self.fault.delay = seconds
+
     def deny(self, glob: str) -> None:
         """Answer 403 to any request whose path matches ``glob``, whatever the token."""
         self.fault.denied.append(glob)
@@ -425,6 +431,8 @@ class EmulatedVault:
             "accessor": "",
             "vault_namespace": request.headers.get("X-Vault-Namespace", ""),
         }
+        if self.fault.delay:
+            await asyncio.sleep(self.fault.delay)
         try:
             body = await self._body(request)
             status, payload = await self._dispatch(method, path, token, body, request, record)

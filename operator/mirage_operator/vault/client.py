@@ -276,9 +276,7 @@ class VaultClient:
                 if error is None:
                     raise
                 # A request that may have reached Vault is repeated only when that is harmless.
-                sent = not isinstance(exc, requests.exceptions.ConnectionError) or isinstance(
-                    exc, requests.exceptions.ReadTimeout
-                )
+                sent = not isinstance(exc, requests.exceptions.ConnectionError)
                 again = isinstance(error, VaultUnavailable) and attempt + 1 < attempts
                 if not again or (sent and not idempotent):
                     raise error from None

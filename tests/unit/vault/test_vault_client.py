@@ -284,6 +284,17 @@ async def test_connection_refused_is_unavailable(vault: EmulatedVault, client: V
     assert (await client.read("team-a", KV2)).data == {"a": "1"}
 
 
+async def test_timeout_is_unavailable(
+    vault: EmulatedVault, make_client: Callable[..., VaultClient]
+) -> None:
+    client = make_client(vault_timeout=0.05, vault_retries=0)
+    vault.put_kv("team-a/app", {"a": "1"})
+    await client.read("team-a", KV2)
+    vault.slow_down(0.5)
+    with pytest.raises(VaultUnavailable, match="timed out"):
+        await client.read("team-a", KV2)
+
+
 @pytest.mark.parametrize(
     ("fault", "error"),
     [
@@ -392,6 +403,22 @@ async def test_credentials_replaced_when_their_token_is_retired(
     new, fresh = await client.ensure_credentials("team-a", DB, lease)
     # The old lease dies with the old token, so new credentials come now, not later.
     assert fresh is not None and new.lease_id != lease.lease_id
+
+
+async def test_credentials_are_not_requested_twice_blindly(
+    vault: EmulatedVault, client: VaultClient
+) -> None:
+    # Each creds request creates a database user: a 5xx answer is not retried blindly.
+    vault.fail()
+    with pytest.raises(VaultUnavailable):
+        await client.ensure_credentials("team-a", DB, None)
+    assert vault.count("POST", "auth/kubernetes/login") == 3  # logins are retried
+    vault.fail(False)
+    await client.ensure_credentials("team-a", DB, None)
+    vault.fail()
+    with pytest.raises(VaultUnavailable):
+        await client.ensure_credentials("team-a", DB, None)
+    assert vault.count("GET", "database/creds/team-a.app", status=500) == 1
 
 
 async def test_revoke_lease(vault: EmulatedVault, client: VaultClient) -> None:
