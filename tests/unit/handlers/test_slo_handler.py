@@ -1,0 +1,265 @@
+"""The ServiceLevelObjective reconciler against an in-memory Kubernetes API."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+from typing import Any, cast
+
+import kopf
+import pytest
+
+from mirage_operator import metrics
+from mirage_operator.config import Config
+from mirage_operator.errors import KubernetesAPIError
+from mirage_operator.handlers import slo as handler
+from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.k8s.resources import Resource
+
+LOGGER = logging.getLogger("test")
+Key = tuple[str, str, str]
+
+
+class FakeKube:
+    """Just enough of ``KubeClient``: objects in a dict, every write recorded."""
+
+    def __init__(self, *, serves_prometheus_rules: bool = True) -> None:
+        self.objects: dict[Key, dict[str, Any]] = {}
+        self.writes: list[tuple[str, str, str]] = []
+        self.serves_prometheus_rules = serves_prometheus_rules
+        self._ids = itertools.count(1)
+
+    def _served(self, resource: Resource) -> None:
+        if resource.kind == "PrometheusRule" and not self.serves_prometheus_rules:
+            raise KubernetesAPIError(404, "the server could not find the requested resource")
+
+    async def get(self, resource: Resource, *, namespace: str | None, name: str) -> Any:
+        self._served(resource)
+        found = self.objects.get((resource.kind, namespace or "", name))
+        return copy.deepcopy(found)
+
+    async def list(
+        self, resource: Resource, *, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        self._served(resource)
+        key, _, value = (label_selector or "").partition("=")
+        return [
+            copy.deepcopy(obj)
+            for (kind, ns, _), obj in self.objects.items()
+            if kind == resource.kind
+            and ns == namespace
+            and (not key or obj["metadata"].get("labels", {}).get(key) == value)
+        ]
+
+    async def apply(
+        self, resource: Resource, body: Any, *, field_manager: str, force: bool = True
+    ) -> dict[str, Any]:
+        self._served(resource)
+        meta = body["metadata"]
+        key = (body["kind"], meta["namespace"], meta["name"])
+        live = copy.deepcopy(body)
+        live["metadata"]["uid"] = (
+            self.objects.get(key, {}).get("metadata", {}).get("uid", f"uid-{next(self._ids)}")
+        )
+        self.objects[key] = live
+        self.writes.append(("apply", body["kind"], meta["name"]))
+        return copy.deepcopy(live)
+
+    async def patch_status(
+        self, resource: Resource, *, namespace: str | None, name: str, status: Any
+    ) -> dict[str, Any] | None:
+        obj = self.objects[(resource.kind, namespace or "", name)]
+        obj["status"] = {**obj.get("status", {}), **copy.deepcopy(status)}
+        self.writes.append(("status", resource.kind, name))
+        return copy.deepcopy(obj)
+
+    async def delete(
+        self, resource: Resource, *, namespace: str | None, name: str, uid: str | None = None
+    ) -> None:
+        self.objects.pop((resource.kind, namespace or "", name), None)
+        self.writes.append(("delete", resource.kind, name))
+
+
+class Connection:
+    def __init__(self, client: FakeKube) -> None:
+        self.client = client
+
+
+SPEC = {
+    "service": "checkout",
+    "objective": 99.9,
+    "window": "28d",
+    "sli": {"preset": {"type": "http-availability"}},
+}
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    posted: list[tuple[str, str]] = []
+
+    def post(body: Any, reason: str, message: str, *, warning: bool = False) -> None:
+        posted.append((reason, message))
+
+    monkeypatch.setattr(handler, "post_event", post)
+    return posted
+
+
+def _setup(**kube: Any) -> tuple[FakeKube, handler.SLOReconciler]:
+    fake = FakeKube(**kube)
+    context = OperatorContext(config=Config(), kube=cast(Any, Connection(fake)))
+    body = {
+        "apiVersion": "mirage.dev/v1alpha1",
+        "kind": "ServiceLevelObjective",
+        "metadata": {
+            "name": "checkout-availability",
+            "namespace": "shop",
+            "uid": "slo-uid",
+            "generation": 1,
+        },
+        "spec": copy.deepcopy(SPEC),
+    }
+    fake.objects[("ServiceLevelObjective", "shop", "checkout-availability")] = body
+    return fake, handler.SLOReconciler(context)
+
+
+def _body(fake: FakeKube) -> dict[str, Any]:
+    return copy.deepcopy(fake.objects[("ServiceLevelObjective", "shop", "checkout-availability")])
+
+
+def _rule(fake: FakeKube) -> dict[str, Any]:
+    return fake.objects[("PrometheusRule", "shop", "checkout-availability")]
+
+
+async def test_creates_rule_and_dashboard_and_reports_them(events: list[tuple[str, str]]) -> None:
+    fake, reconciler = _setup()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    rule = _rule(fake)
+    dashboard = fake.objects[("ConfigMap", "shop", "checkout-availability-slo-dashboard")]
+    for child in (rule, dashboard):
+        (ref,) = child["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["uid"], ref["controller"]) == (
+            "ServiceLevelObjective",
+            "slo-uid",
+            True,
+        )
+    status = _body(fake)["status"]
+    assert status["ruleName"] == "checkout-availability"
+    assert status["ruleCount"] == sum(len(g["rules"]) for g in rule["spec"]["groups"])
+    assert status["observedGeneration"] == 1
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["lastTransitionTime"]
+    assert [reason for reason, _ in events] == ["Applied"]
+
+
+async def test_steady_state_writes_nothing(events: list[tuple[str, str]]) -> None:
+    fake, reconciler = _setup()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    fake.writes.clear()
+    events.clear()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    assert fake.writes == []
+    assert events == []
+
+
+@pytest.mark.parametrize("drift", ["edited", "deleted"])
+async def test_drift_is_corrected(events: list[tuple[str, str]], drift: str) -> None:
+    fake, reconciler = _setup()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    before = copy.deepcopy(_rule(fake))
+    if drift == "edited":
+        _rule(fake)["spec"]["groups"][0]["rules"].pop()
+    else:
+        del fake.objects[("PrometheusRule", "shop", "checkout-availability")]
+    corrections = metrics.DRIFT_CORRECTIONS.labels(kind="PrometheusRule")._value.get()
+    fake.writes.clear()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    assert fake.writes == [("apply", "PrometheusRule", "checkout-availability")]
+    assert _rule(fake)["spec"] == before["spec"]
+    assert "DriftCorrected" in [reason for reason, _ in events]
+    assert metrics.DRIFT_CORRECTIONS.labels(kind="PrometheusRule")._value.get() == corrections + 1
+
+
+async def test_spec_change_reapplies_without_calling_it_drift(
+    events: list[tuple[str, str]],
+) -> None:
+    fake, reconciler = _setup()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    body = _body(fake)
+    body["spec"]["objective"] = 99.5
+    body["metadata"]["generation"] = 2
+    fake.objects[("ServiceLevelObjective", "shop", "checkout-availability")] = body
+    events.clear()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    assert "vector(0.995)" in str(_rule(fake)["spec"])
+    assert [reason for reason, _ in events] == ["Applied"]
+    assert _body(fake)["status"]["observedGeneration"] == 2
+
+
+async def test_invalid_spec_is_reported_once_and_not_retried(events: list[tuple[str, str]]) -> None:
+    fake, reconciler = _setup()
+    body = _body(fake)
+    body["spec"]["window"] = "2d"  # schema-valid, but shorter than the 3d alert window
+    fake.objects[("ServiceLevelObjective", "shop", "checkout-availability")] = body
+    with pytest.raises(kopf.PermanentError, match=r"spec\.window"):
+        await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    ready = next(c for c in _body(fake)["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "spec.window" in ready["message"]
+    assert ("PrometheusRule", "shop", "checkout-availability") not in fake.objects
+    fake.writes.clear()
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=False)
+    assert fake.writes == []
+    assert [reason for reason, _ in events] == ["InvalidSpec"]
+
+
+async def test_missing_prometheus_operator_is_reported_and_retried_slowly(
+    events: list[tuple[str, str]],
+) -> None:
+    fake, reconciler = _setup(serves_prometheus_rules=False)
+    with pytest.raises(kopf.TemporaryError) as raised:
+        await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    assert raised.value.delay == handler.UNAVAILABLE_RETRY_DELAY
+    ready = next(c for c in _body(fake)["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "PrometheusRuleUnavailable")
+    # Once prometheus-operator is installed, the next attempt converges.
+    fake.serves_prometheus_rules = True
+    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    ready = next(c for c in _body(fake)["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+def test_owner_of_reads_the_controller_reference() -> None:
+    child = {
+        "metadata": {
+            "ownerReferences": [
+                {
+                    "apiVersion": "mirage.dev/v1alpha1",
+                    "kind": "MirageService",
+                    "name": "a",
+                    "controller": False,
+                },
+                {
+                    "apiVersion": "mirage.dev/v1alpha1",
+                    "kind": "ServiceLevelObjective",
+                    "name": "b",
+                    "controller": True,
+                },
+            ]
+        }
+    }
+    assert handler.owner_of(child) == "b"
+    assert handler.owner_of({"metadata": {}}) is None
+
+
+def test_register_adds_the_handlers() -> None:
+    registry = kopf.OperatorRegistry()
+    handler.register(registry, OperatorContext(config=Config()))
+    ids = (
+        {h.id for h in registry._watching.get_all_handlers()}
+        | {h.id for h in registry._changing.get_all_handlers()}
+        | {h.id for h in registry._spawning.get_all_handlers()}
+    )
+    assert {"slo-child-PrometheusRule", "slo-child-ConfigMap"} <= ids
+    assert any("on_slo_change" in i for i in ids)
+    assert any("slo_resync" in i for i in ids)
