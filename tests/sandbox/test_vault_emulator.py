@@ -10,7 +10,12 @@ import hvac.exceptions
 import pytest
 import requests
 
-from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, static_reviewer
+from mirage_operator.sandbox.vault import (
+    EmulatedVault,
+    VaultThread,
+    apiserver_reviewer,
+    static_reviewer,
+)
 
 
 class Clock:
@@ -252,3 +257,26 @@ def test_request_log_counts_without_values(server: VaultThread) -> None:
     assert server.vault.count("GET", "secret/data/*", status=200) == 1
     text = repr(log)
     assert "hunter2-value" not in text and "jwt-a" not in text and client.token not in text
+
+
+class _FakeAPIServer:
+    """Answers TokenReview like the emulated API server's ``review_token``."""
+
+    def __init__(self) -> None:
+        self.audiences: list[list[str] | None] = []
+
+    def review_token(
+        self, token: str, audiences: list[str] | None
+    ) -> tuple[bool, dict[str, object], list[str]]:
+        self.audiences.append(audiences)
+        if token != "good":
+            return False, {}, []
+        return True, {"username": "system:serviceaccount:team-a:mirage-vault"}, ["vault"]
+
+
+async def test_apiserver_reviewer() -> None:
+    api = _FakeAPIServer()
+    review = apiserver_reviewer(api)
+    assert await review("good") == ("team-a", "mirage-vault")
+    assert await review("bad") is None
+    assert api.audiences == [["vault"], ["vault"]]

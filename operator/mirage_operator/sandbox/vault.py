@@ -886,3 +886,22 @@ def static_reviewer(identities: Mapping[str, tuple[str, str]]) -> TokenReviewer:
         return identities.get(token)
 
     return review
+
+
+def apiserver_reviewer(apiserver: Any, *, audience: str = "vault") -> TokenReviewer:
+    """A token reviewer backed by the emulated Kubernetes API: a token is accepted when the
+    API server's TokenReview authenticates it for ``audience`` (as Vault's kubernetes auth
+    does with a role's ``audience``). ``apiserver`` needs ``review_token(token, audiences)``
+    answering ``(authenticated, user, audiences)``."""
+
+    async def review(token: str) -> tuple[str, str] | None:
+        ok, user, _ = apiserver.review_token(token, [audience])
+        if not ok:
+            return None
+        # system:serviceaccount:<namespace>:<name>
+        parts = str(user.get("username", "")).split(":")
+        if len(parts) != 4 or parts[:2] != ["system", "serviceaccount"]:
+            return None
+        return parts[2], parts[3]
+
+    return review
