@@ -79,10 +79,15 @@ def is_subset(desired: Any, live: Any) -> bool:
             for key, value in desired.items()
         )
     if isinstance(desired, list):
-        return (
-            isinstance(live, list)
-            and len(desired) == len(live)
-            and all(is_subset(d, v) for d, v in zip(desired, live, strict=True))
+        if not isinstance(live, list):
+            return False
+        if desired and all(isinstance(d, Mapping) and "name" in d for d in desired):
+            # Lists keyed by name (containers, env, ports, volumes): others may add items
+            # (an injected sidecar) without that being drift of ours.
+            by_name = {v.get("name"): v for v in live if isinstance(v, Mapping)}
+            return all(d["name"] in by_name and is_subset(d, by_name[d["name"]]) for d in desired)
+        return len(desired) == len(live) and all(
+            is_subset(d, v) for d, v in zip(desired, live, strict=True)
         )
     if isinstance(desired, bool) or isinstance(live, bool):
         return desired is live  # True == 1 in Python, not in JSON

@@ -18,12 +18,14 @@ from typing import Any
 import aiohttp
 import kopf
 
-from mirage_operator import metrics
+from mirage_operator import __version__, metrics
 from mirage_operator.errors import KubernetesAPIError, MirageError
 from mirage_operator.k8s.resources import Resource
 
 logger = logging.getLogger(__name__)
 
+USER_AGENT = f"mirage-operator/{__version__}"
+"""Identifies the operator's calls in API server audit logs (and the emulator's request log)."""
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -51,7 +53,7 @@ class KubeClient:
                 self._session = aiohttp.ClientSession(
                     base_url=self._info.server.rstrip("/") + "/",
                     connector=connector,
-                    headers=self._info.as_http_headers(),
+                    headers={**self._info.as_http_headers(), "User-Agent": USER_AGENT},
                     timeout=self._timeout,
                 )
             return self._session

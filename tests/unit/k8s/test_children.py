@@ -57,7 +57,7 @@ def test_nothing_to_apply_in_steady_state() -> None:
     [
         lambda live: live["spec"].update(replicas=5),  # someone scaled it by hand
         lambda live: live["metadata"]["labels"].pop("a"),  # a label of ours removed
-        lambda live: live["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"}),
+        lambda live: live["spec"]["template"]["spec"]["containers"][0].update(name="renamed"),
         lambda live: live["metadata"]["annotations"].pop(INTENT_ANNOTATION),
         lambda live: live["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z"),
     ],
@@ -67,6 +67,13 @@ def test_drift_or_deletion_needs_apply(edit: Any) -> None:
     live = _live(desired)
     edit(live)
     assert needs_apply(desired, live)
+
+
+def test_items_others_add_to_a_keyed_list_are_not_drift() -> None:
+    desired = with_intent_hash(DESIRED)
+    live = _live(desired)
+    live["spec"]["template"]["spec"]["containers"].append({"name": "istio-proxy"})
+    assert not needs_apply(desired, live)
 
 
 def test_missing_child_needs_apply() -> None:
@@ -94,6 +101,10 @@ def test_a_field_we_stop_setting_changes_the_intent() -> None:
         ([1, 2], [1, 2, 3], False),
         ({"a": 1}, {"a": 1, "b": 2}, True),
         (True, 1, False),
+        ([{"name": "a", "x": 1}], [{"name": "sidecar"}, {"name": "a", "x": 1, "y": 2}], True),
+        ([{"name": "a", "x": 1}], [{"name": "a", "x": 2}], False),
+        ([{"name": "a"}, {"name": "b"}], [{"name": "a"}], False),
+        (["a", "b"], ["b", "a"], False),
     ],
 )
 def test_is_subset(desired: Any, live: Any, expected: bool) -> None:

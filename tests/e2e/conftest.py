@@ -1,0 +1,190 @@
+"""The e2e harness: the real ``mirage run`` process against the emulated API (or a real cluster).
+
+Without ``MIRAGE_E2E_KUBECONFIG`` each test worker starts the emulated Kubernetes API server
+in a thread, installs the Mirage CRDs and prometheus-operator's (from ../shared/third_party),
+and runs ``mirage run`` as a subprocess against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing
+at a real cluster (CRDs installed, nothing else running the operator), the same tests run
+there; tests that need the emulator's fault injection or request log are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import yaml
+
+from mirage_operator.crds import load_crds
+from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
+from tests.conftest import THIRD_PARTY_CRDS, require_path
+from tests.e2e.kube import Kube, wait_for
+
+REAL_CLUSTER = os.environ.get("MIRAGE_E2E_KUBECONFIG")
+RESYNC_SECONDS = 3
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Operator:
+    """The ``mirage run`` process, restartable."""
+
+    kubeconfig: Path
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    metrics_port: int = 0
+    _log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the operator (a fresh process each time)."""
+        self.metrics_port = free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "MIRAGE_RESYNC_INTERVAL": str(RESYNC_SECONDS),
+            "MIRAGE_METRICS_PORT": str(self.metrics_port),
+            "MIRAGE_LOG_FORMAT": "text",
+            "MIRAGE_LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+        self._log = self.log_path.open("ab")
+        mirage = Path(sys.executable).parent / "mirage"
+        self.process = subprocess.Popen(
+            [str(mirage), "run", "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop it: SIGTERM (graceful) or SIGKILL (a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self._log is not None:
+            self._log.close()
+        self.process = None
+
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop and start again."""
+        self.stop(kill=kill)
+        self.start()
+
+    @property
+    def log(self) -> str:
+        """Everything the operator printed so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@dataclass
+class Cluster:
+    """What a test works with: the API client, the operator, and the emulator when local."""
+
+    kube: Kube
+    operator: Operator
+    emulator: APIServer | None
+
+    def namespace(self) -> str:
+        """A fresh namespace for one test."""
+        name = f"e2e-{uuid.uuid4().hex[:8]}"
+        self.kube.create_namespace(name)
+        return name
+
+    def require_emulator(self) -> APIServer:
+        """The emulator; skips on a real cluster (fault injection and request logs are ours)."""
+        if self.emulator is None:
+            pytest.skip("needs the emulated API server (fault injection / request log)")
+        return self.emulator
+
+
+def _crds() -> list[dict[str, Any]]:
+    third_party = require_path(THIRD_PARTY_CRDS / "monitoring.coreos.com")
+    return [
+        *load_crds(),
+        *(
+            yaml.safe_load(p.read_text(encoding="utf-8"))
+            for p in sorted(third_party.glob("*.yaml"))
+        ),
+    ]
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One cluster and one operator per test worker."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    if REAL_CLUSTER:
+        kubeconfig = Path(REAL_CLUSTER)
+        operator = Operator(kubeconfig=kubeconfig, log_path=workdir / "operator.log")
+        operator.start()
+        try:
+            yield Cluster(kube=Kube(kubeconfig), operator=operator, emulator=None)
+        finally:
+            operator.stop()
+        return
+    with run_apiserver_in_thread() as server:
+        server.install_crds(_crds())
+        kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
+        operator = Operator(kubeconfig=kubeconfig, log_path=workdir / "operator.log")
+        operator.start()
+        try:
+            yield Cluster(kube=Kube(kubeconfig), operator=operator, emulator=server)
+        finally:
+            operator.stop()
+
+
+@pytest.fixture
+def ns(cluster: Cluster) -> str:
+    """A fresh namespace; the operator must be running."""
+    assert cluster.operator.process is not None and cluster.operator.process.poll() is None, (
+        cluster.operator.log[-3000:]
+    )
+    return cluster.namespace()
+
+
+def service(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A MirageService document."""
+    return {
+        "apiVersion": "mirage.dev/v1alpha1",
+        "kind": "MirageService",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"image": "registry.example/app:1.0.0", **spec},
+    }
+
+
+def wait_ready(
+    kube: Kube, namespace: str, name: str, *, kind: str = "MirageService", timeout: float = 30
+) -> dict[str, Any]:
+    """Wait until ``Ready=True`` for the current generation; the object."""
+
+    def ready() -> dict[str, Any] | None:
+        body = kube.get(kind, namespace, name)
+        if not body:
+            return None
+        status = body.get("status") or {}
+        if status.get("observedGeneration") != body["metadata"].get("generation"):
+            return None
+        for cond in status.get("conditions") or []:
+            if cond["type"] == "Ready" and cond["status"] == "True":
+                return body
+        return None
+
+    return wait_for(ready, timeout=timeout, what=f"{kind} {namespace}/{name} Ready")
