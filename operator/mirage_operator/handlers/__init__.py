@@ -9,7 +9,7 @@ from __future__ import annotations
 import kopf
 
 from mirage_operator.config import Config
-from mirage_operator.handlers import activities, mirageservice
+from mirage_operator.handlers import activities, mirageservice, slo
 from mirage_operator.handlers.context import OperatorContext
 
 
@@ -18,4 +18,5 @@ def register(registry: kopf.OperatorRegistry, config: Config) -> OperatorContext
     context = OperatorContext(config=config)
     activities.register(registry, context)
     mirageservice.register(registry, context)
+    slo.register(registry, context)
     return context

@@ -12,13 +12,13 @@ from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
-from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.api.validation import admit
+from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.config import Config
-from mirage_operator.render.mirageservice import build_children
 from mirage_operator.render.meta import standard_labels
-from mirage_operator.render.prometheusrule import build_prometheus_rule
+from mirage_operator.render.mirageservice import build_children
 from mirage_operator.render.secret import render_preview
+from mirage_operator.render.slo import build_slo_children
 
 
 def render_document(document: Mapping[str, Any], *, config: Config) -> list[dict[str, Any]]:
@@ -50,9 +50,5 @@ def render_document(document: Mapping[str, Any], *, config: Config) -> list[dict
         ]
     if kind == "ServiceLevelObjective":
         slo = ServiceLevelObjectiveSpec.from_spec(body["spec"])
-        return [
-            build_prometheus_rule(
-                name=name, namespace=namespace, slo=slo, slo_name=name, config=config
-            )
-        ]
+        return build_slo_children(name=name, namespace=namespace, slo=slo, config=config)
     return []
