@@ -26,8 +26,13 @@ def test_minimal_service_children(make_spec: ServiceFactory, config: Config) -> 
         secret_macs={},
     )
     assert _kinds(children) == [
-        "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor",
-    ]  # fmt: skip
+        "ServiceAccount",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ServiceMonitor",
+    ]
     assert all(c["metadata"]["namespace"] == "shop" for c in children)
     assert all(c["metadata"]["ownerReferences"][0]["uid"] == "uid-1" for c in children)
 
