@@ -182,6 +182,8 @@ class Handler:
             user_agent=request.headers.get("User-Agent", ""),
             time=time.time(),
         )
+        # Logged before serving, so that long watches show up while they run.
+        server.requests.add(record)
         try:
             self._authenticate(request)
             response = await self._dispatch(request, record)
@@ -195,7 +197,6 @@ class Handler:
             )
             server.log.exception("internal error serving %s %s", request.method, request.path)
         record.status = response.status
-        server.requests.add(record)
         return response
 
     def _authenticate(self, request: web.Request) -> None:
@@ -555,7 +556,7 @@ def token_response(
 def build_app(server: APIServer) -> web.Application:
     """The aiohttp application serving ``server``."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", Handler(server))
+    app.router.add_route("*", "/{tail:.*}", Handler(server).__call__)
     return app
 
 

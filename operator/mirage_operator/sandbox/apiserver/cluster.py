@@ -562,7 +562,11 @@ class Cluster:
             raise status.invalid(rt, name, problems)
         if rt.has_generation and old is not None and _spec_part(new, rt) != _spec_part(old, rt):
             meta["generation"] = int(_meta(old).get("generation") or 1) + 1
-        if not applied:
+        # ``managedFields: [{}]`` is the documented way to strip every entry.
+        reset = meta.get("managedFields") == [{}]
+        if reset:
+            meta.pop("managedFields", None)
+        if not applied and not reset:
             part = "all"
             if rt.has_status:
                 part = "status" if subresource == "status" else "main"

@@ -472,7 +472,8 @@ def apply(
     # Fields this manager stops applying go away unless somebody else still owns them.
     owned_by_others: set[FieldPath] = set().union(*(e.fields for e in others)) if others else set()
     dropped = (previous.fields if previous else set()) - applied_set - owned_by_others
-    for path in sorted(dropped, key=len, reverse=True):
+    # Whole items first: their fields then need no removal of their own (and the key stays).
+    for path in sorted(dropped, key=len):
         if _is_container_path(path) and any(
             p[: len(path)] == path for p in owned_by_others if len(p) > len(path)
         ):

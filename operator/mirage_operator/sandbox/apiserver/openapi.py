@@ -359,16 +359,13 @@ def _op(
             "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": ref}}}}
         }
         if action in {"post", "put", "patch"}:
-            media = (
-                [
-                    "application/json-patch+json",
-                    "application/merge-patch+json",
-                    "application/strategic-merge-patch+json",
-                    "application/apply-patch+yaml",
-                ]
-                if action == "patch"
-                else ["application/json"]
-            )
+            media = ["application/json"]
+            if action == "patch":
+                # Custom resources take no strategic merge patch: kubectl reads this list.
+                media = ["application/json-patch+json", "application/merge-patch+json"]
+                if rt.crd is None:
+                    media.append("application/strategic-merge-patch+json")
+                media.append("application/apply-patch+yaml")
             op["requestBody"] = {
                 "content": {
                     m: {"schema": {"$ref": ref} if action != "patch" else {"type": "object"}}

@@ -93,9 +93,11 @@ class APIServer:
 
         self._loop = asyncio.get_running_loop()
         self.store.bind_loop(self._loop)
-        self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            build_app(self), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         bound = port
         server_obj = site._server

@@ -213,6 +213,13 @@ async def serve_watch(
                 continue
             if item is None:
                 continue
+            # A stall that began while waiting still holds this event back.
+            while session.stall_until > loop.time() and not (session.dropped or session.expired):
+                session.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.wake.wait(), session.stall_until - loop.time())
+            if session.dropped or session.expired:
+                continue
             session.last_revision = max(session.last_revision, item.revision)
             kind = relevant(item)
             if kind is not None:
