@@ -65,6 +65,8 @@ class Helm:
         env = dict(os.environ)
         for name in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
             env[name] = str(self.home / name.lower())
+        # Never a real cluster: every call here is offline.
+        env["KUBECONFIG"] = str(self.home / "no-kubeconfig")
         return env
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +92,15 @@ class Helm:
             KUBE_VERSION,
             *args,
         )
+
+
+def notes(helm: Helm, *args: str) -> str:
+    """NOTES.txt as ``helm install --dry-run=client`` prints it (no cluster involved)."""
+    result = helm.run(
+        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", *args
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.partition("NOTES:\n")[2]
 
 
 def values_args(case: str) -> list[str]:

@@ -12,7 +12,16 @@ import pytest
 import yaml
 
 from mirage_operator.config import Config, parse_duration
-from tests.chart.helm import CASES, NAMESPACE, Rendered, keys
+from tests.chart.helm import (
+    CASES,
+    NAMESPACE,
+    Helm,
+    Rendered,
+    case_values,
+    keys,
+    notes,
+    values_args,
+)
 from tests.conftest import REPO
 from tests.schemas import validate_monitoring_object
 
@@ -339,3 +348,17 @@ def test_namespaced_scope_watches_only_the_listed_namespaces(
     listed = rendered.values["watch"]["namespaces"]
     assert env["MIRAGE_NAMESPACES"].split(",") == listed
     assert {r["metadata"]["namespace"] for r in rendered.of_kind("Role")} == {*listed, NAMESPACE}
+
+
+def test_notes_tell_what_was_installed(helm: Helm) -> None:
+    default = notes(helm)
+    assert "watching every namespace" in default
+    assert "kubectl apply -f examples/" in default
+    tenant_account = case_values("default")["vault"]["auth"]["serviceAccount"]
+    assert f"ServiceAccount named {tenant_account}," in default
+    assert "paused" not in default
+    namespaced = notes(helm, *values_args("namespaced-scope"), "--set", "replicaCount=0")
+    listed = case_values("namespaced-scope")["watch"]["namespaces"]
+    assert f"watching: {', '.join(listed)}." in namespaced
+    assert "paused" in namespaced
+    assert "as its own ServiceAccount" in namespaced
