@@ -174,3 +174,39 @@ def run(liveness: str) -> None:
             liveness_endpoint=liveness or None,
         )
     )
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--keep", is_flag=True, help="Keep serving after convergence, for kubectl.")
+@click.option(
+    "--workdir", default=".sandbox", show_default=True, help="Kubeconfig and operator log."
+)
+@click.option(
+    "--timeout", default=120.0, show_default=True, help="Seconds to wait for convergence."
+)
+@click.option("--port", default=0, help="Port of the emulated API (0: any free port).")
+def sandbox(paths: tuple[str, ...], keep: bool, workdir: str, timeout: float, port: int) -> None:
+    """Run an emulated cluster with the operator, apply PATHs (default: examples/), report.
+
+    Exits 0 when every resource became Ready (or, with --keep, when interrupted).
+    """
+    from mirage_operator.sandbox.session import run_sandbox
+
+    examples = [Path(p) for p in paths or ("examples",)]
+    for path in examples:
+        if not path.exists():
+            raise click.BadParameter(f"{path}: no such file or directory", param_hint="PATH")
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(work / "operator.log", mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    try:
+        code = asyncio.run(
+            run_sandbox(examples=examples, workdir=work, keep=keep, wait_seconds=timeout, port=port)
+        )
+    except KeyboardInterrupt:
+        click.echo("\nsandbox stopped")
+        code = 0
+    sys.exit(code)

@@ -2,63 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from mirage_operator.sandbox.apiserver.server import APIServer
 from tests.e2e.conftest import Cluster, service, wait_ready
+from tests.e2e.helpers import CHILDREN, assert_steady
 from tests.e2e.kube import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
-
-CHILDREN = (
-    "ServiceAccount",
-    "Deployment",
-    "Service",
-    "PodDisruptionBudget",
-    "NetworkPolicy",
-    "ServiceMonitor",
-)
-OPERATOR_AGENTS = ("mirage-operator", "kopf")
-
-
-def operator_writes(emulator: APIServer, namespace: str, since: float) -> list[str]:
-    """Write calls the operator made in ``namespace`` since ``since`` (method, path, status)."""
-    return [
-        f"{r.method} {r.path} -> {r.status}"
-        for r in emulator.write_calls(namespace=namespace, since=since)
-        if r.user_agent.startswith(OPERATOR_AGENTS)
-    ]
-
-
-def wait_resyncs(emulator: APIServer, namespace: str, since: float, count: int = 2) -> None:
-    """Wait until the operator has reconciled ``namespace`` ``count`` more times (each full
-    reconcile lists the owned Deployments once)."""
-
-    def reconciles() -> bool:
-        lists = [
-            r
-            for r in emulator.requests
-            if r.time >= since
-            and r.verb == "list"
-            and r.resource == "deployments"
-            and r.namespace == namespace
-        ]
-        return len(lists) >= count
-
-    wait_for(reconciles, timeout=30, what=f"{count} resyncs of {namespace}")
-
-
-def assert_steady(cluster: Cluster, namespace: str) -> None:
-    """Steady state costs nothing: across two full resyncs the operator writes nothing."""
-    emulator = cluster.require_emulator()
-    # Let in-flight work (events of the last changes) settle, then watch a clean window.
-    wait_resyncs(emulator, namespace, time.time(), count=1)
-    start = time.time()
-    wait_resyncs(emulator, namespace, start, count=2)
-    assert operator_writes(emulator, namespace, start) == []
 
 
 def child(cluster: Cluster, kind: str, namespace: str, name: str) -> dict[str, Any]:

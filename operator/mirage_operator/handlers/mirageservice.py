@@ -214,14 +214,21 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Servi
     reconciler = ServiceReconciler(context)
     managed: dict[str, str] = {MANAGED_BY_LABEL: MANAGED_BY}
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
+    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
+    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")
     async def on_change(body: kopf.Body, uid: str, logger: kopf.Logger, **_: Any) -> None:
         metrics.track_managed(KIND, uid, present=True)
         await reconciler.run(body, logger, raise_invalid=True)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=context.config.resync_interval, registry=registry)
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=context.config.resync_interval,
+        registry=registry,
+        id="resync",
+    )
     async def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         # Level-based backstop: an invalid spec already reported costs nothing here.
         ready = get_condition(body, "Ready")
@@ -234,7 +241,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Servi
             return
         await reconciler.run(body, logger, raise_invalid=False)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, optional=True)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, optional=True, id="forget")
     async def on_delete(uid: str, **_: Any) -> None:
         # Children go by garbage collection through their owner references.
         metrics.track_managed(KIND, uid, present=False)
