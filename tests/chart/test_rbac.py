@@ -170,12 +170,6 @@ def test_bindings_grant_the_roles_to_the_operator(
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == subject["name"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server-side apply that creates an object is also authorized as `create` "
-    "(k8s.io/apiserver handlers/patch.go, createAuthorizerAttributes); the table's _CHILD verbs "
-    "lack it. Once resources.py grants create, add it to templates/_rbac.tpl and drop this mark.",
-)
 def test_children_applied_with_ssa_can_be_created() -> None:
     missing = [
         kind

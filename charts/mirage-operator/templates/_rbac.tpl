@@ -23,7 +23,7 @@ Rules are grouped by where they apply:
 # watched and reconciled; also applied as children of MirageServices
 - apiGroups: ["mirage.dev"]
   resources: ["vaultsecrets"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # the operator reports sync state and the data's HMAC
 - apiGroups: ["mirage.dev"]
   resources: ["vaultsecrets/status"]
@@ -31,7 +31,7 @@ Rules are grouped by where they apply:
 # watched and reconciled; also applied as children of MirageServices
 - apiGroups: ["mirage.dev"]
   resources: ["servicelevelobjectives"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # the operator reports the generated rule set
 - apiGroups: ["mirage.dev"]
   resources: ["servicelevelobjectives/status"]
@@ -39,19 +39,19 @@ Rules are grouped by where they apply:
 # each service runs under its own ServiceAccount
 - apiGroups: [""]
   resources: ["serviceaccounts"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # service configuration and Grafana dashboards
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Secrets synced from Vault, and the operator's HMAC key
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # each service's Service
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # kopf and the operator report what they did as Events
 - apiGroups: [""]
   resources: ["events"]
@@ -59,7 +59,7 @@ Rules are grouped by where they apply:
 # each service's Deployment; rollout restarts after secret rotation
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # rollout restarts named by a VaultSecret's rolloutRestartTargets
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
@@ -71,27 +71,27 @@ Rules are grouped by where they apply:
 # autoscaling of a service's Deployment
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # voluntary disruption limits of a service
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # default-deny ingress with the allowed callers of a service
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Traefik ingress of a service
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Prometheus scraping of a service's metrics
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # SLO recording and alerting rules, custom rules
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["prometheusrules"]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
 
 {{- define "mirage-operator.rules.tenantToken" -}}
@@ -126,7 +126,7 @@ Rules are grouped by where they apply:
 - apiGroups: [""]
   resources: ["secrets"]
   resourceNames: [{{ .Values.operator.hmacKeySecret | quote }}]
-  verbs: ["get", "list", "watch", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 {{- if eq .Values.vault.auth.mode "operator" }}
 # short-lived tokens of the tenant's Vault ServiceAccount for Vault kubernetes auth

@@ -124,6 +124,7 @@ class KubeClient:
     ) -> dict[str, Any]:
         """Server-side apply ``body`` (which must be a complete intent) under ``field_manager``."""
         self._check(resource, "patch")
+        self._check(resource, "create")  # an apply that creates is authorized as a create
         meta = body["metadata"]
         result = await self._request(
             "PATCH",

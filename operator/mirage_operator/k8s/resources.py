@@ -47,9 +47,10 @@ def _verbs(*verbs: str) -> frozenset[str]:
     return frozenset(verbs)
 
 
-# Verbs of a child object: read it to compare (get), apply it (patch; SSA creates as well),
-# delete it when the spec stops asking for it, list/watch to notice drift.
-_CHILD = _verbs("get", "list", "watch", "patch", "delete")
+# Verbs of a child object: read it to compare (get), apply it (patch, and create: the API
+# server authorizes an apply that creates the object as a create), delete it when the spec
+# stops asking for it, list/watch to notice drift.
+_CHILD = _verbs("get", "list", "watch", "create", "patch", "delete")
 _CUSTOM = f"{GROUP}/{VERSION}"
 
 MIRAGE_SERVICE = Resource(

@@ -134,6 +134,11 @@ class Sandbox:
         )
         await asyncio.wait_for(ready.wait(), timeout=30)
 
+    async def wait_until_stopped(self) -> None:
+        """Serve until the operator stops: kopf handles SIGINT/SIGTERM and returns."""
+        if self._operator is not None:
+            await asyncio.shield(self._operator)
+
     async def stop(self) -> None:
         """Stop the operator, then the API."""
         self._stop.set()
@@ -211,7 +216,9 @@ async def run_sandbox(
                 "Ctrl-C stops it.\n"
             )
             out.flush()
-            await asyncio.Event().wait()
+            await sandbox.wait_until_stopped()
+            out.write("sandbox stopped\n")
+            return 0
         return 0 if converged else 1
     finally:
         await sandbox.stop()
