@@ -1,0 +1,1 @@
+"""Performance harness of the Mirage operator (run with ``make benchmark``)."""
