@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -12,6 +11,8 @@ from mirage_operator import GROUP, VERSION, metrics
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.api.validation import admit
 from mirage_operator.errors import InvalidSpecError, TransientError
+from mirage_operator.handlers import common
+from mirage_operator.handlers.common import now, owner_of
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
@@ -28,11 +29,6 @@ from mirage_operator.render.workload import secret_name
 
 KIND = "MirageService"
 PLURAL = "mirageservices"
-
-
-def now() -> str:
-    """The current time as a metav1.Time string."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def secret_state(
@@ -59,14 +55,6 @@ def failing_children(observed: Observed) -> list[str]:
             if ready is not None and ready.get("status") == "False":
                 failing.append(f"{kind}/{child_name} ({ready.get('reason')})")
     return failing
-
-
-def post_event(
-    body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
-) -> None:
-    """Queue a Kubernetes Event on ``body`` through kopf's event poster."""
-    post = kopf.warn if warning else kopf.info
-    post(cast(kopf.Body, body), reason=reason, message=message)
 
 
 class ServiceReconciler:
@@ -104,14 +92,7 @@ class ServiceReconciler:
             known=known,
             keep=keep,
         )
-        if result.applied:
-            post_event(body, "Applied", "applied " + ", ".join(result.applied))
-        if result.restored:
-            post_event(
-                body, "DriftCorrected", "restored " + ", ".join(result.restored), warning=True
-            )
-        if result.deleted:
-            post_event(body, "Deleted", "deleted " + ", ".join(result.deleted))
+        common.post_sync_events(body, result)
 
         children = [
             {"apiVersion": d["apiVersion"], "kind": d["kind"], "name": d["metadata"]["name"]}
@@ -153,7 +134,7 @@ class ServiceReconciler:
                 name=meta["name"],
                 status=status,
             )
-            post_event(body, "InvalidSpec", str(error), warning=True)
+            common.post_event(body, "InvalidSpec", str(error), warning=True)
 
     async def run(
         self, body: Mapping[str, Any], logger: kopf.Logger, *, raise_invalid: bool
@@ -198,17 +179,6 @@ class ServiceReconciler:
             logger.warning("reconcile after child event failed, will retry on resync: %s", error)
 
 
-def _owner_of(body: Mapping[str, Any]) -> str | None:
-    for ref in body.get("metadata", {}).get("ownerReferences", []) or []:
-        if (
-            ref.get("kind") == KIND
-            and ref.get("apiVersion", "").startswith(f"{GROUP}/")
-            and ref.get("controller")
-        ):
-            return str(ref["name"])
-    return None
-
-
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> ServiceReconciler:
     """Register the MirageService handlers; return the reconciler they share."""
     reconciler = ServiceReconciler(context)
@@ -249,7 +219,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Servi
     async def on_child_event(
         body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any
     ) -> None:
-        owner = _owner_of(body)
+        owner = owner_of(body, KIND)
         if owner is None or namespace is None:
             return
         context.serializer.request(

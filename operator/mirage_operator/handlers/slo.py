@@ -12,8 +12,9 @@ from mirage_operator import GROUP, VERSION, metrics
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
 from mirage_operator.api.validation import admit
 from mirage_operator.errors import InvalidSpecError, KubernetesAPIError, TransientError
+from mirage_operator.handlers import common
+from mirage_operator.handlers.common import now, owner_of
 from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.mirageservice import now, post_event
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import converge_children, observe_children
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
@@ -92,16 +93,9 @@ class SLOReconciler:
                 generation=generation, old_status=old_status, message=message, now=now()
             )
             if await self._write_status(body, status):
-                post_event(body, "PrometheusRuleUnavailable", message, warning=True)
+                common.post_event(body, "PrometheusRuleUnavailable", message, warning=True)
             raise TransientError(message, delay=UNAVAILABLE_RETRY_DELAY) from error
-        if result.applied:
-            post_event(body, "Applied", "applied " + ", ".join(result.applied))
-        if result.restored:
-            post_event(
-                body, "DriftCorrected", "restored " + ", ".join(result.restored), warning=True
-            )
-        if result.deleted:
-            post_event(body, "Deleted", "deleted " + ", ".join(result.deleted))
+        common.post_sync_events(body, result)
         status = build_slo_status(
             generation=generation, old_status=old_status, rule=desired[0], now=now()
         )
@@ -121,7 +115,7 @@ class SLOReconciler:
             ),
         }
         if await self._write_status(body, status):
-            post_event(body, "InvalidSpec", str(error), warning=True)
+            common.post_event(body, "InvalidSpec", str(error), warning=True)
 
     async def run(
         self, body: Mapping[str, Any], logger: kopf.Logger, *, raise_invalid: bool
@@ -164,18 +158,6 @@ class SLOReconciler:
             logger.warning("reconcile after child event failed, will retry on resync: %s", error)
 
 
-def owner_of(body: Mapping[str, Any]) -> str | None:
-    """Name of the ServiceLevelObjective controlling ``body``, if one does."""
-    for ref in body.get("metadata", {}).get("ownerReferences", []) or []:
-        if (
-            ref.get("kind") == KIND
-            and ref.get("apiVersion", "").startswith(f"{GROUP}/")
-            and ref.get("controller")
-        ):
-            return str(ref["name"])
-    return None
-
-
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> SLOReconciler:
     """Register the ServiceLevelObjective handlers; return the reconciler they share."""
     reconciler = SLOReconciler(context)
@@ -209,7 +191,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> SLORe
     async def on_slo_child_event(
         body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any
     ) -> None:
-        owner = owner_of(body)
+        owner = owner_of(body, KIND)
         if owner is None or namespace is None:
             return
         context.serializer.request(

@@ -13,6 +13,7 @@ import pytest
 from mirage_operator import metrics
 from mirage_operator.config import Config
 from mirage_operator.errors import KubernetesAPIError
+from mirage_operator.handlers import common
 from mirage_operator.handlers import slo as handler
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.k8s.resources import Resource
@@ -101,7 +102,7 @@ def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     def post(body: Any, reason: str, message: str, *, warning: bool = False) -> None:
         posted.append((reason, message))
 
-    monkeypatch.setattr(handler, "post_event", post)
+    monkeypatch.setattr(common, "post_event", post)
     return posted
 
 
@@ -248,8 +249,8 @@ def test_owner_of_reads_the_controller_reference() -> None:
             ]
         }
     }
-    assert handler.owner_of(child) == "b"
-    assert handler.owner_of({"metadata": {}}) is None
+    assert common.owner_of(child, handler.KIND) == "b"
+    assert common.owner_of({"metadata": {}}, handler.KIND) is None
 
 
 def test_register_adds_the_handlers() -> None:
