@@ -103,6 +103,21 @@ class VaultPathNotAllowed(InvalidSpecError):
         super().__init__([Problem(field, message)])
 
 
+class ServiceAccountTokenError(KubernetesAPIError):
+    """A TokenRequest for a tenant's Vault ServiceAccount failed: the ServiceAccount is missing,
+    or the operator may not request its tokens. Messages never carry the token."""
+
+    reason = "ServiceAccountTokenFailed"
+
+
+class HMACKeyError(TransientError):
+    """The operator's HMAC key Secret exists but holds no usable key. The operator never
+    overwrites it (every ``status.secretMAC`` depends on it): an administrator repairs or
+    deletes it, and the operator creates a new one when it is missing."""
+
+    reason = "HMACKeyInvalid"
+
+
 class EmulatedAPIError(MirageError):
     """The emulated Kubernetes API server (``mirage_operator.sandbox``) refuses a request.
 

@@ -19,7 +19,8 @@ import aiohttp
 import kopf
 
 from mirage_operator import __version__, metrics
-from mirage_operator.errors import KubernetesAPIError, MirageError
+from mirage_operator.errors import KubernetesAPIError, MirageError, ServiceAccountTokenError
+from mirage_operator.k8s import resources
 from mirage_operator.k8s.resources import Resource
 
 logger = logging.getLogger(__name__)
@@ -193,6 +194,31 @@ class KubeClient:
         )
         assert result is not None
         return result
+
+    async def request_token(
+        self, namespace: str, service_account: str, audience: str, expiration_seconds: int
+    ) -> str:
+        """A short-lived token of ``namespace/service_account`` for ``audience`` (TokenRequest);
+        the Vault client's ``token_for``. :class:`ServiceAccountTokenError` when refused."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"audiences": [audience], "expirationSeconds": expiration_seconds},
+        }
+        try:
+            answer = await self.create(
+                resources.SERVICE_ACCOUNT_TOKEN,
+                namespace=namespace,
+                name=service_account,
+                body=body,
+            )
+        except KubernetesAPIError as exc:
+            raise ServiceAccountTokenError(
+                exc.status,
+                f"TokenRequest for ServiceAccount {namespace}/{service_account} failed: {exc}",
+                delay=exc.delay,
+            ) from None
+        return str(answer["status"]["token"])
 
 
 def _api_error(status: int, text: str, retry_after: str | None) -> KubernetesAPIError:
