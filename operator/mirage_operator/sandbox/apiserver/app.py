@@ -313,6 +313,7 @@ class Handler:
             continue_token=query.get("continue"),
             resource_version=query.get("resourceVersion"),
             resource_version_match=query.get("resourceVersionMatch"),
+            copy_items=False,
         )
         if tables.wants_table(accept):
             meta = listed["metadata"]

@@ -148,8 +148,11 @@ class Cluster:
         continue_token: str | None = None,
         resource_version: str | None = None,
         resource_version_match: str | None = None,
+        copy_items: bool = True,
     ) -> Obj:
-        """A ``<Kind>List`` with the semantics of resourceVersion/limit/continue."""
+        """A ``<Kind>List`` with the semantics of resourceVersion/limit/continue.
+
+        ``copy_items=False`` shares the items with the store (to serialise right away)."""
         predicate = self._filter(rt, label_selector, field_selector)
         ns = namespace if rt.namespaced else None
         current = self.store.revision
@@ -172,7 +175,7 @@ class Cluster:
                 items = [i for i in items if _meta(i).get("namespace") == ns]
         else:
             revision = current
-            items = self._list_at(rt, ns, resource_version, resource_version_match)
+            items = self._list_at(rt, ns, resource_version, resource_version_match, copy_items)
             if resource_version_match == "Exact" and resource_version:
                 revision = int(resource_version)
         selected = [to_view(rt, i) for i in items if predicate(i)]
@@ -192,7 +195,7 @@ class Cluster:
         }
 
     def _list_at(
-        self, rt: ResourceType, ns: str | None, rv: str | None, match: str | None
+        self, rt: ResourceType, ns: str | None, rv: str | None, match: str | None, fresh: bool
     ) -> builtins.list[Obj]:
         current = self.store.revision
         if rv and rv != "0":
@@ -227,7 +230,7 @@ class Cluster:
             raise status.bad_request(
                 'resourceVersionMatch "Exact" is forbidden for resourceVersion ""'
             )
-        return self.store.list(rt.storage, ns)
+        return self.store.list(rt.storage, ns) if fresh else self.store.peek_list(rt.storage, ns)
 
     def _filter(
         self, rt: ResourceType, label_selector: str | None, field_selector: str | None

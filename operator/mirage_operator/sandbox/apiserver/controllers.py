@@ -13,7 +13,13 @@ from typing import Any
 
 from mirage_operator.errors import EmulatedAPIError
 from mirage_operator.sandbox.apiserver.background import Worker
-from mirage_operator.sandbox.apiserver.cluster import MERGE_PATCH, WriteOptions, now_rfc3339
+from mirage_operator.sandbox.apiserver.cluster import (
+    MERGE_PATCH,
+    Cluster,
+    WriteOptions,
+    now_rfc3339,
+)
+from mirage_operator.sandbox.apiserver.resources import StorageKey
 from mirage_operator.sandbox.apiserver.store import Change
 
 WORKLOADS = {
@@ -116,47 +122,57 @@ def workload_status(kind: str, obj: Obj) -> Obj:
 
 
 class Controllers(Worker):
-    """Workload status controllers."""
+    """Workload status controllers: each changed workload is brought up to date."""
 
     name = "controller-manager"
 
+    def __init__(self, cluster: Cluster, *, delay: float = 0.0) -> None:
+        super().__init__(cluster, delay=delay)
+        self._pending: set[tuple[StorageKey, str, str]] = set()
+
     def interested(self, change: Change) -> bool:
-        """Workload changes whose status lags their generation."""
-        return change.storage in WORKLOADS and change.type != "DELETED"
+        """Workload changes (their status may lag their generation)."""
+        if change.storage in WORKLOADS and change.type != "DELETED":
+            self._pending.add((change.storage, change.namespace, change.name))
+            return True
+        return False
 
     def work(self) -> bool:
-        """Bring every lagging workload's status up to date."""
+        """Bring the status of every changed workload up to date."""
         cluster = self.cluster
-        for group, plural in sorted(WORKLOADS):
-            rt = cluster.catalog.for_storage((group, plural))
-            if rt is None:
+        pending, self._pending = self._pending, set()
+        for storage, namespace, name in sorted(pending):
+            rt = cluster.catalog.for_storage(storage)
+            obj = cluster.store.peek(storage, namespace or None, name)
+            if rt is None or obj is None:
                 continue
-            for obj in cluster.store.list((group, plural)):
-                meta = obj["metadata"]
-                if meta.get("deletionTimestamp"):
-                    continue
-                current = obj.get("status") or {}
-                if current.get("observedGeneration") == meta.get(
-                    "generation"
-                ) and not self._replicas_changed(rt.kind, obj):
-                    continue
-                try:
-                    cluster.patch(
-                        rt,
-                        meta.get("namespace"),
-                        meta["name"],
-                        MERGE_PATCH,
-                        {
-                            "metadata": {"resourceVersion": meta["resourceVersion"]},
-                            "status": workload_status(rt.kind, obj),
-                        },
-                        WriteOptions(field_manager=MANAGER),
-                        subresource="status",
-                    )
-                except EmulatedAPIError as exc:
-                    if exc.code not in {404, 409}:
-                        raise
-        return False
+            meta = obj["metadata"]
+            if meta.get("deletionTimestamp"):
+                continue
+            current = obj.get("status") or {}
+            if current.get("observedGeneration") == meta.get(
+                "generation"
+            ) and not self._replicas_changed(rt.kind, obj):
+                continue
+            try:
+                cluster.patch(
+                    rt,
+                    meta.get("namespace"),
+                    meta["name"],
+                    MERGE_PATCH,
+                    {
+                        "metadata": {"resourceVersion": meta["resourceVersion"]},
+                        "status": workload_status(rt.kind, obj),
+                    },
+                    WriteOptions(field_manager=MANAGER),
+                    subresource="status",
+                )
+            except EmulatedAPIError as exc:
+                if exc.code not in {404, 409}:
+                    raise
+                if exc.code == 409:
+                    self._pending.add((storage, namespace, name))
+        return bool(self._pending)
 
     @staticmethod
     def _replicas_changed(kind: str, obj: Obj) -> bool:

@@ -12,83 +12,100 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from mirage_operator.errors import EmulatedAPIError
 from mirage_operator.sandbox.apiserver.background import Worker
-from mirage_operator.sandbox.apiserver.cluster import CRD_CLEANUP_FINALIZER
-from mirage_operator.sandbox.apiserver.resources import ResourceType
-from mirage_operator.sandbox.apiserver.store import Change
+from mirage_operator.sandbox.apiserver.cluster import CRD_CLEANUP_FINALIZER, Cluster
+from mirage_operator.sandbox.apiserver.resources import ResourceType, StorageKey
+from mirage_operator.sandbox.apiserver.store import Change, clone
 
 Obj = dict[str, Any]
 
 
 class GarbageCollector(Worker):
-    """The emulated garbage collector and namespace controller."""
+    """The emulated garbage collector and namespace controller.
+
+    A new or changed dependent is checked alone (are its owners there?); a deletion, or an
+    object being deleted, triggers a sweep over every object, like the real collector's graph
+    reacting to an owner's disappearance. Sweeps read the store without copying it."""
 
     name = "garbage-collector"
 
+    def __init__(self, cluster: Cluster, *, delay: float = 0.0) -> None:
+        super().__init__(cluster, delay=delay)
+        self._sweep = True
+        self._pending: set[tuple[StorageKey, str, str]] = set()
+
     def interested(self, change: Change) -> bool:
-        """Deletions, and objects being deleted, can leave work behind."""
-        return (
-            change.type == "DELETED"
-            or bool(change.obj["metadata"].get("deletionTimestamp"))
-            or bool(change.obj["metadata"].get("ownerReferences"))
-        )
+        """Deletions and objects being deleted need a sweep; new dependents a check."""
+        meta = change.obj["metadata"]
+        if change.type == "DELETED" or meta.get("deletionTimestamp"):
+            self._sweep = True
+            return True
+        if meta.get("ownerReferences"):
+            self._pending.add((change.storage, change.namespace, change.name))
+            return True
+        return False
 
     def work(self) -> bool:
-        """One sweep over every object. Its own writes wake the next sweep, so it never asks
-        to run again by itself (that would spin while finalizers of others are pending)."""
+        """One round. Its own writes wake the next round, so it never asks to run again by
+        itself (that would spin while finalizers of others are pending)."""
         cluster = self.cluster
         with cluster._lock:
-            objects: list[tuple[ResourceType, Obj]] = []
-            for storage, obj in cluster.store:
+            if self._sweep:
+                self._sweep = False
+                self._pending.clear()
+                self._full_sweep()
+                return False
+            pending, self._pending = self._pending, set()
+            for storage, namespace, name in sorted(pending):
+                obj = cluster.store.peek(storage, namespace or None, name)
                 rt = cluster.catalog.for_storage(storage)
-                if rt is not None:
-                    objects.append((rt, obj))
-            by_uid = {
-                o["metadata"]["uid"]: (rt, o) for rt, o in objects if o["metadata"].get("uid")
-            }
-            changed = False
-            for rt, obj in objects:
-                changed |= self._collect(rt, obj, by_uid)
-            for rt, obj in objects:
-                meta = obj["metadata"]
-                if not meta.get("deletionTimestamp"):
-                    continue
-                finalizers = meta.get("finalizers") or []
-                if "foregroundDeletion" in finalizers:
-                    changed |= self._foreground(rt, obj, objects)
-                if "orphan" in finalizers:
-                    changed |= self._orphan(rt, obj, objects)
-                if rt.kind == "Namespace" and rt.group == "":
-                    changed |= self._namespace(rt, obj, objects)
-                if rt.kind == "CustomResourceDefinition" and CRD_CLEANUP_FINALIZER in finalizers:
-                    changed |= self._crd(rt, obj)
-            del changed
-            return False
+                if obj is not None and rt is not None:
+                    self._collect(rt, obj)
+        return False
 
-    def _owner_present(
-        self, ref: Obj, dependent_ns: str | None, by_uid: dict[str, tuple[ResourceType, Obj]]
-    ) -> bool:
-        found = by_uid.get(ref.get("uid", ""))
-        if found is None:
-            return False
-        owner_rt, owner = found
-        if owner_rt.kind != ref.get("kind") or owner["metadata"].get("name") != ref.get("name"):
-            return False
-        # A namespaced owner must live in the dependent's namespace.
-        return not (owner_rt.namespaced and owner["metadata"].get("namespace") != dependent_ns)
+    def _full_sweep(self) -> None:
+        cluster = self.cluster
+        objects: list[tuple[ResourceType, Obj]] = []
+        for storage, obj in cluster.store.peek_all():
+            rt = cluster.catalog.for_storage(storage)
+            if rt is not None:
+                objects.append((rt, obj))
+        for rt, obj in objects:
+            self._collect(rt, obj)
+        for rt, obj in objects:
+            meta = obj["metadata"]
+            if not meta.get("deletionTimestamp"):
+                continue
+            finalizers = meta.get("finalizers") or []
+            if "foregroundDeletion" in finalizers:
+                self._foreground(rt, obj, objects)
+            if "orphan" in finalizers:
+                self._orphan(rt, obj, objects)
+            if rt.kind == "Namespace" and rt.group == "":
+                self._namespace(rt, obj, objects)
+            if rt.kind == "CustomResourceDefinition" and CRD_CLEANUP_FINALIZER in finalizers:
+                self._crd(rt, obj)
 
-    def _collect(
-        self, rt: ResourceType, obj: Obj, by_uid: dict[str, tuple[ResourceType, Obj]]
-    ) -> bool:
+    def _owner_present(self, ref: Obj, dependent_ns: str | None) -> bool:
+        owner_rt = self.cluster.catalog.by_kind(
+            str(ref.get("apiVersion", "")), str(ref.get("kind", ""))
+        )
+        if owner_rt is None:
+            return True  # an unknown kind cannot be proven absent: keep the dependent
+        # A namespaced owner lives in its dependent's namespace.
+        namespace = dependent_ns if owner_rt.namespaced else None
+        owner = self.cluster.store.peek(owner_rt.storage, namespace, str(ref.get("name", "")))
+        return owner is not None and owner["metadata"].get("uid") == ref.get("uid")
+
+    def _collect(self, rt: ResourceType, obj: Obj) -> bool:
         meta = obj["metadata"]
         refs = meta.get("ownerReferences") or []
         if not refs or meta.get("deletionTimestamp"):
             return False
-        present = [r for r in refs if self._owner_present(r, meta.get("namespace"), by_uid)]
+        present = [r for r in refs if self._owner_present(r, meta.get("namespace"))]
         if len(present) == len(refs):
             return False
         try:
@@ -97,7 +114,7 @@ class GarbageCollector(Worker):
                     rt, meta.get("namespace"), meta["name"], propagation="Background"
                 )
             else:
-                updated = copy.deepcopy(obj)
+                updated = clone(obj)
                 updated["metadata"]["ownerReferences"] = present
                 self.cluster.commit_system(rt, obj, updated)
         except EmulatedAPIError as exc:
@@ -117,7 +134,7 @@ class GarbageCollector(Worker):
         ]
 
     def _drop_finalizer(self, rt: ResourceType, obj: Obj, finalizer: str) -> bool:
-        updated = copy.deepcopy(obj)
+        updated = clone(obj)
         updated["metadata"]["finalizers"] = [
             f for f in obj["metadata"].get("finalizers") or [] if f != finalizer
         ]
@@ -163,7 +180,7 @@ class GarbageCollector(Worker):
     def _orphan(self, rt: ResourceType, obj: Obj, objects: list[tuple[ResourceType, Obj]]) -> bool:
         uid = obj["metadata"]["uid"]
         for dep_rt, dep in self._dependents(obj, objects):
-            updated = copy.deepcopy(dep)
+            updated = clone(dep)
             refs = [r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
             if refs:
                 updated["metadata"]["ownerReferences"] = refs
@@ -197,7 +214,7 @@ class GarbageCollector(Worker):
         spec_finalizers = (ns.get("spec") or {}).get("finalizers") or []
         if "kubernetes" not in spec_finalizers:
             return False
-        updated = copy.deepcopy(ns)
+        updated = clone(ns)
         updated["spec"]["finalizers"] = [f for f in spec_finalizers if f != "kubernetes"]
         self.cluster.commit_system(rt, ns, updated)
         return True

@@ -26,8 +26,9 @@ _EVENT_FIELDS = {
 
 
 def to_view(rt: ResourceType, stored: dict[str, Any]) -> dict[str, Any]:
-    """``stored`` as ``rt`` serves it (a new dict)."""
-    obj = copy.deepcopy(stored)
+    """``stored`` as ``rt`` serves it: a new top-level dict sharing nested values with
+    ``stored`` (copy first if the result will be mutated)."""
+    obj = dict(stored)
     if rt.group == "events.k8s.io":
         for new, old in _EVENT_FIELDS.items():
             if old in obj:
