@@ -181,3 +181,20 @@ def test_apply_and_delete_built_ins_with_strategic_merge(
     assert patches[-1].content_type.startswith("application/strategic-merge-patch+json")
     kubectl("delete", "deployment", "smp")
     assert server.find("deployments", "smp", "default") is None
+
+
+def test_typed_create_commands_send_protobuf(cluster: tuple[APIServer, Kubectl]) -> None:
+    server, kubectl = cluster
+    kubectl("create", "namespace", "team-x")
+    kubectl("create", "configmap", "settings", "-n", "team-x", "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "creds", "-n", "team-x", "--from-literal=k=v")
+    kubectl("create", "serviceaccount", "bot", "-n", "team-x")
+    token = kubectl("create", "token", "bot", "-n", "team-x", "--audience=vault").stdout.strip()
+    assert server.get("configmaps", "settings", "team-x")["data"] == {"a": "b"}
+    assert server.get("secrets", "creds", "team-x")["data"] == {"k": "dg=="}
+    authenticated, user, audiences = server.review_token(token, ["vault"])
+    assert authenticated and user["username"] == "system:serviceaccount:team-x:bot"
+    assert audiences == ["vault"]
+    bodies = {r.resource: r.content_type for r in server.requests if r.verb == "create"}
+    assert bodies["configmaps"] == "application/vnd.kubernetes.protobuf"
+    kubectl("delete", "namespace", "team-x")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mirage_operator.errors import EmulatedAPIError
-from mirage_operator.sandbox.apiserver import discovery, status, tables
+from mirage_operator.sandbox.apiserver import discovery, protobuf, status, tables
 from mirage_operator.sandbox.apiserver.cluster import (
     APPLY_PATCH,
     MERGE_PATCH,
@@ -146,7 +146,15 @@ async def _body(request: web.Request) -> Any:
     if content_type.startswith("application/apply-patch"):
         return raw.decode("utf-8")
     if content_type == "application/vnd.kubernetes.protobuf":
-        raise status.unsupported_media_type(content_type)
+        try:
+            return protobuf.decode(raw)
+        except protobuf.ProtobufError as exc:
+            raise EmulatedAPIError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: application/json, application/yaml ({exc})",
+            ) from None
     try:
         return json.loads(raw)
     except ValueError:
