@@ -214,3 +214,21 @@ def test_thread_runner_serves_sync_callers(tmp_path) -> None:  # type: ignore[no
             assert json.load(response)["metadata"]["name"] == "from-thread"
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         assert server.url in kubeconfig.read_text()
+
+
+async def test_controller_delay_postpones_workload_status() -> None:
+    server = APIServer(controller_delay=0.4)
+    await server.start()
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        server.create(deployment("slow"))
+        assert "status" not in server.get("deployments", "slow", "default")
+        await server.wait_for(
+            lambda: (server.get("deployments", "slow", "default").get("status") or {}).get(
+                "observedGeneration"
+            )
+        )
+        assert loop.time() - started >= 0.35
+    finally:
+        await server.stop()

@@ -129,3 +129,22 @@ async def test_dry_run_update_patch_apply_and_delete(api: APIServer, kube: Kube)
     assert api.store.revision == revision
     assert (await kube.get(f"{CM}/dr")).body["data"] == {"a": "1"}
     assert all(r.dry_run for r in api.requests if r.method in {"PUT", "PATCH", "DELETE"})
+
+
+async def test_apply_warns_about_and_prunes_unknown_fields(kube: Kube) -> None:
+    answer = await kube.patch(
+        f"{WIDGETS}/aw",
+        yaml.safe_dump(widget("aw", colour="red")),
+        "application/apply-patch+yaml",
+        fieldManager="me",
+    )
+    assert answer.status == 201 and "colour" not in answer.body["spec"]
+    assert answer.warnings == ['299 - "unknown field \\"spec.colour\\""']
+    strict = await kube.patch(
+        f"{WIDGETS}/aw",
+        yaml.safe_dump(widget("aw", colour="red")),
+        "application/apply-patch+yaml",
+        fieldManager="me",
+        fieldValidation="Strict",
+    )
+    assert strict.status == 400 and 'unknown field "spec.colour"' in strict.body["message"]

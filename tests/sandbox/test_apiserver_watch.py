@@ -197,3 +197,37 @@ async def test_namespaced_watch_sees_only_its_namespace(kube: Kube) -> None:
     await kube.post(CM, configmap("here"))
     events = await asyncio.wait_for(watch, 10)
     assert events[0]["object"]["metadata"]["name"] == "here"
+
+
+async def test_history_window_is_bounded() -> None:
+    server = APIServer(history_size=5)
+    await server.start()
+    try:
+        first = server.create(configmap("old"))
+        for i in range(10):
+            server.patch("configmaps", "old", {"data": {"n": str(i)}}, "default")
+        assert server.store.oldest_revision > int(first["metadata"]["resourceVersion"])
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            kube = Kube(session, server.url)
+            events = await kube.watch(
+                CM, limit=1, resourceVersion=first["metadata"]["resourceVersion"]
+            )
+            assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
+            recent = str(server.store.revision - 1)
+            replay = await kube.watch(CM, limit=1, resourceVersion=recent)
+            assert replay[0]["type"] == "MODIFIED"
+    finally:
+        await server.stop()
+
+
+async def test_expired_continue_token_is_410(api: APIServer, kube: Kube) -> None:
+    for i in range(3):
+        await kube.post(CM, configmap(f"ct-{i}"))
+    first = await kube.get(CM, limit="1")
+    await kube.patch(f"{CM}/ct-0", {"data": {"a": "1"}}, MERGE)
+    api.expire_resource_versions()
+    answer = await kube.get(CM, limit="1", **{"continue": first.body["metadata"]["continue"]})
+    assert answer.status == 410 and answer.body["reason"] == "Expired"
+    assert "continue parameter is too old" in answer.body["message"]

@@ -449,6 +449,7 @@ class Cluster:
             )
         meta["name"] = name
         self._check_namespace_of_body(rt, namespace, meta)
+        apply_warnings: builtins.list[str] = []
         if rt.crd is not None:
             # Unknown fields of the applied configuration go before ownership is computed.
             schema = rt.version_schema()
@@ -460,6 +461,8 @@ class Cluster:
                         f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
                         f"strict decoding error: {unknown}"
                     )
+                if options.field_validation != "Ignore":
+                    apply_warnings = [f'unknown field "{p}"' for p in removed]
                 applied = pruned
         part = "all"
         if rt.has_status:
@@ -501,7 +504,7 @@ class Cluster:
                 ) from None
             obj = from_view(rt, merged)
             obj.setdefault("metadata", {})["managedFields"] = managed.render_entries(new_entries)
-            return self._write(
+            result = self._write(
                 rt,
                 namespace,
                 name,
@@ -512,6 +515,8 @@ class Cluster:
                 options,
                 applied=True,
             )
+            result.warnings = apply_warnings + result.warnings
+            return result
 
     # -- the write pipeline --------------------------------------------------------------------
 

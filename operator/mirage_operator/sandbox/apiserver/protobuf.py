@@ -1,6 +1,7 @@
 """Decoding the protobuf request bodies kubectl's typed commands send.
 
-``kubectl create namespace|configmap|secret|serviceaccount|token`` encode their object as
+``kubectl create namespace|configmap|secret|serviceaccount|token`` and ``kubectl auth
+can-i`` encode their object as
 Kubernetes protobuf (``application/vnd.kubernetes.protobuf``: the ``k8s\\x00`` magic, then a
 ``runtime.Unknown`` envelope naming apiVersion/kind around the object's message), and a real
 server has no JSON fallback for them. This module decodes exactly those kinds (and
@@ -60,6 +61,17 @@ KINDS: dict[tuple[str, str], Spec] = {
             1: ("audiences", ("repeated", "string")), 4: ("expirationSeconds", "int"),
             3: ("boundObjectRef", {1: ("kind", "string"), 2: ("apiVersion", "string"),
                                    3: ("name", "string"), 4: ("uid", "string")}),
+        }),
+    },
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): {
+        1: ("metadata", OBJECT_META),
+        2: ("spec", {
+            1: ("resourceAttributes", {
+                1: ("namespace", "string"), 2: ("verb", "string"), 3: ("group", "string"),
+                4: ("version", "string"), 5: ("resource", "string"),
+                6: ("subresource", "string"), 7: ("name", "string"),
+            }),
+            2: ("nonResourceAttributes", {1: ("path", "string"), 2: ("verb", "string")}),
         }),
     },
     ("meta.k8s.io/v1", "DeleteOptions"): {
