@@ -177,3 +177,21 @@ async def test_apply_json_body_and_mismatched_kind(kube: Kube) -> None:
         f"{WIDGETS}/j", json.dumps({**widget("j"), "kind": "Gadget"}), APPLY, fieldManager="alice"
     )
     assert wrong.status == 400
+
+
+async def test_managed_fields_written_in_an_update_replace_the_live_ones(kube: Kube) -> None:
+    created = (await apply(kube, f"{WIDGETS}/mf", widget("mf", replicas=2), "alice")).body
+    entries = created["metadata"]["managedFields"]
+    renamed = [{**e, "manager": "carol"} for e in entries]
+    answer = await kube.patch(
+        f"{WIDGETS}/mf", {"metadata": {"managedFields": renamed}}, MERGE, fieldManager="editor"
+    )
+    assert {e["manager"] for e in answer.body["metadata"]["managedFields"]} == {"carol"}
+    conflict = await apply(kube, f"{WIDGETS}/mf", widget("mf", replicas=3), "alice")
+    assert conflict.status == 409 and 'conflict with "carol"' in conflict.body["message"]
+
+
+async def test_removing_the_last_item_drops_the_list(kube: Kube) -> None:
+    await apply(kube, f"{WIDGETS}/ll", widget("ll", ports=[{"name": "http", "port": 80}]), "alice")
+    answer = await apply(kube, f"{WIDGETS}/ll", widget("ll"), "alice")
+    assert "ports" not in answer.body["spec"]

@@ -198,3 +198,18 @@ def test_typed_create_commands_send_protobuf(cluster: tuple[APIServer, Kubectl])
     bodies = {r.resource: r.content_type for r in server.requests if r.verb == "create"}
     assert bodies["configmaps"] == "application/vnd.kubernetes.protobuf"
     kubectl("delete", "namespace", "team-x")
+
+
+def test_client_side_then_server_side_apply_migrates_ownership(
+    cluster: tuple[APIServer, Kubectl], tmp_path: Path
+) -> None:
+    server, kubectl = cluster
+    path = manifest(tmp_path, widget("mig", replicas=2))
+    kubectl("apply", "-f", path)
+    result = kubectl("apply", "--server-side", "-f", path)
+    assert "serverside-applied" in result.stdout and "Warning" not in result.stderr
+    entries = server.get("widgets", "mig", "default")["metadata"]["managedFields"]
+    by_manager = {(e["manager"], e["operation"]) for e in entries}
+    assert ("kubectl", "Apply") in by_manager
+    assert ("kubectl-client-side-apply", "Update") not in by_manager
+    assert server.get("widgets", "mig", "default")["spec"]["replicas"] == 2

@@ -534,6 +534,15 @@ class Cluster:
         applied: bool = False,
     ) -> WriteResult:
         meta = new.setdefault("metadata", {})
+        # Like the real field manager, managedFields written in an update replace the live
+        # ones (kubectl's client-side-to-server-side apply migration relies on it); an update
+        # without them, or to a subresource, keeps the live ones.
+        given = meta.get("managedFields")
+        written_entries = (
+            managed.parse_entries(new)
+            if not applied and not subresource and given and given != [{}]
+            else None
+        )
         if old is not None:
             old_meta = _meta(old)
             wanted_rv = meta.get("resourceVersion")
@@ -579,7 +588,9 @@ class Cluster:
             if rt.has_status:
                 part = "status" if subresource == "status" else "main"
             me = managed.Entry(manager, "Update", rt.api_version, set(), subresource, now_rfc3339())
-            entries = managed.parse_entries(to_view(rt, old)) if old else []
+            entries = written_entries
+            if entries is None:
+                entries = managed.parse_entries(to_view(rt, old)) if old else []
             new_entries = managed.track_update(
                 entries,
                 to_view(rt, old) if old else None,

@@ -508,13 +508,14 @@ def apply(
 
 
 def _prune_empty_parents(obj: dict[str, Any], path: FieldPath) -> None:
-    """After a removal, drop maps it left empty (not top-level sections, not list items)."""
+    """After a removal, drop the maps and lists it left empty, like structured-merge-diff's
+    removing walker (never top-level sections, never list items themselves)."""
     for depth in range(len(path) - 1, 1, -1):
         parent_path = path[:depth]
         if not parent_path[-1].startswith("f:"):
             return
         value = value_at(obj, parent_path)
-        if isinstance(value, dict) and not value:
+        if isinstance(value, (dict, list)) and not value:
             _delete_at(obj, parent_path)
         else:
             return
