@@ -118,6 +118,14 @@ class HMACKeyError(TransientError):
     reason = "HMACKeyInvalid"
 
 
+class SecretConflictError(TransientError):
+    """The Secret a VaultSecret would write is controlled by another object (most often a
+    second VaultSecret with the same destination). The operator leaves it alone instead of
+    fighting over it, and tries again later."""
+
+    reason = "SecretOwnedElsewhere"
+
+
 class EmulatedAPIError(MirageError):
     """The emulated Kubernetes API server (``mirage_operator.sandbox``) refuses a request.
 

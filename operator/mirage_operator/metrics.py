@@ -106,6 +106,13 @@ VAULT_TOKENS_CACHED = Gauge(
     "Vault tokens currently cached (one per tenant namespace, or one in operator mode).",
     registry=REGISTRY,
 )
+ROLLOUT_RESTARTS = Counter(
+    "mirage_rollout_restarts",
+    "Workloads restarted (pod-template annotation) because a synced Secret's data changed, "
+    "by workload kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Info("mirage_build", "Version of the running operator.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 

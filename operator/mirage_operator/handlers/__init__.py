@@ -9,7 +9,7 @@ from __future__ import annotations
 import kopf
 
 from mirage_operator.config import Config
-from mirage_operator.handlers import activities, mirageservice, slo
+from mirage_operator.handlers import activities, mirageservice, slo, vaultsecret
 from mirage_operator.handlers.context import OperatorContext
 
 
@@ -19,4 +19,5 @@ def register(registry: kopf.OperatorRegistry, config: Config) -> OperatorContext
     activities.register(registry, context)
     mirageservice.register(registry, context)
     slo.register(registry, context)
+    vaultsecret.register(registry, context)
     return context

@@ -257,6 +257,13 @@ def operator_dashboard() -> dict[str, Any]:
         ),
         _panel(
             "timeseries",
+            "Rollout restarts",
+            [(_rate("mirage_rollout_restarts_total", "kind"), "{{kind}}")],
+            unit="ops",
+            description="Workloads restarted because the data of a synced Secret changed.",
+        ),
+        _panel(
+            "timeseries",
             "Kubernetes API errors",
             [(_rate("mirage_kubernetes_api_errors_total", "code"), "{{code}}")],
             unit="ops",

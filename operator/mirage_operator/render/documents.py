@@ -15,9 +15,8 @@ from mirage_operator.api.slo import ServiceLevelObjectiveSpec
 from mirage_operator.api.validation import admit
 from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.config import Config
-from mirage_operator.render.meta import standard_labels
 from mirage_operator.render.mirageservice import build_children
-from mirage_operator.render.secret import render_preview
+from mirage_operator.render.secret import render_preview, secret_labels
 from mirage_operator.render.slo import build_slo_children
 
 
@@ -44,9 +43,7 @@ def render_document(document: Mapping[str, Any], *, config: Config) -> list[dict
         secret = VaultSecretSpec.from_spec(body["spec"])
         target = secret.destination.name or name
         return [
-            render_preview(
-                name=target, namespace=namespace, spec=secret, labels=standard_labels(name=target)
-            )
+            render_preview(name=target, namespace=namespace, spec=secret, labels=secret_labels())
         ]
     if kind == "ServiceLevelObjective":
         slo = ServiceLevelObjectiveSpec.from_spec(body["spec"])

@@ -30,6 +30,7 @@ from mirage_operator.api.vaultsecret import (
     missing_type_keys,
 )
 from mirage_operator.errors import SecretDataError
+from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 MAX_SECRET_BYTES = 1024 * 1024
 """Kubernetes refuses Secrets whose data exceeds 1 MiB; a template may not produce more."""
@@ -279,6 +280,12 @@ def _metadata(
     return metadata
 
 
+def secret_labels() -> dict[str, str]:
+    """The operator's own labels on every Secret it keeps in sync (they win over the spec's:
+    the first is how the operator finds what it manages)."""
+    return {MANAGED_BY_LABEL: MANAGED_BY, "app.kubernetes.io/part-of": "mirage"}
+
+
 def build_secret(
     *,
     name: str,
@@ -295,6 +302,23 @@ def build_secret(
     Raises :class:`SecretDataError` when the data does not fit the spec.
     """
     values = secret_values(spec, data)
+    encoded = {k: base64.b64encode(v).decode("ascii") for k, v in values.items()}
+    return secret_with_data(
+        name=name, namespace=namespace, spec=spec, data=encoded, labels=labels, owner=owner
+    )
+
+
+def secret_with_data(
+    *,
+    name: str,
+    namespace: str,
+    spec: VaultSecretSpec,
+    data: Mapping[str, str],
+    labels: Mapping[str, str],
+    owner: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Secret of :func:`build_secret` around data that is already final (key to base64
+    text, as a live Secret holds it): restoring the Secret's metadata needs no Vault read."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -302,7 +326,7 @@ def build_secret(
             name=name, namespace=namespace, spec=spec, labels=labels, owner=owner
         ),
         "type": spec.destination.type,
-        "data": {k: base64.b64encode(values[k]).decode("ascii") for k in sorted(values)},
+        "data": {k: data[k] for k in sorted(data)},
     }
 
 
@@ -320,6 +344,38 @@ def secret_mac(key: bytes, data: Mapping[str, str]) -> str:
         mac.update(len(raw_name).to_bytes(4, "big") + raw_name)
         mac.update(len(value).to_bytes(8, "big") + value)
     return mac.hexdigest()
+
+
+HMAC_KEY_FIELD = "key"
+"""Key of the HMAC key Secret's data that holds the key."""
+
+HMAC_KEY_BYTES = 32
+"""Length of the HMAC key the operator generates, and the least it accepts."""
+
+
+def build_hmac_key_secret(*, name: str, namespace: str, key: bytes) -> dict[str, Any]:
+    """The Secret holding the installation's HMAC key (immutable: a changed key changes every
+    ``status.secretMAC``, so it is replaced only by deleting it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": secret_labels()},
+        "type": "Opaque",
+        "immutable": True,
+        "data": {HMAC_KEY_FIELD: base64.b64encode(key).decode("ascii")},
+    }
+
+
+def hmac_key_of(secret: Mapping[str, Any]) -> bytes | None:
+    """The HMAC key a key Secret holds; ``None`` when it holds no usable key."""
+    encoded = (secret.get("data") or {}).get(HMAC_KEY_FIELD)
+    if not isinstance(encoded, str):
+        return None
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return None
+    return key if len(key) >= HMAC_KEY_BYTES else None
 
 
 def placeholder(spec: VaultSecretSpec, source_key: str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
 from typing import Any, cast
 
@@ -12,80 +11,12 @@ import pytest
 
 from mirage_operator import metrics
 from mirage_operator.config import Config
-from mirage_operator.errors import KubernetesAPIError
 from mirage_operator.handlers import common
 from mirage_operator.handlers import slo as handler
 from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.k8s.resources import Resource
+from tests.unit.handlers.fakes import Connection, FakeKube
 
 LOGGER = logging.getLogger("test")
-Key = tuple[str, str, str]
-
-
-class FakeKube:
-    """Just enough of ``KubeClient``: objects in a dict, every write recorded."""
-
-    def __init__(self, *, serves_prometheus_rules: bool = True) -> None:
-        self.objects: dict[Key, dict[str, Any]] = {}
-        self.writes: list[tuple[str, str, str]] = []
-        self.serves_prometheus_rules = serves_prometheus_rules
-        self._ids = itertools.count(1)
-
-    def _served(self, resource: Resource) -> None:
-        if resource.kind == "PrometheusRule" and not self.serves_prometheus_rules:
-            raise KubernetesAPIError(404, "the server could not find the requested resource")
-
-    async def get(self, resource: Resource, *, namespace: str | None, name: str) -> Any:
-        self._served(resource)
-        found = self.objects.get((resource.kind, namespace or "", name))
-        return copy.deepcopy(found)
-
-    async def list(
-        self, resource: Resource, *, namespace: str | None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        self._served(resource)
-        key, _, value = (label_selector or "").partition("=")
-        return [
-            copy.deepcopy(obj)
-            for (kind, ns, _), obj in self.objects.items()
-            if kind == resource.kind
-            and ns == namespace
-            and (not key or obj["metadata"].get("labels", {}).get(key) == value)
-        ]
-
-    async def apply(
-        self, resource: Resource, body: Any, *, field_manager: str, force: bool = True
-    ) -> dict[str, Any]:
-        self._served(resource)
-        meta = body["metadata"]
-        key = (body["kind"], meta["namespace"], meta["name"])
-        live = copy.deepcopy(body)
-        live["metadata"]["uid"] = (
-            self.objects.get(key, {}).get("metadata", {}).get("uid", f"uid-{next(self._ids)}")
-        )
-        self.objects[key] = live
-        self.writes.append(("apply", body["kind"], meta["name"]))
-        return copy.deepcopy(live)
-
-    async def patch_status(
-        self, resource: Resource, *, namespace: str | None, name: str, status: Any
-    ) -> dict[str, Any] | None:
-        obj = self.objects[(resource.kind, namespace or "", name)]
-        obj["status"] = {**obj.get("status", {}), **copy.deepcopy(status)}
-        self.writes.append(("status", resource.kind, name))
-        return copy.deepcopy(obj)
-
-    async def delete(
-        self, resource: Resource, *, namespace: str | None, name: str, uid: str | None = None
-    ) -> None:
-        self.objects.pop((resource.kind, namespace or "", name), None)
-        self.writes.append(("delete", resource.kind, name))
-
-
-class Connection:
-    def __init__(self, client: FakeKube) -> None:
-        self.client = client
-
 
 SPEC = {
     "service": "checkout",

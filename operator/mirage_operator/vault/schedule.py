@@ -1,0 +1,116 @@
+"""When a VaultSecret's reconcile must read Vault, and when it should run again: pure decisions.
+
+Reading Vault is the expensive, audited step (and, for the database engine, creates a database
+user), so a reconcile reads only for a reason: the Secret was never synced, the spec changed,
+a new force-sync value, the Secret no longer holds the synced data (deleted or edited), the
+last read failed, the refresh interval has passed, or — once per operator process — to catch
+changes made while the operator was down. Everything else is checked against the live Secret
+and the HMAC in status, without Vault.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Mapping
+from typing import Any
+
+FORCE_SYNC_ANNOTATION = "mirage.dev/force-sync"
+"""Set to any new value to make the operator read Vault once more."""
+
+BACKOFF_MIN = 5.0
+BACKOFF_MAX = 60.0
+"""Retry delays after a failed sync grow from ``BACKOFF_MIN`` to ``BACKOFF_MAX`` seconds."""
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_time(epoch: float) -> str:
+    """``epoch`` as a metav1.Time string (whole seconds, UTC)."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str | None) -> float | None:
+    """A metav1.Time string as epoch seconds; ``None`` when absent or malformed."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.datetime.strptime(text, _TIME_FORMAT)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def _synced_ok(status: Mapping[str, Any]) -> bool:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "Synced":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def read_reasons(
+    *,
+    engine: str,
+    generation: int,
+    force_sync: str | None,
+    status: Mapping[str, Any],
+    live_mac: str | None,
+    first_check: bool,
+    synced_at: float | None,
+    refresh_interval: float,
+    now: float,
+) -> tuple[str, ...]:
+    """Why this reconcile must read Vault (empty: it must not).
+
+    ``live_mac`` is the HMAC of the live Secret's data (``None`` when it is missing);
+    ``first_check`` is true for the first reconcile of the object in this process;
+    ``synced_at`` is when Vault was last read successfully. For the database engine only the
+    reasons that need new data are returned (each costs new credentials); its lease, not a
+    refresh interval or a failed read, decides when credentials are renewed.
+    """
+    reasons = []
+    synced_mac = status.get("secretMAC")
+    if not synced_mac:
+        reasons.append("never")
+    if status.get("observedGeneration") != generation:
+        reasons.append("spec")
+    if force_sync is not None and force_sync != status.get("lastForceSync"):
+        reasons.append("force")
+    if synced_mac and live_mac != synced_mac:
+        reasons.append("drift")
+    if engine == "database":
+        return tuple(reasons)
+    if synced_mac and not _synced_ok(status):
+        reasons.append("failed")
+    if refresh_interval > 0:
+        if first_check:
+            reasons.append("resume")
+        if synced_at is not None and now >= synced_at + refresh_interval:
+            reasons.append("refresh")
+    return tuple(reasons)
+
+
+def next_run_in(
+    *,
+    refresh_interval: float,
+    synced_at: float | None,
+    lease_check_at: float | None,
+    resync_interval: float,
+    now: float,
+) -> float:
+    """Seconds until the next reconcile: the refresh, the lease's (or its token's) renewal, or
+    the level-based resync that catches drift a missed watch event would hide."""
+    due = now + resync_interval
+    if refresh_interval > 0 and synced_at is not None:
+        due = min(due, synced_at + refresh_interval)
+    if lease_check_at is not None:
+        due = min(due, lease_check_at)
+    return max(due - now, 0.0)
+
+
+def retry_delay(failures: int, jitter: float) -> float:
+    """Seconds before retrying after ``failures`` failed syncs in a row: doubling from
+    :data:`BACKOFF_MIN` to :data:`BACKOFF_MAX`, spread over the top fifth by ``jitter`` (0-1)
+    so that many objects failing together do not retry together."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_MIN * math.pow(2, max(failures - 1, 0)))
+    return ceiling * (0.8 + 0.2 * jitter)
