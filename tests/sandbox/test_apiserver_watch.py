@@ -86,10 +86,12 @@ async def test_list_exact_resource_version_and_too_old_or_too_new(
     assert gone.status == 410 and gone.body["reason"] == "Expired"
 
 
-async def test_watch_without_version_sends_current_objects_then_changes(kube: Kube) -> None:
+async def test_watch_without_version_sends_current_objects_then_changes(
+    api: APIServer, kube: Kube
+) -> None:
     await kube.post(CM, configmap("w1"))
     watch = asyncio.create_task(kube.watch(CM, limit=4, fieldSelector="metadata.name=w1"))
-    await asyncio.sleep(0.05)
+    await api.wait_for(lambda: api.sessions)  # the watch is open before the writes
     await kube.patch(f"{CM}/w1", {"data": {"x": "1"}}, MERGE)
     await kube.delete(f"{CM}/w1")
     await kube.post(CM, configmap("w1"))
@@ -163,7 +165,7 @@ async def test_watch_timeout_ends_the_stream(kube: Kube) -> None:
     assert events == [] and loop.time() - started < 5
 
 
-async def test_watch_with_selector_sees_objects_enter_and_leave(kube: Kube) -> None:
+async def test_watch_with_selector_sees_objects_enter_and_leave(api: APIServer, kube: Kube) -> None:
     listed = await kube.get(CM)
     watch = asyncio.create_task(
         kube.watch(
@@ -173,7 +175,7 @@ async def test_watch_with_selector_sees_objects_enter_and_leave(kube: Kube) -> N
             labelSelector="hot=yes",
         )
     )
-    await asyncio.sleep(0.05)
+    await api.wait_for(lambda: api.sessions)  # the watch is open before the writes
     await kube.post(CM, configmap("s1"))
     await kube.patch(f"{CM}/s1", {"metadata": {"labels": {"hot": "yes"}}}, MERGE)
     await kube.patch(f"{CM}/s1", {"metadata": {"labels": {"hot": "no"}}}, MERGE)
@@ -181,7 +183,7 @@ async def test_watch_with_selector_sees_objects_enter_and_leave(kube: Kube) -> N
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
 
 
-async def test_namespaced_watch_sees_only_its_namespace(kube: Kube) -> None:
+async def test_namespaced_watch_sees_only_its_namespace(api: APIServer, kube: Kube) -> None:
     await kube.post(
         "/api/v1/namespaces",
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}},
@@ -190,7 +192,7 @@ async def test_namespaced_watch_sees_only_its_namespace(kube: Kube) -> None:
     watch = asyncio.create_task(
         kube.watch(CM, limit=1, resourceVersion=listed.body["metadata"]["resourceVersion"])
     )
-    await asyncio.sleep(0.05)
+    await api.wait_for(lambda: api.sessions)  # the watch is open before the writes
     await kube.post(
         "/api/v1/namespaces/other/configmaps", configmap("elsewhere", namespace="other")
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import yaml
 from aiohttp import web
 
 from mirage_operator.errors import EmulatedAPIError
@@ -158,8 +159,6 @@ async def _body(request: web.Request) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
-        import yaml
-
         try:
             return yaml.safe_load(raw)
         except yaml.YAMLError as exc:
@@ -346,7 +345,7 @@ class Handler:
                 "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"
             )
         predicate = server.cluster._filter(
-            route.rt, query.get("labelSelector"), _watch_fields(query, route)
+            route.rt, query.get("labelSelector"), query.get("fieldSelector")
         )
         render = None
         if tables.wants_table(accept):
@@ -501,10 +500,6 @@ class Handler:
             dry_run=dry_run,
         )
         return _json(listed)
-
-
-def _watch_fields(query: Mapping[str, str], route: Route) -> str | None:
-    return query.get("fieldSelector")
 
 
 def _delete_options(

@@ -8,7 +8,9 @@ CRD is discoverable as soon as it is created.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,8 +61,6 @@ def _crd_preferred(catalog: Catalog, group: str) -> str | None:
 
 def _version_rank(version: str) -> tuple[int, int, int]:
     """Kubernetes version priority: GA > beta > alpha, higher numbers first."""
-    import re
-
     match = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", version)
     if not match:
         return (3, 0, 0)
@@ -111,8 +111,6 @@ def api_group(catalog: Catalog, group: str) -> dict[str, Any] | None:
 
 def _storage_hash(rt: ResourceType) -> str:
     digest = hashlib.sha256(f"{rt.group}/{rt.version}/{rt.kind}".encode()).digest()
-    import base64
-
     return base64.b64encode(digest[:8]).decode()
 
 

@@ -130,11 +130,6 @@ def conflict_message(conflicts: list[Conflict]) -> str:
     return head + "\n".join(parts)
 
 
-def _names(path: FieldPath) -> Path:
-    """Field names of a path, with ``*`` for list items (what a :class:`TypeOracle` reads)."""
-    return tuple(e[2:] if e.startswith("f:") else "*" for e in path)
-
-
 # -- field sets ------------------------------------------------------------------------------
 
 
