@@ -232,3 +232,9 @@ async def test_controller_delay_postpones_workload_status() -> None:
         assert loop.time() - started >= 0.35
     finally:
         await server.stop()
+
+
+async def test_only_loopback_addresses_are_served() -> None:
+    server = APIServer()
+    with pytest.raises(ValueError, match="loopback"):
+        await server.start(host="0.0.0.0")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import ipaddress
 import logging
 import secrets
 import threading
@@ -87,7 +88,12 @@ class APIServer:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0: any free port); returns the base URL."""
+        """Serve on ``host:port`` (0: any free port); returns the base URL.
+
+        Only loopback addresses are accepted: the server speaks plain HTTP without
+        authentication by default, so it must never be reachable from elsewhere."""
+        if not _is_loopback(host):
+            raise ValueError(f"the emulated API server only listens on loopback, not {host!r}")
         from mirage_operator.sandbox.apiserver.controllers import Controllers
         from mirage_operator.sandbox.apiserver.gc import GarbageCollector
 
@@ -455,6 +461,15 @@ class APIServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"condition not met within {within}s")
             await asyncio.sleep(interval)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @contextlib.contextmanager
