@@ -233,3 +233,10 @@ async def test_expired_continue_token_is_410(api: APIServer, kube: Kube) -> None
     answer = await kube.get(CM, limit="1", **{"continue": first.body["metadata"]["continue"]})
     assert answer.status == 410 and answer.body["reason"] == "Expired"
     assert "continue parameter is too old" in answer.body["message"]
+
+
+async def test_watch_from_a_future_or_invalid_version_is_refused(kube: Kube) -> None:
+    future = await kube.get(CM, watch="true", resourceVersion="99999999")
+    assert future.status == 504 and "Too large resource version" in future.body["message"]
+    invalid = await kube.get(CM, watch="true", resourceVersion="abc")
+    assert invalid.status == 400

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from mirage_operator.errors import EmulatedAPIError
+from mirage_operator.sandbox.apiserver import status
 from mirage_operator.sandbox.apiserver.resources import ResourceType
 from mirage_operator.sandbox.apiserver.store import Change, RevisionGone, Store
 from mirage_operator.sandbox.apiserver.views import to_view
@@ -119,9 +121,31 @@ async def serve_watch(
     expired: str | None = None
     ns = namespace if rt.namespaced else None
 
+    from_version = rv not in {"", "0"} and not send_initial
+    if from_version:
+        try:
+            wanted = int(rv)
+        except ValueError:
+            raise status.bad_request(f'invalid resource version "{rv}"') from None
+        if wanted > store.revision:
+            # The real watch cache waits briefly for a future version, then gives up so.
+            raise EmulatedAPIError(
+                504,
+                "Timeout",
+                f"Timeout: Too large resource version: {wanted}, current: {store.revision}",
+                details={
+                    "causes": [
+                        {
+                            "reason": "ResourceVersionTooLarge",
+                            "message": "Too large resource version",
+                        }
+                    ],
+                    "retryAfterSeconds": 1,
+                },
+            )
     with store.lock:
         start = store.revision
-        if rv in {"", "0"} or send_initial:
+        if not from_version:
             initial = store.list(rt.storage, ns)
         else:
             try:
@@ -129,8 +153,6 @@ async def serve_watch(
                 backlog = store.changes_since(start)
             except RevisionGone as exc:
                 expired = str(exc)
-            except ValueError:
-                expired = f"invalid resource version {rv!r}"
 
         def notify(change: Change) -> None:
             if change.revision > start:
