@@ -10,10 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, require_tool
+from tests.sandbox_process import sandbox_process
 
 
 def readme_install_commands() -> list[list[str]]:
@@ -36,33 +34,8 @@ def readme_install_commands() -> list[list[str]]:
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Path]:
     """``mirage sandbox --keep`` with nothing applied; yields its kubeconfig."""
-    work, empty = tmp_path / "sandbox", tmp_path / "nothing"
-    empty.mkdir()
-    log = (tmp_path / "sandbox.log").open("w")
-    mirage = Path(sys.executable).parent / "mirage"
-    process = subprocess.Popen(
-        [str(mirage), "sandbox", "--keep", "--workdir", str(work), "--timeout", "1", str(empty)],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        kubeconfig = work / "kubeconfig"
-        deadline = time.monotonic() + 60
-        while "operator running" not in (tmp_path / "sandbox.log").read_text():
-            assert process.poll() is None, (tmp_path / "sandbox.log").read_text()
-            assert time.monotonic() < deadline, "sandbox did not start in 60s"
-            time.sleep(0.1)
-        assert kubeconfig.exists()
+    with sandbox_process(tmp_path) as kubeconfig:
         yield kubeconfig
-    finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C, as a user stops it
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise AssertionError("mirage sandbox --keep did not stop on Ctrl-C") from None
-        log.close()
 
 
 def test_readme_install_works_against_the_sandbox(sandbox: Path, tmp_path: Path) -> None:
