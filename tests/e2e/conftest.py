@@ -5,6 +5,12 @@ in a thread, installs the Mirage CRDs and prometheus-operator's (from ../shared/
 and runs ``mirage run`` as a subprocess against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing
 at a real cluster (CRDs installed, nothing else running the operator), the same tests run
 there; tests that need the emulator's fault injection or request log are skipped.
+
+Vault: in emulator mode an emulated Vault runs beside the emulated API (its kubernetes auth
+checks ServiceAccount tokens with the API's TokenReview) and the operator is pointed at it.
+On a real cluster the Vault tests run only when ``MIRAGE_E2E_VAULT_ADDR`` and
+``MIRAGE_E2E_VAULT_TOKEN`` name a Vault whose kubernetes auth trusts that cluster; otherwise
+they are skipped (see :mod:`tests.e2e.vault`).
 """
 
 from __future__ import annotations
@@ -20,16 +26,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import hvac
 import pytest
 import yaml
 
 from mirage_operator.crds import load_crds
 from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
+from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 from tests.conftest import THIRD_PARTY_CRDS, require_path
 from tests.e2e.kube import Kube, wait_for
+from tests.e2e.vault import VaultAdmin
 
 REAL_CLUSTER = os.environ.get("MIRAGE_E2E_KUBECONFIG")
+REAL_VAULT = os.environ.get("MIRAGE_E2E_VAULT_ADDR")
 RESYNC_SECONDS = 3
+OPERATOR_NAMESPACE = "mirage-system"
+ALLOWED_PATHS = "{namespace}/*,*/shared/*"
+"""The operator's allowed-path templates in the e2e run. ``*/shared/*`` is deliberately loose
+(any namespace's ``shared`` subtree), standing for a misconfigured check, so that the tests
+can show Vault policy refusing what the operator's own check let through."""
 
 
 def free_port() -> int:
@@ -102,6 +117,7 @@ class Cluster:
     kube: Kube
     operator: Operator
     emulator: APIServer | None
+    vault: VaultAdmin | None = None
 
     def namespace(self) -> str:
         """A fresh namespace for one test."""
@@ -114,6 +130,21 @@ class Cluster:
         if self.emulator is None:
             pytest.skip("needs the emulated API server (fault injection / request log)")
         return self.emulator
+
+    def require_vault(self) -> VaultAdmin:
+        """Vault (emulated, or the real one given); skips on a real cluster without one."""
+        if self.vault is None:
+            pytest.skip("needs Vault: set MIRAGE_E2E_VAULT_ADDR and MIRAGE_E2E_VAULT_TOKEN")
+        return self.vault
+
+
+def operator_vault_env(address: str) -> dict[str, str]:
+    """The operator's Vault settings in the e2e run."""
+    return {
+        "MIRAGE_VAULT_ADDR": address,
+        "MIRAGE_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+        "MIRAGE_VAULT_ALLOWED_PATHS": ALLOWED_PATHS,
+    }
 
 
 def _crds() -> list[dict[str, Any]]:
@@ -129,26 +160,48 @@ def _crds() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One cluster and one operator per test worker."""
+    """One cluster, one Vault and one operator per test worker."""
     workdir = tmp_path_factory.mktemp("e2e")
     if REAL_CLUSTER:
         kubeconfig = Path(REAL_CLUSTER)
-        operator = Operator(kubeconfig=kubeconfig, log_path=workdir / "operator.log")
-        operator.start()
-        try:
-            yield Cluster(kube=Kube(kubeconfig), operator=operator, emulator=None)
-        finally:
-            operator.stop()
+        kube = Kube(kubeconfig)
+        vault = None
+        if REAL_VAULT:
+            client = hvac.Client(url=REAL_VAULT, token=os.environ["MIRAGE_E2E_VAULT_TOKEN"])
+            vault = VaultAdmin(kube=kube, address=REAL_VAULT, client=client)
+        yield from _run(kube, kubeconfig, workdir, emulator=None, vault=vault)
         return
-    with run_apiserver_in_thread() as server:
+    with (
+        run_apiserver_in_thread() as server,
+        VaultThread(EmulatedVault(token_reviewer=apiserver_reviewer(server))) as vault_thread,
+    ):
         server.install_crds(_crds())
         kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
-        operator = Operator(kubeconfig=kubeconfig, log_path=workdir / "operator.log")
-        operator.start()
-        try:
-            yield Cluster(kube=Kube(kubeconfig), operator=operator, emulator=server)
-        finally:
-            operator.stop()
+        kube = Kube(kubeconfig)
+        vault = VaultAdmin(kube=kube, address=vault_thread.address, emulator=vault_thread.vault)
+        yield from _run(kube, kubeconfig, workdir, emulator=server, vault=vault)
+
+
+def _run(
+    kube: Kube,
+    kubeconfig: Path,
+    workdir: Path,
+    *,
+    emulator: APIServer | None,
+    vault: VaultAdmin | None,
+) -> Iterator[Cluster]:
+    # The operator's own namespace holds its HMAC key Secret, as the Helm release's does.
+    kube.create_namespace(OPERATOR_NAMESPACE)
+    operator = Operator(
+        kubeconfig=kubeconfig,
+        log_path=workdir / "operator.log",
+        extra_env=operator_vault_env(vault.address) if vault else {},
+    )
+    operator.start()
+    try:
+        yield Cluster(kube=kube, operator=operator, emulator=emulator, vault=vault)
+    finally:
+        operator.stop()
 
 
 @pytest.fixture
@@ -158,6 +211,17 @@ def ns(cluster: Cluster) -> str:
         cluster.operator.log[-3000:]
     )
     return cluster.namespace()
+
+
+@pytest.fixture
+def tenant(cluster: Cluster, ns: str) -> Iterator[str]:
+    """A fresh namespace set up as a Vault tenant (ServiceAccount, policy, role). Its
+    VaultSecrets are deleted afterwards, so that their refreshes stop loading later tests."""
+    cluster.require_vault().add_tenant(ns)
+    yield ns
+    for kind in ("MirageService", "VaultSecret"):
+        for item in cluster.kube.list(kind, ns):
+            cluster.kube.delete(kind, ns, item["metadata"]["name"])
 
 
 def service(name: str, namespace: str, **spec: Any) -> dict[str, Any]:

@@ -28,9 +28,17 @@ def operator_writes(emulator: APIServer, namespace: str, since: float) -> list[s
     ]
 
 
-def wait_resyncs(emulator: APIServer, namespace: str, since: float, count: int = 2) -> None:
+def wait_resyncs(
+    emulator: APIServer,
+    namespace: str,
+    since: float,
+    count: int = 2,
+    *,
+    resource: str = "deployments",
+) -> None:
     """Wait until the operator has reconciled ``namespace`` ``count`` more times (each full
-    reconcile lists the owned Deployments once)."""
+    reconcile lists the owned ``resource`` once: Deployments for a MirageService, Secrets for
+    a VaultSecret)."""
 
     def reconciles() -> bool:
         lists = [
@@ -38,7 +46,7 @@ def wait_resyncs(emulator: APIServer, namespace: str, since: float, count: int =
             for r in emulator.requests
             if r.time >= since
             and r.verb == "list"
-            and r.resource == "deployments"
+            and r.resource == resource
             and r.namespace == namespace
         ]
         return len(lists) >= count
@@ -46,7 +54,9 @@ def wait_resyncs(emulator: APIServer, namespace: str, since: float, count: int =
     wait_for(reconciles, timeout=30, what=f"{count} resyncs of {namespace}")
 
 
-def assert_steady(cluster: Cluster, namespace: str, *, timeout: float = 60) -> None:
+def assert_steady(
+    cluster: Cluster, namespace: str, *, timeout: float = 60, resource: str = "deployments"
+) -> None:
     """The operator reaches a steady state that costs nothing: a window of two full resyncs of
     ``namespace`` with no write call at all. Retries still pending (kopf backs off for seconds
     after an error) may delay it; writes that never stop fail the test."""
@@ -54,7 +64,7 @@ def assert_steady(cluster: Cluster, namespace: str, *, timeout: float = 60) -> N
     deadline = time.monotonic() + timeout
     while True:
         start = time.time()
-        wait_resyncs(emulator, namespace, start, count=2)
+        wait_resyncs(emulator, namespace, start, count=2, resource=resource)
         writes = operator_writes(emulator, namespace, start)
         if not writes:
             return
