@@ -180,8 +180,8 @@ def test_owner_of_reads_the_controller_reference() -> None:
             ]
         }
     }
-    assert common.owner_of(child, handler.KIND) == "b"
-    assert common.owner_of({"metadata": {}}, handler.KIND) is None
+    assert common.owner_of(child, handler.SLOReconciler.kind) == "b"
+    assert common.owner_of({"metadata": {}}, handler.SLOReconciler.kind) is None
 
 
 def test_register_adds_the_handlers() -> None:
@@ -192,6 +192,8 @@ def test_register_adds_the_handlers() -> None:
         | {h.id for h in registry._changing.get_all_handlers()}
         | {h.id for h in registry._spawning.get_all_handlers()}
     )
-    assert {"slo-child-PrometheusRule", "slo-child-ConfigMap"} <= ids
-    assert any("on_slo_change" in i for i in ids)
-    assert any("slo_resync" in i for i in ids)
+    assert {
+        "servicelevelobjective-child-PrometheusRule",
+        "servicelevelobjective-child-ConfigMap",
+    } <= ids
+    assert {"reconcile", "resync", "forget"} <= ids
