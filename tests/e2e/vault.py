@@ -10,6 +10,7 @@ that need the emulator (faults, the request log, database leases) are skipped th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import hvac
 import pytest
 
+from mirage_operator.config import Config
+from mirage_operator.sandbox.tenants import STANDARD_MOUNTS, add_tenant, tenant_policy
 from mirage_operator.sandbox.vault import EmulatedVault
 from tests.e2e.kube import Kube
 
@@ -25,16 +28,6 @@ DB_TTL = 6
 """Seconds a database lease lasts (renewed at two thirds): short, so that renewals happen
 within a test."""
 DB_MAX_TTL = 60
-
-
-def tenant_rules(namespace: str) -> dict[str, list[str]]:
-    """The tenant policy of the Pulumi stacks: its own paths, nothing else."""
-    return {
-        f"secret/data/{namespace}/*": ["read"],
-        f"kv/{namespace}/*": ["read"],
-        f"database/creds/{namespace}.*": ["read"],
-        "sys/leases/revoke": ["update"],
-    }
 
 
 @dataclass
@@ -61,30 +54,23 @@ class VaultAdmin:
                 "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace},
             }
         )
-        role, rules = f"mirage-{namespace}", tenant_rules(namespace)
         if self.emulator is not None:
-            self.emulator.add_policy(namespace, rules)
-            self.emulator.add_role(
-                role,
-                service_accounts=[SERVICE_ACCOUNT],
-                namespaces=[namespace],
-                policies=[namespace],
-            )
+            add_tenant(self.emulator, namespace, config=Config())
             self.emulator.add_database_role(
                 f"{namespace}.app", default_ttl=DB_TTL, max_ttl=DB_MAX_TTL
             )
             return
         assert self.client is not None
         policy = "\n".join(
-            f'path "{path}" {{ capabilities = {list(caps)!r} }}'.replace("'", '"')
-            for path, caps in rules.items()
+            f'path "{path}" {{ capabilities = {json.dumps(caps)} }}'
+            for path, caps in tenant_policy(namespace, STANDARD_MOUNTS).items()
         )
-        self.client.sys.create_or_update_policy(name=namespace, policy=policy)
+        self.client.sys.create_or_update_policy(name=f"tenant-{namespace}", policy=policy)
         self.client.auth.kubernetes.create_role(
-            name=role,
+            name=f"mirage-{namespace}",
             bound_service_account_names=[SERVICE_ACCOUNT],
             bound_service_account_namespaces=[namespace],
-            policies=[namespace],
+            policies=[f"tenant-{namespace}"],
             ttl="1h",
             audience="vault",
         )

@@ -160,15 +160,16 @@ class VaultSecretReconciler:
 
     # --- the HMAC key ---------------------------------------------------------------------
 
-    async def hmac_key(self) -> bytes:
-        """The installation's HMAC key, from its Secret; created there when missing."""
+    async def hmac_key(self, *, synced_before: bool) -> bytes:
+        """The installation's HMAC key, from its Secret; created there when missing.
+        ``synced_before``: the caller's VaultSecret has a MAC, so a new key means a lost one."""
         if self._key is None:
             async with self._key_lock:
                 if self._key is None:
-                    self._key = await self._load_key()
+                    self._key = await self._load_key(synced_before=synced_before)
         return self._key
 
-    async def _load_key(self) -> bytes:
+    async def _load_key(self, *, synced_before: bool) -> bytes:
         config, kube = self.context.config, self.context.kube.client
         where = f"{config.operator_namespace}/{config.hmac_key_secret}"
         secret = await kube.get(
@@ -184,11 +185,14 @@ class VaultSecretReconciler:
             secret = await kube.apply(
                 resources.SECRET, body, field_manager=config.field_manager, force=False
             )
-            log.warning(
-                "Created the HMAC key Secret %s: the status.secretMAC of every VaultSecret is "
-                "now computed with a new key",
-                where,
-            )
+            if synced_before:
+                log.warning(
+                    "Created the HMAC key Secret %s although VaultSecrets were synced before: "
+                    "their Secrets' MACs change, and their workloads restart once",
+                    where,
+                )
+            else:
+                log.info("Created the HMAC key Secret %s", where)
         key = hmac_key_of(secret)
         if key is None:
             raise HMACKeyError(
@@ -244,7 +248,7 @@ class VaultSecretReconciler:
             admit(body)["spec"], default_refresh_interval=config.vault_default_refresh_interval
         )
         self.vault.check_allowed(namespace, spec.vault)
-        key = await self.hmac_key()
+        key = await self.hmac_key(synced_before=bool(old.get("secretMAC")))
         secret_name = spec.secret_name(name)
         observed = await observe_children(kube, owner=body, kinds=SECRET_KINDS)
         live = observed.get(("Secret", secret_name))

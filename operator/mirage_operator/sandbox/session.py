@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -27,6 +28,8 @@ from mirage_operator.crds import load_crds
 from mirage_operator.handlers import register
 from mirage_operator.sandbox.apiserver.server import APIServer
 from mirage_operator.sandbox.monitoring_crds import monitoring_crds
+from mirage_operator.sandbox.tenants import seed_sources
+from mirage_operator.sandbox.vault import EmulatedVault, apiserver_reviewer
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +111,23 @@ class Sandbox:
         self.workdir = workdir
         self.config = config
         self.api = APIServer()
+        # Vault's kubernetes auth checks the operator's TokenRequest tokens with this API.
+        self.vault = EmulatedVault(
+            token_reviewer=apiserver_reviewer(self.api, audience=config.vault_token_audience)
+        )
         self.kubeconfig = workdir / "kubeconfig"
         self._stop = asyncio.Event()
         self._operator: asyncio.Task[None] | None = None
 
     async def start(self, *, port: int = 0) -> None:
-        """Start the API, install the CRDs, write the kubeconfig, start the operator."""
+        """Start the API and Vault, install the CRDs, write the kubeconfig, start the
+        operator (pointed at the emulated Vault)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         await self.api.start(port=port)
+        await self.vault.start()
+        self.config = dataclasses.replace(self.config, vault_address=self.vault.address)
+        # The operator's own namespace holds its HMAC key Secret.
+        self.ensure_namespace(self.config.operator_namespace)
         self.api.install_crds([*load_crds(), *monitoring_crds()])
         self.api.write_kubeconfig(self.kubeconfig)
         # kopf's login (ours: mirage_operator.handlers.activities) reads KUBECONFIG.
@@ -145,17 +157,36 @@ class Sandbox:
         if self._operator is not None:
             with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(self._operator, timeout=15)
+        await self.vault.stop()
         await self.api.stop()
 
+    def ensure_namespace(self, namespace: str) -> None:
+        """Create ``namespace`` unless it exists."""
+        if not self.api.find("namespaces", namespace):
+            self.api.create(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
+
     def apply(self, documents: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-        """Create each document (and its namespace); the Mirage ones are returned to watch."""
+        """Create each document (and its namespace); the Mirage ones are returned to watch.
+
+        First, as the Pulumi stacks would: every namespace whose resources read Vault becomes
+        a tenant (its ``mirage-vault`` ServiceAccount, Vault role and policy), and each Vault
+        source they name is seeded with demo values.
+        """
+        documents = list(documents)
+        for namespace in seed_sources(self.vault, documents, config=self.config):
+            self.ensure_namespace(namespace)
+            service_account = {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": self.config.vault_service_account, "namespace": namespace},
+            }
+            self.api.apply(service_account, field_manager="mirage-sandbox")
         mirage = []
         for document in documents:
             namespace = document.get("metadata", {}).get("namespace", "default")
-            if not self.api.find("namespaces", namespace):
-                self.api.create(
-                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-                )
+            self.ensure_namespace(namespace)
             body = {**document, "metadata": {**document["metadata"], "namespace": namespace}}
             self.api.apply(body, field_manager="mirage-sandbox")
             if str(document.get("apiVersion", "")).startswith(f"{GROUP}/"):
@@ -204,7 +235,10 @@ async def run_sandbox(
     sandbox = Sandbox(workdir=workdir, config=config)
     await sandbox.start(port=port)
     try:
-        out.write(f"emulated Kubernetes API at {sandbox.api.url}; operator running\n")
+        out.write(
+            f"emulated Kubernetes API at {sandbox.api.url}, emulated Vault at "
+            f"{sandbox.vault.address}; operator running\n"
+        )
         sandbox.apply(load_examples(examples))
         rows = await sandbox.converge(wait_seconds=wait_seconds, out=out)
         out.write(format_table(rows) + "\n")

@@ -352,6 +352,11 @@ class EmulatedVault:
             and (role is None or r.role == role)
         )
 
+    def has_data(self, path: str, *, mount: str = "secret") -> bool:
+        """Whether a KV secret exists at ``path`` (any version, for KV v2)."""
+        with self._lock:
+            return (mount, path) in self._kv1 or bool(self._kv2.get((mount, path)))
+
     def credentials_valid(self, username: str, password: str) -> bool:
         """Whether database credentials still work (their lease is alive)."""
         with self._lock:
