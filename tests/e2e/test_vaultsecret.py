@@ -415,3 +415,14 @@ def test_secret_values_appear_nowhere_but_in_the_secret(cluster: Cluster, tenant
         encoded = base64.b64encode(value.encode()).decode()
         for where, text in texts.items():
             assert value not in text and encoded not in text, where
+
+
+def test_namespace_without_its_vault_service_account_is_told_so(cluster: Cluster, ns: str) -> None:
+    kube = cluster.kube
+    cluster.require_vault()
+    kube.apply(vault_secret("db", ns, f"{ns}/db"))
+    failed = wait_condition(kube, ns, "db", "False", "ServiceAccountTokenFailed")
+    assert f"ServiceAccount {ns}/mirage-vault" in failed["message"]
+    assert kube.get("Secret", ns, "db") is None
+    kube.delete("VaultSecret", ns, "db")
+    wait_for(lambda: kube.get("VaultSecret", ns, "db") is None, what="VaultSecret deleted")
