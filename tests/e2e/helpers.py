@@ -35,27 +35,33 @@ def wait_resyncs(
     count: int = 2,
     *,
     resource: str = "deployments",
+    verb: str = "list",
 ) -> None:
-    """Wait until the operator has reconciled ``namespace`` ``count`` more times (each full
-    reconcile lists the owned ``resource`` once: Deployments for a MirageService, Secrets for
-    a VaultSecret)."""
+    """Wait until the operator has reconciled ``namespace`` ``count`` more times: each full
+    reconcile of a MirageService lists its Deployments once (the default), each reconcile of
+    a VaultSecret gets its Secret (``resource="secrets", verb="get"``)."""
 
     def reconciles() -> bool:
-        lists = [
+        calls = [
             r
             for r in emulator.requests
             if r.time >= since
-            and r.verb == "list"
+            and r.verb == verb
             and r.resource == resource
             and r.namespace == namespace
         ]
-        return len(lists) >= count
+        return len(calls) >= count
 
     wait_for(reconciles, timeout=30, what=f"{count} resyncs of {namespace}")
 
 
 def assert_steady(
-    cluster: Cluster, namespace: str, *, timeout: float = 60, resource: str = "deployments"
+    cluster: Cluster,
+    namespace: str,
+    *,
+    timeout: float = 60,
+    resource: str = "deployments",
+    verb: str = "list",
 ) -> None:
     """The operator reaches a steady state that costs nothing: a window of two full resyncs of
     ``namespace`` with no write call at all. Retries still pending (kopf backs off for seconds
@@ -64,7 +70,7 @@ def assert_steady(
     deadline = time.monotonic() + timeout
     while True:
         start = time.time()
-        wait_resyncs(emulator, namespace, start, count=2, resource=resource)
+        wait_resyncs(emulator, namespace, start, count=2, resource=resource, verb=verb)
         writes = operator_writes(emulator, namespace, start)
         if not writes:
             return

@@ -94,7 +94,7 @@ def test_sync_writes_the_secret_and_status_then_costs_nothing(
     (owner,) = secret["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["uid"]) == ("VaultSecret", body["metadata"]["uid"])
     if cluster.emulator is not None:
-        assert_steady(cluster, tenant, resource="secrets")
+        assert_steady(cluster, tenant, resource="secrets", verb="get")
 
 
 def template_annotations(deployment: dict[str, Any]) -> dict[str, str]:
@@ -226,7 +226,7 @@ def test_refresh_zero_reads_only_on_spec_change_or_force_sync(
     reads = emulated.count("GET", f"secret/data/{path}")
 
     vault.put(path, {"key": second})
-    wait_resyncs(emulator, tenant, time.time(), count=2, resource="secrets")
+    wait_resyncs(emulator, tenant, time.time(), count=2, resource="secrets", verb="get")
     assert secret_data(kube, tenant, "static") == {"key": first}
     assert emulated.count("GET", f"secret/data/{path}") == reads
 
@@ -244,7 +244,7 @@ def test_refresh_zero_reads_only_on_spec_change_or_force_sync(
         ),
         what="lastForceSync recorded",
     )
-    wait_resyncs(emulator, tenant, time.time(), count=1, resource="secrets")
+    wait_resyncs(emulator, tenant, time.time(), count=1, resource="secrets", verb="get")
     assert emulated.count("GET", f"secret/data/{path}") == reads + 1
 
 
@@ -307,7 +307,7 @@ def test_another_namespaces_path_is_refused_by_the_operator_and_by_vault_policy(
         kube.apply(vault_secret("mine", tenant, f"{tenant}/mine"))
         wait_ready(kube, tenant, "mine", kind="VaultSecret")
         start = time.time()
-        wait_resyncs(cluster.emulator, tenant, start, count=2, resource="secrets")
+        wait_resyncs(cluster.emulator, tenant, start, count=3, resource="secrets", verb="get")
         writes = cluster.emulator.write_calls("vaultsecrets", tenant, since=start)
         assert [r for r in writes if r.name == "theirs"] == []
         assert emulated.count(path=f"secret/data/{other}/shared/db", status=403) <= denials + 2

@@ -45,7 +45,7 @@ from mirage_operator.errors import (
 from mirage_operator.handlers import common
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.k8s import resources
-from mirage_operator.k8s.children import converge_children, observe_children
+from mirage_operator.k8s.children import Observed, converge_children
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL, owner_reference
 from mirage_operator.render.secret import (
     HMAC_KEY_BYTES,
@@ -78,7 +78,6 @@ log = logging.getLogger(__name__)
 
 KIND = "VaultSecret"
 PLURAL = "vaultsecrets"
-SECRET_KINDS = (("v1", "Secret"),)
 REVOKE_ATTEMPTS = 3
 """Attempts at revoking a lease on delete before letting it expire by itself (a Vault outage
 must not keep a VaultSecret from being deleted)."""
@@ -250,10 +249,8 @@ class VaultSecretReconciler:
         self.vault.check_allowed(namespace, spec.vault)
         key = await self.hmac_key(synced_before=bool(old.get("secretMAC")))
         secret_name = spec.secret_name(name)
-        observed = await observe_children(kube, owner=body, kinds=SECRET_KINDS)
+        observed = await self._observe(namespace, meta["uid"], secret_name, old.get("secretName"))
         live = observed.get(("Secret", secret_name))
-        if live is None:
-            live = await self._unowned_secret(namespace, secret_name, meta["uid"])
         live_mac = secret_mac(key, live.get("data") or {}) if live is not None else None
 
         now = self.clock()
@@ -302,7 +299,7 @@ class VaultSecretReconciler:
                 kube,
                 owner=body,
                 desired=[desired],
-                observed={**observed, ("Secret", secret_name): live} if live else observed,
+                observed=observed,
                 field_manager=config.field_manager,
                 known={("Secret", secret_name)} if old.get("secretMAC") else set(),
             )
@@ -346,24 +343,32 @@ class VaultSecretReconciler:
             now=now,
         )
 
-    async def _unowned_secret(
-        self, namespace: str, secret_name: str, uid: str
-    ) -> dict[str, Any] | None:
-        """A Secret of that name this VaultSecret does not own yet: adopted when no other object
-        controls it (a user's own, or one whose owner reference was removed)."""
-        existing = await self.context.kube.client.get(
-            resources.SECRET, namespace=namespace, name=secret_name
-        )
-        if existing is None:
-            return None
-        controller = _controller_uid(existing)
-        if controller is not None and controller != uid:
-            raise SecretConflictError(
-                f"Secret {secret_name} is controlled by another object (uid {controller}); "
-                "choose another spec.destination.name",
-                delay=60.0,
-            )
-        return existing
+    async def _observe(
+        self, namespace: str, uid: str, secret_name: str, previous: str | None
+    ) -> Observed:
+        """The Secret this VaultSecret writes, and the one it wrote before under another
+        destination name (so that it is deleted), each read by name.
+
+        A Secret no object controls (a user's own) is adopted; one controlled by another
+        object is left alone (:class:`SecretConflictError`).
+        """
+        kube = self.context.kube.client
+        observed: Observed = {}
+        for name in dict.fromkeys(n for n in (secret_name, previous) if n):
+            secret = await kube.get(resources.SECRET, namespace=namespace, name=name)
+            controller = _controller_uid(secret) if secret is not None else None
+            if secret is None or (controller is None and name != secret_name):
+                continue
+            if controller is not None and controller != uid:
+                if name != secret_name:
+                    continue  # a previous destination someone else took over: not ours
+                raise SecretConflictError(
+                    f"Secret {secret_name} is controlled by another object (uid {controller}); "
+                    "choose another spec.destination.name",
+                    delay=60.0,
+                )
+            observed["Secret", name] = secret
+        return observed
 
     def _lease(
         self, memory: Memory, status: Mapping[str, Any], spec: VaultSecretSpec

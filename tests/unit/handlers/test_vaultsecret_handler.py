@@ -333,6 +333,19 @@ async def test_edited_secret_metadata_is_restored_without_reading_vault(h: Harne
     assert h.reads() == 1
 
 
+async def test_new_destination_name_moves_the_secret_without_restart(h: Harness) -> None:
+    h.create(rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}])
+    await h.sync()
+    h.edit_spec(destination={"name": "app-v2"})
+    h.kube.writes.clear()
+    await h.sync()
+    assert h.secret() is None
+    assert h.data("app-v2") == {"username": "app", "password": PASSWORD}
+    assert ("delete", "Secret", "app") in h.kube.writes
+    assert h.status()["secretName"] == "app-v2"
+    assert h.restarts() == []
+
+
 # --- triggers -------------------------------------------------------------------------------
 
 
