@@ -547,11 +547,17 @@ class VaultClient:
     ) -> tuple[Lease, VaultData | None]:
         """Keep database credentials alive: renew the lease at two thirds of its TTL, issue
         new credentials when it is capped by its max TTL, gone, or tied to a token the
-        operator no longer holds. Returns the lease to keep and, only when new credentials
-        were issued, their data. The old lease is left to expire (pods may still use it)."""
+        operator no longer holds; renew the namespace's token when it is due. Returns the lease
+        to keep and, only when new credentials were issued, their data. The old lease is left
+        to expire (pods may still use it)."""
         if lease is not None:
             self._check_lease(namespace, source, lease.lease_id)
         now = self._clock()
+        token_due = self.token_renew_at(namespace)
+        if token_due is not None and now >= token_due:
+            # next_check_at woke the caller for the token: the lease dies with it. A failed
+            # renewal means a new login, which retires the token and so replaces the lease.
+            await self._token(namespace)
         if lease is not None and lease.token_accessor not in self._retired:
             if now < lease.renew_at:
                 return lease, None

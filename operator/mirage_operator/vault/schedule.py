@@ -22,6 +22,9 @@ BACKOFF_MIN = 5.0
 BACKOFF_MAX = 60.0
 """Retry delays after a failed sync grow from ``BACKOFF_MIN`` to ``BACKOFF_MAX`` seconds."""
 
+MIN_WAIT = 1.0
+"""Shortest wait between two scheduled reconciles of one object (events still wake it)."""
+
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -99,13 +102,14 @@ def next_run_in(
     now: float,
 ) -> float:
     """Seconds until the next reconcile: the refresh, the lease's (or its token's) renewal, or
-    the level-based resync that catches drift a missed watch event would hide."""
+    the level-based resync that catches drift a missed watch event would hide. Never less
+    than :data:`MIN_WAIT`: a due time a rounding error in the future must not spin the loop."""
     due = now + resync_interval
     if refresh_interval > 0 and synced_at is not None:
         due = min(due, synced_at + refresh_interval)
     if lease_check_at is not None:
         due = min(due, lease_check_at)
-    return max(due - now, 0.0)
+    return max(due - now, MIN_WAIT)
 
 
 def retry_delay(failures: int, jitter: float) -> float:

@@ -26,7 +26,7 @@ from mirage_operator.sandbox.vault import EmulatedVault
 from mirage_operator.vault import VaultClient
 from mirage_operator.vault.schedule import BACKOFF_MIN
 from tests.unit.handlers.fakes import Connection, FakeKube
-from tests.unit.vault.vaultkit import FakeClock, Sleeps
+from tests.unit.vault.vaultkit import TOKEN_MAX_TTL, FakeClock, Sleeps
 
 LOGGER = logging.getLogger("test.vaultsecret")
 NS = "team-a"
@@ -519,6 +519,22 @@ async def test_database_credentials_survive_an_operator_restart(h: Harness) -> N
     await h.sync()
     assert h.data() == creds and h.status()["leaseID"] == lease_id
     assert h.vault.count(path="sys/leases/renew", status=200) == 1
+
+
+async def test_database_schedule_keeps_lease_and_token_alive_without_busy_loops(
+    h: Harness,
+) -> None:
+    h.create(vault={"engine": "database", "path": f"{NS}.app"})
+    start, runs = h.clock(), 0
+    while h.clock() - start < 3 * TOKEN_MAX_TTL:
+        delay = await h.sync()
+        assert delay >= 1, f"busy loop at +{h.clock() - start:.0f}s"
+        h.clock.advance(delay)
+        runs += 1
+        creds = h.data()
+        assert h.vault.credentials_valid(creds["username"], creds["password"])
+    # Every wake-up renews something: at most a few per lease and token lifetime.
+    assert runs < 3 * TOKEN_MAX_TTL / 100
 
 
 async def test_revocation_failing_on_delete_gives_up_after_a_few_attempts(h: Harness) -> None:

@@ -9,6 +9,7 @@ import pytest
 from mirage_operator.vault.schedule import (
     BACKOFF_MAX,
     BACKOFF_MIN,
+    MIN_WAIT,
     format_time,
     next_run_in,
     parse_time,
@@ -83,7 +84,7 @@ def test_next_run_is_the_earliest_of_refresh_lease_and_resync() -> None:
     assert next_run_in(refresh_interval=60, lease_check_at=None, **common) == 50
     assert next_run_in(refresh_interval=60, lease_check_at=NOW + 20, **common) == 20
     assert next_run_in(refresh_interval=0, lease_check_at=None, **common) == 300
-    assert next_run_in(refresh_interval=5, lease_check_at=None, **common) == 0
+    assert next_run_in(refresh_interval=5, lease_check_at=None, **common) == MIN_WAIT
 
 
 def test_retry_delay_doubles_from_min_to_max_with_bounded_jitter() -> None:
