@@ -123,6 +123,35 @@ def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     return {key: copy.deepcopy(value) for key, value in body.items()}
 
 
+def _desired_secret(
+    body: Mapping[str, Any],
+    spec: VaultSecretSpec,
+    read: VaultData | None,
+    live: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The Secret to converge: built from what was read, or — when there was no reason to
+    read — the live Secret's data (known to be the synced data) with the spec's metadata, so
+    that an edit of its labels or type is restored without Vault."""
+    meta = body["metadata"]
+    fields: dict[str, Any] = {
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "spec": spec,
+        "labels": secret_labels(),
+        "owner": owner_reference(body),
+    }
+    if read is not None:
+        return build_secret(data=read.data, **fields)
+    assert live is not None  # a missing Secret is always a reason to read
+    return secret_with_data(data=live.get("data") or {}, **fields)
+
+
+def _lease_status(lease: Lease | None) -> LeaseStatus | None:
+    if lease is None:
+        return None
+    return LeaseStatus(lease.lease_id, int(lease.duration), format_time(lease.expires_at))
+
+
 class VaultSecretReconciler:
     """Keeps each VaultSecret's Secret equal to what Vault holds."""
 
@@ -272,26 +301,7 @@ class VaultSecretReconciler:
         if read is not None:
             logger.info("read Vault %s (%s)", spec.vault.display, ", ".join(reasons) or "lease")
             memory.synced_at = now
-            desired = build_secret(
-                name=name,
-                namespace=namespace,
-                spec=spec,
-                data=read.data,
-                labels=secret_labels(),
-                owner=owner_reference(body),
-            )
-        else:
-            # No reason to read means the live Secret holds the synced data: keep its data,
-            # restore its metadata if someone changed that.
-            assert live is not None
-            desired = secret_with_data(
-                name=name,
-                namespace=namespace,
-                spec=spec,
-                data=live.get("data") or {},
-                labels=secret_labels(),
-                owner=owner_reference(body),
-            )
+        desired = _desired_secret(body, spec, read, live)
         mac = secret_mac(key, desired["data"])
 
         try:
@@ -317,6 +327,7 @@ class VaultSecretReconciler:
             await self._restart(body, spec.rollout_restart_targets, mac)
 
         memory.lease = lease
+        version = read.version if read is not None else old.get("vaultVersion")
         status = synced_status(
             generation=generation,
             old_status=old,
@@ -324,12 +335,8 @@ class VaultSecretReconciler:
             mac=mac,
             source=spec.vault.display,
             last_sync=format_time(now) if read is not None else old.get("lastSyncTime"),
-            vault_version=(read.version if read is not None else old.get("vaultVersion"))
-            if spec.vault.engine == "kv-v2"
-            else None,
-            lease=LeaseStatus(lease.lease_id, int(lease.duration), format_time(lease.expires_at))
-            if lease is not None
-            else None,
+            vault_version=version if spec.vault.engine == "kv-v2" else None,
+            lease=_lease_status(lease),
             force_sync=force if read is not None else None,
             now=common.now(),
         )
