@@ -120,9 +120,12 @@ async def operator_run(services: int, rounds: int) -> dict[str, Any]:
             converge_seconds = time.perf_counter() - start
             ready = sum(r.ready == "True" for r in rows)
             calls_per_service = (len(sandbox.api.requests) - requests_before) / services
-            # Settle: wait for a full round of reconciles without writes (late status updates).
-            for _ in range(20):
-                if (await _resync_cost(sandbox, services))["writes"] == 0:
+            # Settle: the emulated controllers keep scaling (HPA minimum) for a while after
+            # Ready; wait for two rounds of reconciles in a row without a write.
+            quiet = 0
+            for _ in range(40):
+                quiet = quiet + 1 if (await _resync_cost(sandbox, services))["writes"] == 0 else 0
+                if quiet == 2:
                     break
             ours = await _resync_cost(sandbox, rounds * services)
             # The comparison: the same operator, but every child applied on every resync.
