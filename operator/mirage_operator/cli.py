@@ -14,7 +14,7 @@ import click
 import kopf
 import yaml
 
-from mirage_operator import __version__
+from mirage_operator import __version__, logs
 from mirage_operator.api.validation import is_mirage, problems_of
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
@@ -156,13 +156,7 @@ def run(liveness: str) -> None:
     from mirage_operator.handlers import register
 
     config = _config()
-    kopf.configure(
-        debug=config.log_level == "DEBUG",
-        quiet=config.log_level in ("WARNING", "ERROR"),
-        log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL,
-    )
-    if config.log_level == "ERROR":
-        logging.getLogger().setLevel(logging.ERROR)
+    logs.configure(config)
     registry = kopf.OperatorRegistry()
     register(registry, config)
     asyncio.run(

@@ -1,0 +1,28 @@
+"""Routine per-event successes stay out of the operator's INFO log; everything else stays in."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from mirage_operator.logs import RoutineSuccessFilter
+
+
+def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+
+@pytest.mark.parametrize(
+    ("message", "level", "kept"),
+    [
+        ("Handler 'mirageservice-child-Deployment' succeeded.", logging.INFO, False),
+        ("Handler 'wake' succeeded.", logging.INFO, False),
+        ("Timer 'resync' succeeded.", logging.INFO, False),
+        ("Handler 'reconcile' succeeded.", logging.INFO, True),
+        ("Handler 'mirageservice-child-Deployment' failed temporarily: 503", logging.ERROR, True),
+        ("Creation is processed: 1 succeeded; 0 failed.", logging.INFO, True),
+    ],
+)
+def test_filter(message: str, level: int, kept: bool) -> None:
+    assert RoutineSuccessFilter().filter(_record(message, level)) is kept
