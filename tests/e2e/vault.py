@@ -24,7 +24,7 @@ from mirage_operator.sandbox.vault import EmulatedVault
 from tests.e2e.kube import Kube
 
 SERVICE_ACCOUNT = "mirage-vault"
-DB_TTL = 6
+DB_TTL = 10
 """Seconds a database lease lasts (renewed at two thirds): short, so that renewals happen
 within a test."""
 DB_MAX_TTL = 60
