@@ -53,18 +53,8 @@ def go_syntax(value: Any) -> str:
 
 
 def go_value(value: Any) -> str:
-    """A bad value as ``field.Error.ErrorBody`` prints it."""
-    if value is None:
-        return '"null"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return go_float(value)
-    if isinstance(value, str):
-        return go_quote(value)
-    return go_syntax(value)
+    """A bad value as ``field.Error.ErrorBody`` prints it (``%#v``, but null as ``"null"``)."""
+    return '"null"' if value is None else go_syntax(value)
 
 
 def _body(kind: str, value: Any, detail: str) -> str:

@@ -408,21 +408,27 @@ class Handler:
         record.field_manager, record.dry_run = options.field_manager, options.dry_run
         body = await _body(request)
         if route.subresource == "scale":
-            replicas = ((body or {}).get("spec") or {}).get("replicas")
-            result = server.cluster.patch(
-                route.rt,
-                route.namespace,
-                route.name,
-                MERGE_PATCH,
-                {"spec": {"replicas": replicas}},
-                options,
+            return self._write_scale(
+                route, ((body or {}).get("spec") or {}).get("replicas"), options
             )
-            return _json(_scale(route.rt, result.obj))
         result = server.cluster.update(
             route.rt, route.namespace, route.name, body, options, subresource=route.subresource
         )
         record.warnings = result.warnings
         return _result(result, 200)
+
+    def _write_scale(self, route: Route, replicas: Any, options: WriteOptions) -> web.Response:
+        """Set ``spec.replicas`` through the scale subresource; answer with the new Scale."""
+        assert route.name is not None
+        result = self.server.cluster.patch(
+            route.rt,
+            route.namespace,
+            route.name,
+            MERGE_PATCH,
+            {"spec": {"replicas": replicas}},
+            options,
+        )
+        return _json(_scale(route.rt, result.obj))
 
     async def _patch(
         self, request: web.Request, route: Route, record: RequestRecord, accept: str
@@ -442,16 +448,7 @@ class Handler:
             from mirage_operator.sandbox.apiserver.patch import merge_patch
 
             scale = merge_patch(_scale(route.rt, current), body)
-            replicas = (scale.get("spec") or {}).get("replicas")
-            result = server.cluster.patch(
-                route.rt,
-                route.namespace,
-                route.name,
-                MERGE_PATCH,
-                {"spec": {"replicas": replicas}},
-                options,
-            )
-            return _json(_scale(route.rt, result.obj))
+            return self._write_scale(route, (scale.get("spec") or {}).get("replicas"), options)
         result = server.cluster.patch(
             route.rt,
             route.namespace,
