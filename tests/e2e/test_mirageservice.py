@@ -64,20 +64,16 @@ def test_update_follows_image_replicas_autoscaling_and_ingress(cluster: Cluster,
     )
     assert deployment["spec"]["replicas"] == 4
 
-    # Removing an optional object whose defaults stay behind takes a merge patch (client-side
-    # apply sends one); a server-side apply leaves the defaulted fields, unowned, in place.
-    autoscaling = {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilization": 70}
-    kube.merge_patch(
-        "MirageService",
-        ns,
-        "web",
-        {"spec": {"ingress": None, "replicas": None, "autoscaling": autoscaling}},
-    )
+    # Server-side apply, as GitOps tools do: fields this manager stops applying are removed.
+    # (ingress and autoscaling carry no schema defaults, so nothing unowned stays behind.)
+    autoscaling = {"maxReplicas": 6, "targetCPUUtilization": 70}
+    kube.apply(service("web", ns, image="registry.example/app:2.0.0", autoscaling=autoscaling))
     wait_ready(kube, ns, "web")
     hpa = child(cluster, "HorizontalPodAutoscaler", ns, "web")
     assert hpa["spec"]["maxReplicas"] == 6
     wait_for(lambda: kube.get("Ingress", ns, "web") is None, what="Ingress deleted")
 
+    # A merge patch, as client-side `kubectl apply` sends, turns autoscaling off again.
     kube.merge_patch("MirageService", ns, "web", {"spec": {"autoscaling": None, "replicas": 1}})
     wait_ready(kube, ns, "web")
     wait_for(lambda: kube.get("HorizontalPodAutoscaler", ns, "web") is None, what="HPA deleted")

@@ -51,7 +51,12 @@ def _without_image() -> dict[str, Any]:
                 autoscaling={"minReplicas": 5, "maxReplicas": 2, "targetCPUUtilization": 50}
             ),
             "spec.autoscaling.minReplicas",
-            "minReplicas must be less than or equal to maxReplicas",
+            "must be less than or equal to maxReplicas",
+        ),
+        (
+            service_body(autoscaling={"maxReplicas": 1, "targetCPUUtilization": 50}),
+            "spec.autoscaling.minReplicas",
+            "minReplicas (2 when unset)",
         ),
         (
             service_body(autoscaling={"maxReplicas": 2}),
