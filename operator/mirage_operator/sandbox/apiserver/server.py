@@ -41,7 +41,7 @@ from mirage_operator.sandbox.apiserver.cluster import (
 from mirage_operator.sandbox.apiserver.faults import FailureRule, Faults
 from mirage_operator.sandbox.apiserver.requestlog import RequestLog, RequestRecord
 from mirage_operator.sandbox.apiserver.resources import Catalog, ResourceType
-from mirage_operator.sandbox.apiserver.store import Store
+from mirage_operator.sandbox.apiserver.store import Store, call_on_loop
 from mirage_operator.sandbox.apiserver.tokens import ISSUER, TokenSigner, token_request_problems
 from mirage_operator.sandbox.apiserver.watch import WatchSession
 
@@ -380,27 +380,7 @@ class APIServer:
         return self.faults.fail(verb, resource, **kwargs)
 
     def _on_loop(self, fn: Callable[[], None]) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            fn()
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            fn()
-        else:
-            done = threading.Event()
-
-            def run() -> None:
-                try:
-                    fn()
-                finally:
-                    done.set()
-
-            loop.call_soon_threadsafe(run)
-            done.wait(5)
+        call_on_loop(self._loop, fn, wait=True)
 
     def drop_watches(self) -> int:
         """End every open watch stream (clients reconnect); returns how many."""

@@ -35,6 +35,36 @@ def clone(value: Any) -> Any:
         return copy.deepcopy(value)
 
 
+def call_on_loop(
+    loop: asyncio.AbstractEventLoop | None, fn: Callable[[], None], *, wait: bool
+) -> None:
+    """Run ``fn`` on ``loop``: at once when called from it (or when there is no loop running),
+    else scheduled thread-safely — and, with ``wait``, waited for (at most five seconds)."""
+    if loop is None or loop.is_closed():
+        fn()
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn()
+        return
+    if not wait:
+        loop.call_soon_threadsafe(fn)
+        return
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            done.set()
+
+    loop.call_soon_threadsafe(run)
+    done.wait(5)
+
+
 @dataclass(frozen=True)
 class Change:
     """One committed change, as watch streams deliver it."""
@@ -206,18 +236,7 @@ class Store:
         return unsubscribe
 
     def _deliver(self, notify: Callable[[Change], None], change: Change) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            notify(change)
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            notify(change)
-        else:
-            loop.call_soon_threadsafe(notify, change)
+        call_on_loop(self._loop, lambda: notify(change), wait=False)
 
     def __iter__(self) -> Iterator[tuple[StorageKey, Obj]]:
         with self._lock:
