@@ -192,7 +192,7 @@ class Harness:
                 argv = [sys.executable, "-m", "benchmarks.baseline"]
                 env["BENCH_RENDERED"] = str(rendered_path)
             else:
-                argv = [str(Path(sys.executable).parent / "mirage"), "run", "--liveness", ""]
+                argv = [self.mirage, "run", "--liveness", ""]
             operator = Process(argv, env, self.workdir / f"{run.operator}-{run.size}.log")
             operator.start()
             try:
@@ -368,13 +368,12 @@ class Profiler:
         )
 
 
-def render_cpu(size: int, workdir: Path) -> dict[str, Any]:
+def render_cpu(size: int, workdir: Path, mirage: str) -> dict[str, Any]:
     """CPU seconds of ``mirage render`` of ``size`` services, and of ``helm template``
     producing the same objects (a chart whose template prints them from its values)."""
     bodies = [workload.service(i, namespace="bench") for i in range(size)]
     source = workdir / "services.yaml"
     source.write_text(yaml.safe_dump_all(bodies))
-    mirage = Path(sys.executable).parent / "mirage"
 
     def child_cpu(argv: list[str]) -> tuple[float, int]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -531,6 +530,11 @@ def _parse(argv: Iterable[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="sizes 50,150; short phases")
     parser.add_argument("--profile", type=int, default=1000, help="N to profile (0: none)")
     parser.add_argument("--out", default=str(Path(__file__).parent))
+    parser.add_argument(
+        "--mirage",
+        default=str(Path(sys.executable).parent / "mirage"),
+        help="the mirage executable to measure (another checkout's, for a before/after)",
+    )
     args = parser.parse_args(list(argv))
     if args.quick:
         args.sizes, args.spread, args.baseline_sizes = "50,150", "150", "150"
@@ -548,7 +552,9 @@ async def main(argv: Iterable[str]) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="mirage-bench-"))
-    harness = Harness(workdir, resync=args.resync, timeout=args.timeout, profile=args.profile)
+    harness = Harness(
+        workdir, resync=args.resync, timeout=args.timeout, profile=args.profile, mirage=args.mirage
+    )
     runs: list[Run] = []
     sizes = _sizes(args.sizes)
     latency_size = 1000 if 1000 in sizes else max(sizes)
@@ -584,7 +590,7 @@ async def main(argv: Iterable[str]) -> None:
         "derived": derived(runs),
     }
     if args.render_size:
-        report["render"] = render_cpu(args.render_size, workdir)
+        report["render"] = render_cpu(args.render_size, workdir, args.mirage)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     write_markdown(report, out / "RESULTS.md")
     print(json.dumps(report["derived"], indent=2))
