@@ -127,7 +127,10 @@ class Run:
 class Harness:
     """The emulated API (on this process's loop) and one operator process at a time."""
 
-    def __init__(self, workdir: Path, *, resync: float, timeout: float, profile: int = 0) -> None:
+    def __init__(
+        self, workdir: Path, *, resync: float, timeout: float, profile: int, mirage: str
+    ) -> None:
+        self.mirage = mirage
         self.workdir = workdir
         self.resync = resync
         self.timeout = timeout
