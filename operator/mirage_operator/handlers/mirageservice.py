@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
-from mirage_operator.api.validation import admit
+from mirage_operator.api.validation import check_admitted
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
-from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.reconciler import Reconciler, register_reconciler
+from mirage_operator.handlers.context import ObjectKey, OperatorContext
+from mirage_operator.handlers.reconciler import Reconciler, key_of, register_reconciler
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
 from mirage_operator.render.mirageservice import CHILD_KINDS, build_children, pod_checksum
 from mirage_operator.render.status import build_service_status, get_condition
 from mirage_operator.render.workload import secret_name
+
+STATUS_DEFERRAL = 2.0
+"""Seconds the first status of a new generation may wait for the children just written to
+report theirs (docs/adr/0020)."""
+SETTLING = frozenset({"Creating", "RollingOut", "ChildNotReady"})
+"""Ready reasons of a service on its way to Ready (not of a failure)."""
 
 
 def secret_state(
@@ -35,15 +42,19 @@ def secret_state(
     return macs, pending
 
 
-def failing_children(observed: Observed) -> list[str]:
-    """Child custom resources whose own Ready condition is False."""
-    failing = []
+def children_state(observed: Observed) -> tuple[list[str], list[str]]:
+    """(failing, settling) child custom resources: Ready is not True, or Ready has not been
+    reported yet for their generation. A parent is not Ready while a child it owns is not."""
+    failing, settling = [], []
     for (kind, child_name), child in sorted(observed.items()):
         if kind in ("VaultSecret", "ServiceLevelObjective"):
             ready = get_condition(child, "Ready")
-            if ready is not None and ready.get("status") == "False":
+            generation = child["metadata"].get("generation")
+            if ready is None or child.get("status", {}).get("observedGeneration") != generation:
+                settling.append(f"{kind}/{child_name} (Pending)")
+            elif ready.get("status") != "True":
                 failing.append(f"{kind}/{child_name} ({ready.get('reason')})")
-    return failing
+    return failing, settling
 
 
 class ServiceReconciler(Reconciler):
@@ -54,15 +65,53 @@ class ServiceReconciler(Reconciler):
     status_resource = resources.MIRAGE_SERVICE_STATUS
     child_kinds = CHILD_KINDS
 
-    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> None:
+    def __init__(self, context: OperatorContext) -> None:
+        super().__init__(context)
+        self.settling: dict[ObjectKey, tuple[int, float]] = {}
+        """Generation not reported yet → when its first reconcile ran (monotonic seconds)."""
+
+    def _settle_wait(
+        self,
+        key: ObjectKey,
+        generation: int,
+        old_status: Mapping[str, Any],
+        status: Mapping[str, Any],
+        failing: list[str],
+    ) -> float:
+        """Seconds to hold back the first status of a new generation while it is only on its
+        way to Ready (children just written, not reported yet): written once, when they have
+        reported or after ``STATUS_DEFERRAL`` at the latest, not at every step."""
+        if old_status.get("observedGeneration") == generation:
+            self.settling.pop(key, None)
+            return 0.0
+        ready = get_condition({"status": status}, "Ready") or {}
+        if ready.get("status") == "True" or failing or ready.get("reason") not in SETTLING:
+            self.settling.pop(key, None)
+            return 0.0
+        seen, since = self.settling.get(key, (None, 0.0))
+        clock = time.monotonic()
+        if seen != generation:
+            self.settling[key] = (generation, clock)
+            since = clock
+        wait = STATUS_DEFERRAL - (clock - since)
+        if wait <= 0:
+            self.settling.pop(key, None)
+        return max(wait, 0.0)
+
+    def forget(self, key: ObjectKey, uid: str) -> None:
+        """The object is gone: drop what this process kept of it."""
+        super().forget(key, uid)
+        self.settling.pop(key, None)
+
+    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> float | None:
         """Bring every child of ``body`` to its desired state and report status."""
         config, kube = self.context.config, self.context.kube.client
         meta = body["metadata"]
         name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
         old_status = body.get("status") or {}
 
-        spec = MirageServiceSpec.from_spec(admit(body)["spec"])
-        observed = await observe_children(kube, owner=body, kinds=CHILD_KINDS)
+        spec = MirageServiceSpec.from_spec(check_admitted(body)["spec"])
+        observed = observe_children(self.context.children, owner=body)
         macs, pending = secret_state(spec, name, observed)
         desired = build_children(
             name=name, namespace=namespace, spec=spec, config=config, owner=body, secret_macs=macs
@@ -82,25 +131,33 @@ class ServiceReconciler(Reconciler):
             field_manager=config.field_manager,
             known=known,
             keep=keep,
+            index=self.context.children,
         )
         common.post_sync_events(body, result)
+        result.raise_failure()
 
+        current = {**observed, **result.live}
         children = [
             {"apiVersion": d["apiVersion"], "kind": d["kind"], "name": d["metadata"]["name"]}
             for d in desired
         ]
+        failing, settling = children_state(current)
         status = build_service_status(
             generation=generation,
             old_status=old_status,
-            deployment=result.live.get(("Deployment", name)) or observed.get(("Deployment", name)),
+            deployment=current.get(("Deployment", name)),
             children=children,
             pending_secrets=pending,
-            failing_children=failing_children(observed),
+            failing_children=failing + settling,
             checksum=pod_checksum(spec=spec, secret_macs=macs),
             now=now(),
         )
+        wait = self._settle_wait(key_of(body), generation, old_status, status, failing)
+        if wait > 0:
+            return wait
         await self.write_status(body, status)
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
+        return None
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> ServiceReconciler:
