@@ -64,6 +64,14 @@ class SecretDataError(MirageError):
     reason = "InvalidVaultData"
 
 
+class InvalidTemplate(SecretDataError):
+    """A template failed on the data read from Vault, or exceeded its memory or time budget
+    (docs/adr/0066, docs/adr/0067). The message names the template's key, its line and the
+    exception's class, never the exception's text (which can quote a value)."""
+
+    reason = "InvalidTemplate"
+
+
 class VaultError(TransientError):
     """A Vault call failed. ``reason`` is the condition reason; ``path`` the Vault path
     involved (paths are not secret). Messages never include secret values or tokens."""

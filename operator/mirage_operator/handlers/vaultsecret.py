@@ -64,6 +64,7 @@ from mirage_operator.render.vaultsecret import (
     restart_patch,
     synced_status,
 )
+from mirage_operator.template_worker import TemplateRunner
 from mirage_operator.vault import Lease, VaultClient, VaultData
 from mirage_operator.vault.schedule import (
     FORCE_SYNC_ANNOTATION,
@@ -128,6 +129,7 @@ def _desired_secret(
     spec: VaultSecretSpec,
     read: VaultData | None,
     live: Mapping[str, Any] | None,
+    rendered: Mapping[str, bytes],
 ) -> dict[str, Any]:
     """The Secret to converge: built from what was read, or — when there was no reason to
     read — the live Secret's data (known to be the synced data) with the spec's metadata, so
@@ -141,7 +143,7 @@ def _desired_secret(
         "owner": owner_reference(body),
     }
     if read is not None:
-        return build_secret(data=read.data, **fields)
+        return build_secret(data=read.data, rendered=rendered, **fields)
     assert live is not None  # a missing Secret is always a reason to read
     return secret_with_data(data=live.get("data") or {}, **fields)
 
@@ -160,11 +162,13 @@ class VaultSecretReconciler:
         context: OperatorContext,
         *,
         vault: VaultClient,
+        templates: TemplateRunner | None = None,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.context = context
         self.vault = vault
+        self.templates = templates or TemplateRunner()
         self.clock = clock
         self.jitter = jitter
         self.memory: dict[tuple[str, str], Memory] = {}
@@ -301,7 +305,11 @@ class VaultSecretReconciler:
         if read is not None:
             logger.info("read Vault %s (%s)", spec.vault.display, ", ".join(reasons) or "lease")
             memory.synced_at = now
-        desired = _desired_secret(body, spec, read, live)
+        # Templates run in a bounded worker process, off the event loop (docs/adr/0067).
+        rendered = (
+            await self.templates.render_all(spec.templates, read.data) if read is not None else {}
+        )
+        desired = _desired_secret(body, spec, read, live, rendered)
         mac = secret_mac(key, desired["data"])
 
         try:
@@ -616,5 +624,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
     @kopf.on.cleanup(registry=registry, id="close-vault")
     async def close_vault(**_: Any) -> None:
         await reconciler.vault.close()
+        await reconciler.templates.close()
 
     return reconciler
