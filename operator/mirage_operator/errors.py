@@ -134,6 +134,22 @@ class SecretConflictError(TransientError):
     reason = "SecretOwnedElsewhere"
 
 
+class SecretExistsError(SecretConflictError):
+    """The Secret a VaultSecret would write exists and was not created by Mirage (a user's
+    own, docs/adr/0069). It is left alone unless the VaultSecret sets
+    ``spec.destination.overwrite: true``."""
+
+    reason = "SecretExists"
+
+
+class ChildOwnedElsewhere(TransientError):
+    """An object with the name of one of a resource's children exists and is not that
+    resource's (made by hand, or controlled by another object): it is never taken over
+    (docs/adr/0069). Deleting or renaming it heals this."""
+
+    reason = "ChildOwnedElsewhere"
+
+
 class EmulatedAPIError(MirageError):
     """The emulated Kubernetes API server (``mirage_operator.sandbox``) refuses a request.
 

@@ -117,6 +117,9 @@ class Destination:
     type: str = "Opaque"
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    overwrite: bool = False
+    """Write into an existing Secret Mirage did not create (without owning it, so deleting
+    the VaultSecret leaves it); otherwise such a Secret is reported, never touched."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class VaultSecretSpec:
                 type=destination.get("type", "Opaque"),
                 labels=dict(destination.get("labels", {})),
                 annotations=dict(destination.get("annotations", {})),
+                overwrite=bool(destination.get("overwrite")),
             ),
             refresh_interval=(
                 parse_duration(refresh) if refresh is not None else default_refresh_interval

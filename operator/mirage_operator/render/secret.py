@@ -35,6 +35,7 @@ from mirage_operator.api.vaultsecret import (
     missing_type_keys,
 )
 from mirage_operator.errors import InvalidTemplate, SecretDataError
+from mirage_operator.k8s.ownership import ADOPTED_BY_ANNOTATION
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 MAX_SECRET_BYTES = 1024 * 1024
@@ -347,6 +348,7 @@ def _metadata(
     labels: Mapping[str, str],
     owner: Mapping[str, Any] | None,
     extra_annotations: Mapping[str, str] | None = None,
+    adopted_by: str | None = None,
 ) -> dict[str, Any]:
     # The operator's labels win: they are how it finds what it manages.
     metadata: dict[str, Any] = {
@@ -355,9 +357,11 @@ def _metadata(
         "labels": {**spec.destination.labels, **labels},
     }
     annotations = {**spec.destination.annotations, **(extra_annotations or {})}
+    if adopted_by is not None:
+        annotations[ADOPTED_BY_ANNOTATION] = adopted_by
     if annotations:
         metadata["annotations"] = annotations
-    if owner is not None:
+    if owner is not None and adopted_by is None:
         metadata["ownerReferences"] = [dict(owner)]
     return metadata
 
@@ -377,18 +381,27 @@ def build_secret(
     labels: Mapping[str, str],
     owner: Mapping[str, Any] | None = None,
     rendered: Mapping[str, bytes] | None = None,
+    adopted_by: str | None = None,
 ) -> dict[str, Any]:
     """The Secret for the VaultSecret ``name`` in ``namespace`` holding the Vault ``data``.
 
     ``labels`` are the operator's own labels (merged over ``spec.destination.labels``);
     ``owner`` is an ownerReference for the VaultSecret, set as the only owner; ``rendered``
-    as in :func:`secret_values`.
+    as in :func:`secret_values`. ``adopted_by`` (the VaultSecret's name) marks a Secret
+    written under ``destination.overwrite`` that Mirage did not create: it gets the
+    :data:`ADOPTED_BY_ANNOTATION` and no owner reference (docs/adr/0069).
     Raises :class:`SecretDataError` when the data does not fit the spec.
     """
     values = secret_values(spec, data, rendered=rendered)
     encoded = {k: base64.b64encode(v).decode("ascii") for k, v in values.items()}
     return secret_with_data(
-        name=name, namespace=namespace, spec=spec, data=encoded, labels=labels, owner=owner
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        data=encoded,
+        labels=labels,
+        owner=owner,
+        adopted_by=adopted_by,
     )
 
 
@@ -400,6 +413,7 @@ def secret_with_data(
     data: Mapping[str, str],
     labels: Mapping[str, str],
     owner: Mapping[str, Any] | None = None,
+    adopted_by: str | None = None,
 ) -> dict[str, Any]:
     """The Secret of :func:`build_secret` around data that is already final (key to base64
     text, as a live Secret holds it): restoring the Secret's metadata needs no Vault read."""
@@ -407,7 +421,12 @@ def secret_with_data(
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(
-            name=name, namespace=namespace, spec=spec, labels=labels, owner=owner
+            name=name,
+            namespace=namespace,
+            spec=spec,
+            labels=labels,
+            owner=owner,
+            adopted_by=adopted_by,
         ),
         "type": spec.destination.type,
         "data": {k: data[k] for k in sorted(data)},

@@ -272,7 +272,10 @@ async def test_change_made_while_the_operator_was_down_is_caught(h: Harness) -> 
 
 
 async def test_existing_secret_with_equal_data_is_adopted_without_restart(h: Harness) -> None:
-    h.create(rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}])
+    h.create(
+        rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}],
+        destination={"overwrite": True},
+    )
     encoded = {
         k: base64.b64encode(v.encode()).decode()
         for k, v in {"username": "app", "password": PASSWORD}.items()
@@ -286,7 +289,8 @@ async def test_existing_secret_with_equal_data_is_adopted_without_restart(h: Har
         }
     )
     await h.sync()
-    assert h.secret() is not None and h.secret()["metadata"]["ownerReferences"]  # type: ignore[index]
+    secret = h.secret()
+    assert secret is not None and secret["metadata"]["annotations"]["mirage.dev/adopted-by"]
     assert h.restarts() == []
 
 
