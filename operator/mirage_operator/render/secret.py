@@ -292,6 +292,15 @@ def _context_value(value: str | bytes) -> str | bytes:
     return value
 
 
+def _is_json(value: bytes) -> bool:
+    # A bool, so that the decoder's error (which holds the document) is never chained.
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8")
 
@@ -328,13 +337,10 @@ def secret_values(
     reason = missing_type_keys(spec.destination.type, set(values))
     if reason is not None:
         raise SecretDataError(f"{reason} (Vault data at {where})")
-    if spec.destination.type == "kubernetes.io/dockerconfigjson":
-        try:
-            json.loads(values[".dockerconfigjson"])
-        except ValueError:
-            raise SecretDataError(
-                f".dockerconfigjson is not valid JSON (Vault data at {where})"
-            ) from None
+    if spec.destination.type == "kubernetes.io/dockerconfigjson" and not _is_json(
+        values[".dockerconfigjson"]
+    ):
+        raise SecretDataError(f".dockerconfigjson is not valid JSON (Vault data at {where})")
     if sum(len(k) + len(v) for k, v in values.items()) > MAX_SECRET_BYTES:
         raise SecretDataError(f"the Secret's data would exceed {MAX_SECRET_BYTES} bytes")
     return values

@@ -142,6 +142,7 @@ def test_data_errors_name_keys_never_values(fields: dict[str, Any], words: str) 
     assert words in str(caught.value)
     assert PASSWORD not in str(caught.value)
     assert caught.value.__cause__ is None  # no chained exception carrying a value either
+    assert caught.value.__context__ is None
 
 
 def test_invalid_vault_key_when_copying_everything() -> None:
