@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mirage_operator.errors import InvalidTemplate, SecretDataError
+from mirage_operator.errors import InvalidTemplate, SecretDataError, TransientError
 
 TEMPLATE_TIMEOUT = 2.0
 """Seconds one template evaluation may take (wall clock) before its worker is killed."""
@@ -35,6 +35,13 @@ TEMPLATE_MEMORY = 256 * 1024 * 1024
 
 WORKERS = 2
 """Worker processes at most: one hostile template cannot hold up every other render."""
+
+START_TIMEOUT = 60.0
+"""Seconds a new worker may take to start (import Jinja) before it counts as failed; not
+part of any template's time budget."""
+
+READY = b"ready\n"
+"""The worker's first line: it has started and its memory limit is set."""
 
 _LINE_LIMIT = 8 * 1024 * 1024
 """Longest JSON line read from a worker (a 1 MiB Secret value in base64, with room)."""
@@ -86,6 +93,8 @@ def serve(budget: int = TEMPLATE_MEMORY) -> None:
     import mirage_operator.render.secret  # noqa: F401 - imported before the limit is set
 
     _limit_memory(budget)
+    sys.stdout.buffer.write(READY)
+    sys.stdout.buffer.flush()
     for line in sys.stdin.buffer:
         answer = _answer(json.loads(line))
         sys.stdout.buffer.write(json.dumps(answer).encode("ascii") + b"\n")
@@ -107,7 +116,17 @@ class _Worker:
             stdout=asyncio.subprocess.PIPE,
             limit=_LINE_LIMIT,
         )
-        return cls(process)
+        worker = cls(process)
+        try:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        except BaseException:
+            await worker.kill()
+            raise
+        if line != READY:
+            await worker.kill()
+            raise OSError("the template worker did not start")
+        return worker
 
     async def exchange(self, request: Mapping[str, Any]) -> dict[str, str]:
         """Send one request and read its answer; ``EOFError`` when the worker died (its
@@ -167,7 +186,10 @@ class TemplateRunner:
     async def render(self, key: str, source: str, data: Mapping[str, str | bytes]) -> bytes:
         """The bytes ``source`` renders to with ``data``; :class:`InvalidTemplate` (naming
         ``key``) when it fails, runs out of memory or takes longer than the time budget."""
-        worker = await self._acquire()
+        try:
+            worker = await self._acquire()
+        except (OSError, TimeoutError) as error:
+            raise TransientError(f"could not start a template worker ({error!r})") from None
         request = {"key": key, "source": source, "data": {k: _encode(v) for k, v in data.items()}}
         kept: _Worker | None = None
         try:

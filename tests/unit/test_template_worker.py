@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mirage_operator.errors import InvalidTemplate
+from mirage_operator.errors import InvalidTemplate, TransientError
 from mirage_operator.template_worker import TemplateRunner
 from tests.unit.render.test_template_secrecy import DATA, FAILING, assert_value_free
 
@@ -104,3 +104,15 @@ async def test_a_hostile_template_blocks_neither_the_loop_nor_other_renders(
     await counting
     # The loop went round many times while the hostile template ran: it was never blocked.
     assert ticks > 100
+
+
+async def test_a_worker_that_cannot_start_is_a_transient_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    runner = TemplateRunner()
+    with pytest.raises(TransientError, match="could not start a template worker"):
+        await runner.render("conn", "{{ data.user }}", DATA)
+    monkeypatch.undo()
+    assert await runner.render("conn", "{{ data.user }}", DATA) == b"u"  # the slot was freed
+    await runner.close()
