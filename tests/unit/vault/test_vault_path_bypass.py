@@ -5,12 +5,16 @@ modes, before any Vault request."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 
 from mirage_operator.api.validation import problems_of
 from mirage_operator.api.vaultsecret import VaultSource
+from mirage_operator.cli import main
 from mirage_operator.config import Config
 from mirage_operator.errors import VaultPathNotAllowed
 from mirage_operator.sandbox.vault import EmulatedVault
@@ -159,3 +163,12 @@ async def test_operator_mode_sends_no_request_for_a_bypass(
     finally:
         await client.close()
     assert vault.count() == 0
+
+
+def test_mirage_validate_refuses_a_mount_with_path_segments(tmp_path: Path) -> None:
+    document = _vault_secret({"engine": "kv-v1", "mount": "kv/other", "path": "default/x"})
+    path = tmp_path / "trick.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert "spec.vault.mount" in result.output
