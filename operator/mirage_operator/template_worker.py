@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -30,8 +31,10 @@ from mirage_operator.errors import InvalidTemplate, SecretDataError, TransientEr
 TEMPLATE_TIMEOUT = 2.0
 """Seconds one template evaluation may take (wall clock) before its worker is killed."""
 
-TEMPLATE_MEMORY = 256 * 1024 * 1024
-"""Bytes of address space a worker may add to what it holds after start-up."""
+TEMPLATE_MEMORY = 64 * 1024 * 1024
+"""Bytes of address space a worker may add to what it holds after start-up: 64 times the
+largest Secret, and small enough that two workers fit in the chart's 256 MiB limit beside
+the operator."""
 
 WORKERS = 2
 """Worker processes at most: one hostile template cannot hold up every other render."""
@@ -72,6 +75,9 @@ def _limit_memory(budget: int) -> None:
     current = _address_space()
     if current is not None:
         resource.setrlimit(resource.RLIMIT_AS, (current + budget, current + budget))
+    # Should the container still run short of memory, the kernel kills a worker first.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text("1000", encoding="ascii")
 
 
 def _answer(request: Mapping[str, Any]) -> dict[str, str]:
