@@ -150,3 +150,15 @@ def test_a_child_named_like_a_hand_made_object_is_not_taken_over(cluster: Cluste
     )
     assert "ConfigMap/web-config" in event["message"]
     assert kube.get("ConfigMap", ns, "web-config") == before
+
+
+def test_a_key_added_by_hand_to_a_synced_secret_is_removed(cluster: Cluster, tenant: str) -> None:
+    kube, vault = cluster.kube, cluster.require_vault()
+    vault.put(f"{tenant}/app", {"password": "p"})
+    kube.apply(vault_secret("app", tenant, f"{tenant}/app"))
+    wait_ready(kube, tenant, "app", kind="VaultSecret")
+    kube.merge_patch("Secret", tenant, "app", {"data": {"extra": "eA=="}})
+    wait_for(
+        lambda: secret_data(kube, tenant, "app") == {"password": "p"},
+        what="the extra key removed",
+    )
