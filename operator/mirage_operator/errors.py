@@ -7,6 +7,7 @@ Handlers translate these into kopf's retry semantics: an :class:`InvalidSpecErro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,16 @@ class InvalidSpecError(MirageError):
 
 class ConfigError(MirageError):
     """A ``MIRAGE_*`` environment variable is malformed."""
+
+
+class StartupError(MirageError):
+    """A server or the operator could not start; the message is the cause, in one line."""
+
+    @classmethod
+    def listening(cls, what: str, host: str, port: int, error: OSError) -> StartupError:
+        """``what`` could not listen on ``host:port`` (busy, not an address here, ...)."""
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        return cls(f"{what}: cannot listen on {host}:{port}: {reason}")
 
 
 class TransientError(MirageError):

@@ -80,10 +80,6 @@ def test_render_of_an_invalid_resource_fails(tmp_path: Path) -> None:
     assert "spec.image: Required value" in result.output
 
 
-def test_missing_path_is_a_usage_error() -> None:
-    result = CliRunner().invoke(main, ["validate", "/nonexistent/file.yaml"])
-    assert result.exit_code == 2
-    assert "no such file or directory" in result.output
 
 
 def test_crds_prints_the_three_definitions() -> None:
