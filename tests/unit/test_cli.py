@@ -80,8 +80,6 @@ def test_render_of_an_invalid_resource_fails(tmp_path: Path) -> None:
     assert "spec.image: Required value" in result.output
 
 
-
-
 def test_crds_prints_the_three_definitions() -> None:
     result = CliRunner().invoke(main, ["crds"])
     assert result.exit_code == 0
