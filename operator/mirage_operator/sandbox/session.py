@@ -28,6 +28,7 @@ from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
 from mirage_operator.errors import StartupError
 from mirage_operator.handlers import register
+from mirage_operator.handlers.activities import failure_cause
 from mirage_operator.metrics import start_metrics_server
 from mirage_operator.sandbox.apiserver.server import APIServer
 from mirage_operator.sandbox.monitoring_crds import monitoring_crds
@@ -200,7 +201,7 @@ class Sandbox:
             return
         if self._operator.done():
             failure = self._operator.exception()
-            cause = f"{type(failure).__name__}: {failure}" if failure else errors.message
+            cause = failure_cause(failure) if failure else errors.message
             raise StartupError(f"the operator stopped while starting: {cause or 'no cause logged'}")
         raise StartupError(
             f"the operator was not ready within {START_SECONDS:.0f} s: "
