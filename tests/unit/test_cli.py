@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +284,43 @@ def test_command_line_mistakes_are_one_line(
     assert len(lines) == 1, result.stderr
     assert phrase in lines[0]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("endpoint", ["metrics", "liveness"])
+def test_run_on_a_busy_port_stops_in_one_line(tmp_path: Path, endpoint: str) -> None:
+    """In a pod 0.0.0.0 is right; a port already taken stops the operator with the cause."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        metrics, liveness = ("0", f"http://0.0.0.0:{port}/healthz")
+        if endpoint == "metrics":
+            metrics, liveness = (str(port), "")
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MIRAGE_METRICS_PORT": metrics}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "mirage"), "run", "--liveness", liveness],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]  # before it, the operator's own JSON log lines
+    assert last.startswith("Error: the operator stopped: "), result.stderr
+    assert f"{port}" in last and "already in use" in last.lower(), last
+    assert "Traceback" not in last
