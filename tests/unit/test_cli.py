@@ -324,3 +324,22 @@ def test_run_on_a_busy_port_stops_in_one_line(tmp_path: Path, endpoint: str) -> 
     assert last.startswith("Error: the operator stopped: "), result.stderr
     assert f"{port}" in last and "already in use" in last.lower(), last
     assert "Traceback" not in last
+
+
+@pytest.mark.parametrize("args", [["crds"], ["render", EXAMPLES], ["validate", EXAMPLES]])
+def test_output_that_cannot_be_written_is_one_line(args: list[str]) -> None:
+    with Path("/dev/full").open("w") as full:  # every write fails: no space left on device
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "mirage"), *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    errors = [line for line in result.stderr.splitlines() if "resource(s) valid" not in line]
+    if args[0] == "validate":  # prints nothing on stdout when all is valid
+        assert (result.returncode, errors) == (0, [])
+        return
+    assert result.returncode == 1
+    assert errors == ["Error: No space left on device"]
