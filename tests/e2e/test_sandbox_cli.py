@@ -115,3 +115,37 @@ async def test_operator_start_failure_names_its_cause(
     finally:
         await sandbox.stop()
     assert "\n" not in str(raised.value)
+
+
+def test_documents_the_api_refuses_are_reported_and_the_rest_applied(tmp_path: Path) -> None:
+    """As ``kubectl apply`` does: each refusal in one line, the other documents applied."""
+    (tmp_path / "mixed.yaml").write_text(
+        "apiVersion: mirage.dev/v1alpha1\nkind: MirageService\nmetadata: {name: bad}\n"
+        "spec: {image: nginx:1, replicas: many}\n"
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: Bad_NS}\n"
+        "---\napiVersion: v1\nkind: ConfigMap\ndata: {}\n"
+        "---\napiVersion: example.com/v1\nkind: Gizmo\nmetadata: {name: g}\n"
+        "---\napiVersion: mirage.dev/v1alpha1\nkind: VaultSecret\nmetadata: {name: v}\n"
+        "spec: {vault: 5}\n"
+        "---\napiVersion: mirage.dev/v1alpha1\nkind: MirageService\nmetadata: {name: good}\n"
+        "spec: {image: nginx:1}\n"
+    )
+    result = subprocess.run(
+        [str(MIRAGE), "sandbox", "--workdir", str(tmp_path / "w"), "--timeout", "30", "mixed.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1  # not everything was applied
+    refused = [line for line in result.stdout.splitlines() if line.startswith("refused by")]
+    assert [line.split(": ", 2)[1] for line in refused] == [
+        "MirageService default/bad",
+        "ConfigMap Bad_NS/c",
+        "ConfigMap default/?",
+        "Gizmo default/g",
+        "VaultSecret default/v",
+    ]
+    assert re.search(r"MirageService +default +good +True", result.stdout), result.stdout
+    assert "Traceback" not in result.stdout + result.stderr

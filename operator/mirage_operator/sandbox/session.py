@@ -23,10 +23,10 @@ from typing import Any, TextIO
 import kopf
 from aiohttp import web
 
-from mirage_operator import GROUP
+from mirage_operator.api.validation import is_mirage, problems_of
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
-from mirage_operator.errors import StartupError
+from mirage_operator.errors import EmulatedAPIError, StartupError
 from mirage_operator.handlers import register
 from mirage_operator.handlers.activities import failure_cause
 from mirage_operator.metrics import start_metrics_server
@@ -231,15 +231,19 @@ class Sandbox:
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
 
-    def apply(self, documents: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-        """Create each document (and its namespace); the Mirage ones are returned to watch.
+    def apply(self, documents: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Apply each document (creating its namespace) as ``kubectl apply`` would: one the
+        API refuses is reported and the others are applied. Returns the refusals, one line
+        each (``Kind namespace/name: reason``).
 
         First, as the Pulumi stacks would: every namespace whose resources read Vault becomes
         a tenant (its ``mirage-vault`` ServiceAccount, Vault role and policy), and each Vault
-        source they name is seeded with demo values.
+        source they name is seeded with demo values (for the resources the operator's own
+        validator accepts; the others never read Vault).
         """
         documents = list(documents)
-        for namespace in seed_sources(self.vault, documents, config=self.config):
+        valid = [d for d in documents if is_mirage(d) and not problems_of(d)[1]]
+        for namespace in seed_sources(self.vault, valid, config=self.config):
             self.ensure_namespace(namespace)
             service_account = {
                 "apiVersion": "v1",
@@ -247,15 +251,22 @@ class Sandbox:
                 "metadata": {"name": self.config.vault_service_account, "namespace": namespace},
             }
             self.api.apply(service_account, field_manager="mirage-sandbox")
-        mirage = []
+        refused = []
         for document in documents:
-            namespace = document.get("metadata", {}).get("namespace", "default")
-            self.ensure_namespace(namespace)
-            body = {**document, "metadata": {**document["metadata"], "namespace": namespace}}
-            self.api.apply(body, field_manager="mirage-sandbox")
-            if str(document.get("apiVersion", "")).startswith(f"{GROUP}/"):
-                mirage.append((document["kind"], namespace, document["metadata"]["name"]))
-        return mirage
+            metadata = document.get("metadata")
+            metadata = metadata if isinstance(metadata, dict) else {}
+            namespace = str(metadata.get("namespace") or "default")
+            body = {**document, "metadata": {**metadata, "namespace": namespace}}
+            where = f"{document.get('kind')} {namespace}/{metadata.get('name', '?')}"
+            if not isinstance(metadata.get("name"), str):  # kubectl refuses it before sending
+                refused.append(f"{where}: metadata.name: Required value")
+                continue
+            try:
+                self.ensure_namespace(namespace)
+                self.api.apply(body, field_manager="mirage-sandbox")
+            except EmulatedAPIError as exc:
+                refused.append(" ".join(f"{where}: {exc}".split()))
+        return refused
 
     def rows(self) -> list[Row]:
         """Every Mirage custom resource in the cluster, as table rows."""
@@ -305,10 +316,12 @@ async def run_sandbox(
             f"emulated Kubernetes API at {sandbox.api.url}, emulated Vault at "
             f"{sandbox.vault.address}; operator running{metrics}\n"
         )
-        sandbox.apply(documents)
+        refused = sandbox.apply(documents)
+        for line in refused:
+            out.write(f"refused by the API: {line}\n")
         rows = await sandbox.converge(wait_seconds=wait_seconds, out=out)
         out.write(format_table(rows) + "\n")
-        converged = bool(rows) and all(r.converged for r in rows)
+        converged = bool(rows) and all(r.converged for r in rows) and not refused
         if keep:
             out.write(
                 f"\nkeeping the sandbox running; in another shell:\n"
