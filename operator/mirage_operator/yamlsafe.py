@@ -288,8 +288,9 @@ class Document:
     @property
     def label(self) -> str:
         """``file#index Kind/name`` for messages."""
-        name = (self.body.get("metadata") or {}).get("name", "?")
-        return f"{self.source}#{self.index} {self.body.get('kind', '?')}/{name}"
+        metadata = self.body.get("metadata")
+        name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
+        return f"{self.source}#{self.index} {self.body['kind']}/{name}"
 
 
 def yaml_files(path: Path) -> list[Path]:

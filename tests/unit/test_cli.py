@@ -343,3 +343,27 @@ def test_output_that_cannot_be_written_is_one_line(args: list[str]) -> None:
         return
     assert result.returncode == 1
     assert errors == ["Error: No space left on device"]
+
+
+@pytest.mark.parametrize("command", ["validate", "render"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "metadata: [1]\nspec: [1]\n",
+        "metadata: 5\nspec: 5\n",
+        "metadata: {name: [a], namespace: 7}\nspec: {image: 5}\n",
+        "metadata: {name: x, labels: [a]}\nspec: {image: x, secrets: [5], ports: 5}\n",
+        "metadata: {name: x}\nspec: {image: x, monitoring: {slos: [1]}, env: [{name: 1}]}\n",
+    ],
+)
+def test_mistyped_mirage_documents_are_problems_not_crashes(
+    tmp_path: Path, command: str, text: str
+) -> None:
+    path = _write(
+        tmp_path, "m.yaml", "apiVersion: mirage.dev/v1alpha1\nkind: MirageService\n" + text
+    )
+    result = CliRunner().invoke(main, [command, path])
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert lines and all(line.startswith(f"{path}#0 MirageService/") for line in lines), lines
