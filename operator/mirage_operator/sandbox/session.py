@@ -160,7 +160,10 @@ class Sandbox:
             await self.api.start(port=port)
         except OSError as exc:
             raise StartupError.listening("emulated Kubernetes API", LOOPBACK, port, exc) from None
-        await self.vault.start()
+        try:
+            await self.vault.start()
+        except OSError as exc:
+            raise StartupError.listening("emulated Vault", LOOPBACK, 0, exc) from None
         if self.config.metrics_port:
             # The sandbox serves the operator's metrics itself, on a free loopback port: the
             # configured port is for a pod, where nothing else listens.
