@@ -40,8 +40,7 @@ class _Inputs:
                 yield document
             else:
                 click.echo(
-                    f"{document.source}#{document.index}: skipping {document.body['kind']}: "
-                    "not a Mirage resource",
+                    f"{document.where}: skipping {document.body['kind']}: not a Mirage resource",
                     err=True,
                 )
 

@@ -284,13 +284,21 @@ class Document:
     source: str
     index: int
     body: dict[str, Any]
+    item: int | None = None
+    """Its index in the ``items`` of a list document (``kind: List``), else None."""
+
+    @property
+    def where(self) -> str:
+        """``file#index``, or ``file#index items[i]``."""
+        item = "" if self.item is None else f" items[{self.item}]"
+        return f"{self.source}#{self.index}{item}"
 
     @property
     def label(self) -> str:
         """``file#index Kind/name`` for messages."""
         metadata = self.body.get("metadata")
         name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
-        return f"{self.source}#{self.index} {self.body['kind']}/{name}"
+        return f"{self.where} {self.body['kind']}/{name}"
 
 
 def yaml_files(path: Path) -> list[Path]:
@@ -307,7 +315,8 @@ def read_objects(
     paths: Iterable[Path], *, on_error: Callable[[YAMLInputError], None]
 ) -> Iterator[Document]:
     """Every Kubernetes object in the YAML files under ``paths``, in order; empty documents
-    are passed over.
+    are passed over, and a list (``kind: List``, as ``kubectl get -o yaml`` prints) stands
+    for its items, as kubectl reads it.
 
     Each fault goes to ``on_error`` and reading goes on: a missing path is left out, a file
     that cannot be read or parsed past a point is left there, a document that is not an
@@ -325,18 +334,40 @@ def read_objects(
                     problem = _not_an_object(body)
                     if problem:
                         on_error(YAMLInputError(str(file), problem, document=index))
+                    elif _is_list(body):
+                        yield from _items(str(file), index, body["items"], on_error)
                     elif body is not None:
                         yield Document(str(file), index, body)
             except YAMLInputError as exc:
                 on_error(exc)
 
 
-def _not_an_object(body: Any) -> str | None:
-    if body is None:
+def _is_list(body: Any) -> bool:
+    # kubectl's rule (meta.IsListType): a kind ending in "List" with an items list.
+    return (
+        isinstance(body, dict)
+        and str(body.get("kind", "")).endswith("List")
+        and isinstance(body.get("items"), list)
+    )
+
+
+def _items(
+    source: str, index: int, items: list[Any], on_error: Callable[[YAMLInputError], None]
+) -> Iterator[Document]:
+    for item, body in enumerate(items):
+        problem = _not_an_object(body, what="item")
+        if problem:
+            on_error(YAMLInputError(source, f"items[{item}]: {problem}", document=index))
+        else:
+            yield Document(source, index, body, item=item)
+
+
+def _not_an_object(body: Any, *, what: str = "document") -> str | None:
+    if body is None and what == "document":  # an empty document: nothing to read
         return None
     if not isinstance(body, dict):
         kind = "a list" if isinstance(body, list) else f"the scalar {str(body)[:40]!r}"
-        return f"not a Kubernetes object: the document is {kind}"
+        return f"not a Kubernetes object: the {what} is {kind}"
     missing = [key for key in ("apiVersion", "kind") if not isinstance(body.get(key), str)]
     if missing:
         return f"not a Kubernetes object: no {' and no '.join(missing)}"

@@ -155,6 +155,8 @@ HOSTILE: dict[str, tuple[bytes, int | None, str]] = {
     "number-document": (VALID.encode() + b"--- 42\n", 1, "the scalar '42'"),
     "no-kind": (b"metadata: {name: x}\n", 0, "no apiVersion and no kind"),
     "kind-not-a-string": (b"apiVersion: v1\nkind: [ConfigMap]\n", 0, "no kind"),
+    "list-item-scalar": (b"apiVersion: v1\nkind: List\nitems: [5]\n", 0, "items[0]: not a"),
+    "list-item-null": (b"apiVersion: v1\nkind: List\nitems: [~]\n", 0, "the item is the scalar"),
 }
 
 
@@ -367,3 +369,29 @@ def test_mistyped_mirage_documents_are_problems_not_crashes(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
     assert lines and all(line.startswith(f"{path}#0 MirageService/") for line in lines), lines
+
+
+def test_a_list_document_stands_for_its_items(tmp_path: Path) -> None:
+    """As ``kubectl get -o yaml`` prints them, and as ``kubectl apply`` reads them."""
+    path = _write(
+        tmp_path,
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n"
+        "- " + VALID.replace("\n", "\n  ").rstrip() + "\n"
+        "- apiVersion: mirage.dev/v1alpha1\n  kind: MirageService\n  metadata: {name: b}\n"
+        "  spec: {image: x, replicas: many}\n",
+    )
+    result = CliRunner().invoke(main, ["validate", path])
+    assert result.exit_code == 1
+    assert f"{path}#0 items[0]: skipping ConfigMap: not a Mirage resource" in result.stderr
+    problems = result.stdout.splitlines()
+    assert problems and all(p.startswith(f"{path}#0 items[2] MirageService/b: ") for p in problems)
+    (tmp_path / "ok.yaml").write_text(
+        "apiVersion: v1\nkind: List\nitems:\n- " + VALID.replace("\n", "\n  ").rstrip() + "\n"
+    )
+    rendered = CliRunner().invoke(main, ["render", str(tmp_path / "ok.yaml")])
+    assert rendered.exit_code == 0, rendered.output
+    assert ("Deployment", "api") in {
+        (d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(rendered.stdout) if d
+    }
