@@ -103,7 +103,7 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 
 
 def parse_duration(raw: str) -> float:

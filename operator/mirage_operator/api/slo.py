@@ -36,7 +36,7 @@ _RANGE_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
 """The ``{{window}}`` placeholder of SLI queries (inner spaces allowed)."""
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 RESERVED_LABEL_PREFIX = "mirage_"
 
 

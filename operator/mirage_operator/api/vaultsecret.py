@@ -9,11 +9,11 @@ rules can reuse it with their own field prefix.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mirage_operator.api import k8svalidation
 from mirage_operator.config import parse_duration
 from mirage_operator.errors import Problem
 
@@ -22,11 +22,6 @@ ENGINES = ("kv-v2", "kv-v1", "database")
 
 DEFAULT_MOUNTS: Mapping[str, str] = {"kv-v2": "secret", "kv-v1": "secret", "database": "database"}
 """Mount used when ``spec.vault.mount`` is omitted (the schema cannot default by engine)."""
-
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-"""What Kubernetes accepts as a key of a Secret's data (besides not being ``.`` or ``..``)."""
-
-MAX_SECRET_KEY_LENGTH = 253
 
 REQUIRED_KEYS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "kubernetes.io/tls": ("all", ("tls.crt", "tls.key")),
@@ -41,12 +36,8 @@ DEFAULT_REFRESH_INTERVAL = 3600.0
 
 
 def is_secret_key(name: str) -> bool:
-    """Whether ``name`` is a valid key of a Kubernetes Secret's data."""
-    return (
-        bool(SECRET_KEY.match(name))
-        and name not in {".", ".."}
-        and len(name) <= MAX_SECRET_KEY_LENGTH
-    )
+    """Whether ``name`` is a valid key of a Kubernetes Secret's data (``IsConfigMapKey``)."""
+    return not k8svalidation.is_config_map_key(name)
 
 
 def missing_type_keys(secret_type: str, keys: frozenset[str] | set[str]) -> str | None:

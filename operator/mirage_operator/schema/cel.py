@@ -199,7 +199,7 @@ def compile_rule(text: str) -> Compiled:
 # JSON to CEL values.
 
 _RESERVED = _RESERVED_WORDS | {"true", "false", "null", "in"}
-_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
+_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*\Z")
 _META_KEYS = ("name", "generateName")
 
 
@@ -430,7 +430,7 @@ def _eval_error(exc: Any) -> str:
     # function's own message (e.g. an unparsable quantity) is in the wrapped arguments.
     if text == "return error for overflow" and len(args) >= 3 and args[2]:
         text = str(args[2][0])
-    missing = re.match(r"no such member in mapping: '(.*)'$", text)
+    missing = re.match(r"no such member in mapping: '(.*)'\Z", text)
     if missing:
         return f"no such key: {missing[1]}"
     if "no matching overload" in text:

@@ -136,9 +136,9 @@ def _without_image() -> dict[str, Any]:
             "exactly one of alert and record",
         ),
         (
-            {**service_body(), "metadata": {"name": "x" * 41, "namespace": "a"}},
+            {**service_body(), "metadata": {"name": "x" * 64, "namespace": "a"}},
             "metadata.name",
-            "no more than 40",
+            "no more than 63",
         ),
         ({**service_body(), "apiVersion": "mirage.dev/v9"}, "apiVersion", "Unsupported value"),
         ({**service_body(), "kind": "MirageThing"}, "kind", "Unsupported value"),
