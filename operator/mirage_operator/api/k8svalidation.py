@@ -137,12 +137,11 @@ def is_qualified_name(value: str) -> list[str]:
     """``IsQualifiedName``: label and annotation keys, ``[prefix/]name`` (prefix a DNS
     subdomain, name at most 63 characters)."""
     parts = value.split("/")
+    errors: list[str] = []
     if len(parts) == 1:
         name = parts[0]
-        errors = []
     elif len(parts) == 2:
         prefix, name = parts
-        errors = []
         if not prefix:
             errors.append("prefix part " + empty_error())
         else:

@@ -16,6 +16,7 @@ from mirage_operator.api import k8svalidation, mirageservice, slo, vaultsecret
 from mirage_operator.crds import schema_for
 from mirage_operator.errors import InvalidSpecError, Problem
 from mirage_operator.schema import apply_defaults, prune, validate
+from mirage_operator.schema.values import ROOT_PATH
 
 Rules = Callable[[Mapping[str, Any]], list[Problem]]
 
@@ -67,7 +68,11 @@ def problems_of(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[Probl
     pruned, unknown = prune(schema, copy.deepcopy(dict(document)))
     problems += [Problem(path, "Unknown field") for path in unknown]
     defaulted: dict[str, Any] = apply_defaults(schema, pruned)
-    problems += validate(schema, defaulted)
+    found = validate(schema, defaulted)
+    if problems:
+        # The CRD's root rule on metadata.name says the same without the field's path.
+        found = [p for p in found if not (p.field == ROOT_PATH and "metadata.name" in p.reason)]
+    problems += found
     if not problems:
         problems += KIND_RULES[str(kind)](defaulted)
     return defaulted, problems

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirage_operator.api import k8svalidation
-from mirage_operator.config import parse_duration
+from mirage_operator.config import Config, parse_duration
 from mirage_operator.errors import Problem
 
 ENGINES = ("kv-v2", "kv-v1", "database")
@@ -30,9 +30,6 @@ REQUIRED_KEYS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 }
 """Per Secret type: whether ``all`` or ``any`` of the keys must be present (the API server's
 own validation of typed Secrets)."""
-
-DEFAULT_REFRESH_INTERVAL = 3600.0
-"""Seconds between reads when a spec leaves ``refreshInterval`` unset (the CRD default)."""
 
 
 def is_secret_key(name: str) -> bool:
@@ -140,7 +137,7 @@ class VaultSecretSpec:
         cls,
         spec: Mapping[str, Any],
         *,
-        default_refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+        default_refresh_interval: float = Config.vault_default_refresh_interval,
     ) -> VaultSecretSpec:
         """Build from a defaulted, schema-valid ``spec``. Also accepts the source part that a
         MirageService embeds (``destination`` and ``rolloutRestartTargets`` then default)."""
@@ -234,6 +231,12 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
     spec = body.get("spec", {})
     problems = source_rules(spec, prefix="spec")
     destination = spec.get("destination", {})
+    problems += k8svalidation.label_problems(
+        destination.get("labels", {}), field="spec.destination.labels"
+    )
+    problems += k8svalidation.annotation_problems(
+        destination.get("annotations", {}), field="spec.destination.annotations"
+    )
     secret_type = destination.get("type", "Opaque")
     if not problems and secret_type in REQUIRED_KEYS:
         keys = VaultSecretSpec.from_spec(spec).output_keys()

@@ -35,7 +35,7 @@ def with_intent_hash(desired: Mapping[str, Any]) -> dict[str, Any]:
     return dict(body)
 
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]*)\Z")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]*)$")
 _SUFFIX = {
     "": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10**3), "M": Decimal(10**6),
     "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18),

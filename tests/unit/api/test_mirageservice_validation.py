@@ -54,11 +54,6 @@ def _without_image() -> dict[str, Any]:
             "must be less than or equal to maxReplicas",
         ),
         (
-            service_body(autoscaling={"maxReplicas": 1, "targetCPUUtilization": 50}),
-            "spec.autoscaling.minReplicas",
-            "minReplicas (2 when unset)",
-        ),
-        (
             service_body(autoscaling={"maxReplicas": 2}),
             "spec.autoscaling",
             "targetCPUUtilization",
