@@ -31,9 +31,20 @@ class Problem:
 class InvalidSpecError(MirageError):
     """The custom resource cannot be reconciled as written; retrying will not help."""
 
+    reason = "InvalidSpec"
+    """The reason of the ``Ready=False`` condition that reports it."""
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class ChildNameConflictError(InvalidSpecError):
+    """A child's name is taken by an object that another owner controls (two resources derive
+    the same name). The operator writes none of the conflicting children and names the other
+    owner; it tries again at each resync, so deleting or renaming either resource heals it."""
+
+    reason = "ChildNameConflict"
 
 
 class ConfigError(MirageError):

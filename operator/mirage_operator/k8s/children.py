@@ -18,8 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mirage_operator import metrics
+from mirage_operator.errors import ChildNameConflictError, Problem
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
+from mirage_operator.k8s.ownership import conflicting_owner
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
@@ -168,12 +170,14 @@ async def converge_children(
     ``known`` names the ``(kind, name)`` children that existed after the previous sync, so
     that one found missing or changed counts as restored drift. ``keep`` names children to
     leave alone although not desired this round (a Deployment held back until its secrets
-    are synced).
+    are synced). A child that another owner controls is not written:
+    :class:`ChildNameConflictError` names it once the others are converged.
     """
     namespace = owner["metadata"]["namespace"]
     result = SyncResult()
     wanted = {_key(d): with_intent_hash(d) for d in desired}
     known_keys = set(known)
+    conflicts: list[Problem] = []
 
     for key, body in wanted.items():
         resource = resources.for_kind(body["apiVersion"], body["kind"])
@@ -181,6 +185,12 @@ async def converge_children(
         if live is None:
             # Not owned (yet): it may exist without our owner reference; applying adopts it.
             live = await kube.get(resource, namespace=namespace, name=key[1])
+            other = conflicting_owner(live, owner)
+            if other is not None:
+                conflicts.append(
+                    Problem("metadata.name", f"{key[0]} {key[1]} is controlled by {other}")
+                )
+                continue
         if needs_apply(body, live):
             drifted = key in known_keys and (
                 live is None
@@ -210,4 +220,6 @@ async def converge_children(
         )
         result.deleted.append(f"{key[0]}/{key[1]}")
         metrics.CHILDREN_DELETED.labels(kind=key[0]).inc()
+    if conflicts:
+        raise ChildNameConflictError(conflicts)
     return result
