@@ -82,8 +82,8 @@ EVERYTHING = service_body(
         {"ingress_class": "nginx"},
         {"ingress_controller_namespace": "ingress-nginx"},
         {"prometheus_namespace": "observability"},
-        {"monitoring_labels": (("prometheus", "main"),)},
-        {"dashboard_labels": (("grafana", "yes"),)},
+        {"monitoring_labels": (("example.com/prometheus-shard", "main"),)},
+        {"dashboard_labels": (("example.com/grafana-folder", "yes"),)},
     ],
     ids=lambda s: next(iter(s)),
 )
