@@ -276,7 +276,7 @@ def label_problems(labels: Mapping[str, Any], *, field: str) -> list[Problem]:
     problems = []
     for key, value in labels.items():
         problems += invalid(field, key, is_qualified_name(str(key)))
-        problems += invalid(f"{field}.{key}", value, is_valid_label_value(str(value)))
+        problems += invalid(field, value, is_valid_label_value(str(value)))
     return problems
 
 
