@@ -14,6 +14,7 @@ refuse a child object; names the operator derives itself go through :func:`short
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,8 @@ QUALIFIED_NAME_MAX_LENGTH = 63
 CONFIG_MAP_KEY_MAX_LENGTH = 253
 PORT_NAME_MAX_LENGTH = 15
 TOTAL_ANNOTATION_SIZE_LIMIT_B = 256 * (1 << 10)
+MAX_DATA_SIZE = 1 << 20
+"""``MaxSecretSize``: the data of a ConfigMap or Secret, keys and values together."""
 
 _DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
@@ -259,6 +262,15 @@ def is_valid_percent(value: str) -> list[str]:
     ]
 
 
+def is_not_ip(host: str) -> list[str]:
+    """The Ingress rule host check: a DNS name, not an IP address (``ParseIPSloppy``)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return []
+    return ["must be a DNS name, not an IP address"]
+
+
 # --- field checks returning Problems ---------------------------------------------------------
 
 
@@ -292,6 +304,14 @@ def annotation_problems(annotations: Mapping[str, Any], *, field: str) -> list[P
             Problem(field, f"Too long: must have at most {TOTAL_ANNOTATION_SIZE_LIMIT_B} bytes")
         )
     return problems
+
+
+def data_size_problems(data: Mapping[str, str], *, field: str) -> list[Problem]:
+    """``ValidateConfigMap``/``ValidateSecret``: at most 1 MiB of keys and values."""
+    total = sum(len(key) + len(value) for key, value in data.items())
+    if total > MAX_DATA_SIZE:
+        return [Problem(field, f"Too long: must have at most {MAX_DATA_SIZE} bytes")]
+    return []
 
 
 def int_or_percent_value(value: int | str) -> int:

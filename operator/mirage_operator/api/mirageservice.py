@@ -393,7 +393,8 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
         (f"spec.secrets[{i}].expose.mountPath", s.get("expose", {}).get("mountPath"))
         for i, s in enumerate(spec.get("secrets", []))
     ]
-    claimed: dict[str, str] = {}
+    # The operator mounts a writable /tmp (the root filesystem is read-only).
+    claimed: dict[str, str] = {"/tmp": "the operator's /tmp volume"}  # noqa: S108
     for field, path in mounts:
         if path and path in claimed:
             problems.append(
@@ -433,8 +434,10 @@ def child_value_problems(spec: Mapping[str, Any]) -> list[Problem]:
         problems += kv.name_problems(
             env["name"], field=f"spec.env[{index}].name", rule="env-var-name"
         )
-    for key in spec.get("config", {}).get("data", {}):
+    data = spec.get("config", {}).get("data", {})
+    for key in data:
         problems += kv.name_problems(key, field="spec.config.data", rule="config-map-key")
+    problems += kv.data_size_problems(data, field="spec.config.data")
     rollout = spec.get("rollout", {})
     problems += kv.rolling_update_problems(
         rollout.get("maxSurge"), rollout.get("maxUnavailable"), field="spec.rollout"
@@ -461,6 +464,7 @@ def child_value_problems(spec: Mapping[str, Any]) -> list[Problem]:
         problems += kv.annotation_problems(
             ingress.get("annotations", {}), field="spec.ingress.annotations"
         )
+        problems += kv.invalid("spec.ingress.host", ingress["host"], kv.is_not_ip(ingress["host"]))
         secret = ingress.get("tls", {}).get("secretName")
         if secret is not None:
             problems += kv.name_problems(

@@ -186,6 +186,21 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         ),
         "spec.secrets[0].expose.env[0].name",
     ),
+    (
+        "ingress host that is an IP address",
+        service_body(ingress={"host": "10.0.0.1"}),
+        "spec.ingress.host",
+    ),
+    (
+        "config mounted over /tmp",
+        service_body(config={"data": {"a": "b"}, "mountPath": "/tmp"}),
+        "spec.config.mountPath",
+    ),
+    (
+        "config data over 1 MiB",
+        service_body(config={"data": {"a": "x" * (1 << 19), "b": "y" * (1 << 19)}}),
+        "spec.config.data",
+    ),
     # Values ending in a newline anywhere a pattern applies.
     ("SLO window with a newline", slo_body(window="30d\n"), "spec.window"),
     (
