@@ -77,57 +77,54 @@ def regex_error(msg: str, fmt: str, *examples: str) -> str:
     return f"{msg} (e.g. {listed}regex used for validation is '{fmt}')"
 
 
+def _bounded_match(
+    value: str, max_length: int, pattern: re.Pattern[str], msg: str, *examples: str
+) -> list[str]:
+    """The errors of a length limit and a pattern, each reported as Go reports it."""
+    errors = []
+    if max_length and len(value) > max_length:
+        errors.append(max_len_error(max_length))
+    if not pattern.fullmatch(value):
+        errors.append(regex_error(msg, pattern.pattern, *examples))
+    return errors
+
+
 def is_dns1123_label(value: str) -> list[str]:
     """``IsDNS1123Label``: names of namespaces, most label-named objects, volumes."""
-    errors = []
-    if len(value) > DNS1123_LABEL_MAX_LENGTH:
-        errors.append(max_len_error(DNS1123_LABEL_MAX_LENGTH))
-    if not _DNS1123_LABEL.fullmatch(value):
-        errors.append(
-            regex_error(
-                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
-                "or '-', and must start and end with an alphanumeric character",
-                _DNS1123_LABEL_FMT,
-                "my-name",
-                "123-abc",
-            )
-        )
-    return errors
+    return _bounded_match(
+        value,
+        DNS1123_LABEL_MAX_LENGTH,
+        _DNS1123_LABEL,
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+        "and must start and end with an alphanumeric character",
+        "my-name",
+        "123-abc",
+    )
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
     """``IsDNS1123Subdomain``: names of most objects (Deployment, ConfigMap, Secret, ...)."""
-    errors = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
-        errors.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
-    if not _DNS1123_SUBDOMAIN.fullmatch(value):
-        errors.append(
-            regex_error(
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-                "characters, '-' or '.', and must start and end with an alphanumeric character",
-                _DNS1123_SUBDOMAIN_FMT,
-                "example.com",
-            )
-        )
-    return errors
+    return _bounded_match(
+        value,
+        DNS1123_SUBDOMAIN_MAX_LENGTH,
+        _DNS1123_SUBDOMAIN,
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+        "'-' or '.', and must start and end with an alphanumeric character",
+        "example.com",
+    )
 
 
 def is_dns1035_label(value: str) -> list[str]:
     """``IsDNS1035Label``: names of Services."""
-    errors = []
-    if len(value) > DNS1035_LABEL_MAX_LENGTH:
-        errors.append(max_len_error(DNS1035_LABEL_MAX_LENGTH))
-    if not _DNS1035_LABEL.fullmatch(value):
-        errors.append(
-            regex_error(
-                "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-                "start with an alphabetic character, and end with an alphanumeric character",
-                _DNS1035_LABEL_FMT,
-                "my-name",
-                "abc-123",
-            )
-        )
-    return errors
+    return _bounded_match(
+        value,
+        DNS1035_LABEL_MAX_LENGTH,
+        _DNS1035_LABEL,
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+        "with an alphabetic character, and end with an alphanumeric character",
+        "my-name",
+        "abc-123",
+    )
 
 
 _QUALIFIED_NAME_MSG = (
@@ -169,21 +166,16 @@ def is_qualified_name(value: str) -> list[str]:
 
 def is_valid_label_value(value: str) -> list[str]:
     """``IsValidLabelValue``: empty, or at most 63 alphanumerics, '-', '_', '.' inside."""
-    errors = []
-    if len(value) > LABEL_VALUE_MAX_LENGTH:
-        errors.append(max_len_error(LABEL_VALUE_MAX_LENGTH))
-    if not _LABEL_VALUE.fullmatch(value):
-        errors.append(
-            regex_error(
-                "a valid label must be an empty string or consist of alphanumeric characters, "
-                "'-', '_' or '.', and must start and end with an alphanumeric character",
-                _LABEL_VALUE_FMT,
-                "MyValue",
-                "my_value",
-                "12345",
-            )
-        )
-    return errors
+    return _bounded_match(
+        value,
+        LABEL_VALUE_MAX_LENGTH,
+        _LABEL_VALUE,
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', "
+        "'_' or '.', and must start and end with an alphanumeric character",
+        "MyValue",
+        "my_value",
+        "12345",
+    )
 
 
 def _chdir_prefix(value: str) -> list[str]:
@@ -199,36 +191,30 @@ def _chdir_prefix(value: str) -> list[str]:
 
 def is_config_map_key(value: str) -> list[str]:
     """``IsConfigMapKey``: keys of ConfigMap and Secret data."""
-    errors = []
-    if len(value) > CONFIG_MAP_KEY_MAX_LENGTH:
-        errors.append(max_len_error(CONFIG_MAP_KEY_MAX_LENGTH))
-    if not _CONFIG_MAP_KEY.fullmatch(value):
-        errors.append(
-            regex_error(
-                "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-                _CONFIG_MAP_KEY_FMT,
-                "key.name",
-                "KEY_NAME",
-                "key-name",
-            )
-        )
+    errors = _bounded_match(
+        value,
+        CONFIG_MAP_KEY_MAX_LENGTH,
+        _CONFIG_MAP_KEY,
+        "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+        "key.name",
+        "KEY_NAME",
+        "key-name",
+    )
     return errors + _chdir_prefix(value)
 
 
 def is_env_var_name(value: str) -> list[str]:
-    """``IsEnvVarName``: names of container environment variables."""
-    errors = []
-    if not _ENV_VAR_NAME.fullmatch(value):
-        errors.append(
-            regex_error(
-                "a valid environment variable name must consist of alphabetic characters, "
-                "digits, '_', '-', or '.', and must not start with a digit",
-                _ENV_VAR_NAME_FMT,
-                "my.env-name",
-                "MY_ENV.NAME",
-                "MyEnvName1",
-            )
-        )
+    """``IsEnvVarName``: names of container environment variables (no length limit)."""
+    errors = _bounded_match(
+        value,
+        0,
+        _ENV_VAR_NAME,
+        "a valid environment variable name must consist of alphabetic characters, digits, "
+        "'_', '-', or '.', and must not start with a digit",
+        "my.env-name",
+        "MY_ENV.NAME",
+        "MyEnvName1",
+    )
     return errors + _chdir_prefix(value)
 
 
