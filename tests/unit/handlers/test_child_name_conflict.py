@@ -168,3 +168,23 @@ async def test_slo_and_custom_rules_of_another_service_do_not_overwrite_each_oth
 )
 def test_conflicting_owner(live: dict[str, Any] | None, expected: str | None) -> None:
     assert conflicting_owner(live, {"metadata": {"uid": "me"}}) == expected
+
+
+async def test_slo_created_second_leaves_the_custom_rules_alone() -> None:
+    fake = FakeKube()
+    context = OperatorContext(config=Config(), kube=cast(Any, Connection(fake)))
+    service = _service(
+        fake, "api", "uid-api", monitoring={"alerts": [{"alert": "Down", "expr": "up == 0"}]}
+    )
+    await service_handler.ServiceReconciler(context).run(
+        copy.deepcopy(service), LOGGER, raise_invalid=True
+    )
+    before = copy.deepcopy(fake.objects[("PrometheusRule", "shop", "api-custom")])
+    slo = _slo(fake, "api-custom", "uid-slo")
+    await _run(slo_handler.SLOReconciler(context), slo)
+    assert fake.objects[("PrometheusRule", "shop", "api-custom")] == before
+    ready = _ready(fake, "ServiceLevelObjective", "api-custom")
+    assert ready["reason"] == "ChildNameConflict"
+    assert "PrometheusRule api-custom is controlled by MirageService api" in ready["message"]
+    # Its dashboard, a name nobody else has, is written all the same.
+    assert _controller_uid(fake, "ConfigMap", "api-custom-slo-dashboard") == "uid-slo"
