@@ -472,10 +472,12 @@ def child_value_problems(spec: Mapping[str, Any]) -> list[Problem]:
             )
     for index, secret in enumerate(spec.get("secrets", [])):
         for env_index, mapping in enumerate(secret.get("expose", {}).get("env", [])):
+            field = f"spec.secrets[{index}].expose.env[{env_index}]"
             problems += kv.name_problems(
-                mapping["name"],
-                field=f"spec.secrets[{index}].expose.env[{env_index}].name",
-                rule="env-var-name",
+                mapping["name"], field=f"{field}.name", rule="env-var-name"
+            )
+            problems += kv.name_problems(
+                mapping["key"], field=f"{field}.key", rule="config-map-key"
             )
     return problems
 

@@ -16,6 +16,7 @@ from mirage_operator.config import Config
 from mirage_operator.crds import schema_for
 from mirage_operator.render.documents import render_document
 from tests.conftest import REPO
+from tests.schemas import third_party_schema
 from tests.unit.factories import service_body
 
 API = "mirage.dev/v1alpha1"
@@ -201,6 +202,34 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         service_body(config={"data": {"a": "x" * (1 << 19), "b": "y" * (1 << 19)}}),
         "spec.config.data",
     ),
+    (
+        "relabel action prometheus-operator does not know",
+        service_body(monitoring={"metrics": {"relabelings": [{"action": "rename"}]}}),
+        "spec.monitoring.metrics.relabelings[0].action",
+    ),
+    (
+        "relabel field prometheus-operator does not know",
+        service_body(monitoring={"metrics": {"relabelings": [{"target": "x"}]}}),
+        "spec.monitoring.metrics.relabelings[0].target",
+    ),
+    (
+        "negative relabel modulus",
+        service_body(monitoring={"metrics": {"relabelings": [{"modulus": -1}]}}),
+        "spec.monitoring.metrics.relabelings[0].modulus",
+    ),
+    (
+        "secret key reference that is not a Secret key",
+        service_body(
+            secrets=[
+                {
+                    "name": "db",
+                    "vault": {"path": "shop/db"},
+                    "expose": {"env": [{"key": "a/b", "name": "A"}]},
+                }
+            ]
+        ),
+        "spec.secrets[0].expose.env[0].key",
+    ),
     # Values ending in a newline anywhere a pattern applies.
     ("SLO window with a newline", slo_body(window="30d\n"), "spec.window"),
     (
@@ -360,3 +389,22 @@ def test_long_slo_labels_are_shortened_deterministically() -> None:
     labels = [doc[0]["metadata"]["labels"]["mirage.dev/slo"] for doc in (one, two, other)]
     assert labels[0] == labels[1] != labels[2]
     assert all(len(label) == 63 for label in labels)
+
+
+def _without_docs(schema: Any) -> Any:
+    if isinstance(schema, Mapping):
+        return {
+            k: _without_docs(v) for k, v in schema.items() if k not in ("description", "default")
+        }
+    return schema
+
+
+def test_relabelings_follow_prometheus_operator_s_schema() -> None:
+    ours = schema_for(API, "MirageService")
+    assert ours is not None
+    metrics = ours["properties"]["spec"]["properties"]["monitoring"]["properties"]["metrics"]
+    endpoint = third_party_schema("servicemonitors")["properties"]["spec"]["properties"]
+    upstream = endpoint["endpoints"]["items"]["properties"]["relabelings"]["items"]
+    assert _without_docs(metrics["properties"]["relabelings"]["items"]["properties"]) == (
+        _without_docs(upstream["properties"])
+    )
