@@ -230,6 +230,16 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         ),
         "spec.secrets[0].expose.env[0].key",
     ),
+    (
+        "cpu request over its limit",
+        service_body(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "500m"}}),
+        "spec.resources.requests",
+    ),
+    (
+        "memory request over its limit",
+        service_body(resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}),
+        "spec.resources.requests",
+    ),
     # Values ending in a newline anywhere a pattern applies.
     ("SLO window with a newline", slo_body(window="30d\n"), "spec.window"),
     (
@@ -279,6 +289,15 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     (
         "port names",
         service_body(ports=[{"name": "h2c-1", "port": 80, "appProtocol": "kubernetes.io/h2c"}]),
+    ),
+    (
+        "requests equal to limits in other units",
+        service_body(
+            resources={
+                "requests": {"cpu": 1, "memory": "512Mi"},
+                "limits": {"cpu": "1000m", "memory": "0.5Gi"},
+            }
+        ),
     ),
     ("SLO custom without alerts", service_body(monitoring={"slos": [{**SLO, "name": "custom"}]})),
     ("long standalone SLO name", slo_body(name="a" * 253)),
