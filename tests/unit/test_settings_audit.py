@@ -8,6 +8,7 @@ the spec field it stands in for before the operator sees the spec (as ``refreshI
 from __future__ import annotations
 
 import ast
+import re
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,18 @@ def test_each_rendering_setting_changes_what_is_rendered(setting: dict[str, Any]
 def test_settings_written_into_children_are_checked_at_start(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         Config.from_env({variable: value})
+
+
+def test_every_setting_is_changed_by_some_test() -> None:
+    # Each setting's effect is asserted where its code is tested; this keeps a new setting
+    # from arriving without one.
+    tests = Path(__file__).resolve().parents[1]
+    text = "\n".join(
+        p.read_text(encoding="utf-8") for p in tests.rglob("*.py") if p != Path(__file__)
+    )
+    untested = [
+        f.name
+        for f in dataclasses.fields(Config)
+        if not re.search(rf'\b{f.name}=|"{f.name}":|{f.metadata["env"]}\b', text)
+    ]
+    assert untested == []

@@ -623,3 +623,17 @@ async def test_spec_refresh_interval_wins_over_the_setting(h: Harness) -> None:
     h.reconciler = h.new_reconciler(vault_default_refresh_interval=7200.0)
     assert await h.sync() == pytest.approx(60, abs=1)
     assert h.status()["refreshInterval"] == "1m"
+
+
+async def test_hmac_key_secret_and_operator_namespace_settings_name_the_key(h: Harness) -> None:
+    h.create()
+    h.reconciler = h.new_reconciler(operator_namespace="ops", hmac_key_secret="my-key")
+    await h.sync()
+    assert ("Secret", "ops", "my-key") in h.kube.objects
+    assert ("Secret", "mirage-system", "mirage-hmac-key") not in h.kube.objects
+
+
+async def test_resync_interval_setting_bounds_the_next_run(h: Harness) -> None:
+    h.create(refreshInterval="0")
+    h.reconciler = h.new_reconciler(resync_interval=42.0)
+    assert await h.sync() == pytest.approx(42.0)
