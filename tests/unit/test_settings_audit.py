@@ -8,8 +8,8 @@ the spec field it stands in for before the operator sees the spec (as ``refreshI
 from __future__ import annotations
 
 import ast
-import re
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
