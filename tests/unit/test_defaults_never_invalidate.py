@@ -130,6 +130,14 @@ def test_omitting_a_defaulted_field_is_valid_when_some_value_is(node: Mapping[st
         {"autoscaling": {"maxReplicas": 1, "targetCPUUtilization": 50}},
         {"secrets": [{"name": "a", "vault": {"path": "x", "version": 3}}]},
         {"secrets": [{"name": "a", "vault": {"path": "x"}, "expose": {"mountPath": "/s"}}]},
+        # An alert that can never fire at 80% is omitted, not refused.
+        {
+            "monitoring": {
+                "slos": [
+                    {"name": "a", "objective": 80, "sli": {"preset": {"type": "http-availability"}}}
+                ]
+            }
+        },
     ],
     ids=repr,
 )
