@@ -45,12 +45,21 @@ def range_seconds(duration: str) -> int:
     return int(duration[:-1]) * _RANGE_SECONDS[duration[-1]]
 
 
+REFERENCE_WINDOW_DAYS = 30
+"""The compliance window of the SRE workbook's table; budget fractions are fractions of a
+budget of this many days (see :meth:`BurnRateAlert.factor`)."""
+
+MIN_FACTOR = {"page": 2.0, "ticket": 1.0}
+"""Lowest burn-rate factor per severity. Below 1 a service that meets its objective would
+alert; a page below 2 would wake someone for a burn that leaves half the window's budget."""
+
+
 @dataclass(frozen=True)
 class BurnRateAlert:
     """One window pair of the SRE workbook's multi-window multi-burn-rate alerts.
 
-    ``budget_fraction`` of the error budget spent within ``long`` is what the pair detects;
-    the burn-rate factor follows from it and the compliance period (:meth:`factor`).
+    ``budget_fraction`` of a 30-day error budget spent within ``long`` is what the pair
+    detects; the burn-rate factor follows from it and the compliance window (:meth:`factor`).
     """
 
     severity: str
@@ -60,13 +69,22 @@ class BurnRateAlert:
     budget_fraction: float
 
     def factor(self, window_days: int) -> float:
-        """Burn-rate factor for a compliance window of ``window_days`` days: the rate at which
-        ``budget_fraction`` of the budget is gone after ``long`` (14.4 for 1h at 30d)."""
-        return self.budget_fraction * window_days * 86400 / range_seconds(self.long)
+        """Burn-rate factor (multiple of the error budget's ratio) for a compliance window of
+        ``window_days`` days.
+
+        ``budget_fraction * min(window, 30d) / long``, at least ``MIN_FACTOR[severity]``:
+        the workbook's 14.4, 6, 3, 1 from 30 days up; shorter windows scale down with the
+        window (the same fraction of a smaller budget) but never below 1 (ticket) or 2 (page),
+        so that a steady error ratio within the budget fires nothing at any window. Longer
+        windows keep the 30-day factors rather than scaling up, or a steady burn between 1 and
+        3 times the budget would exhaust a 90-day budget without a ticket (ADR 0050).
+        """
+        days = min(window_days, REFERENCE_WINDOW_DAYS)
+        scaled = self.budget_fraction * days * 86400 / range_seconds(self.long)
+        return max(MIN_FACTOR[self.severity], scaled)
 
 
-# 30d factors 14.4, 6, 3, 1 (SRE workbook, "Alerting on SLOs", table 5-8); keeping the budget
-# fraction constant scales them linearly with the window (28d: 13.44, 5.6, 2.8, 0.933).
+# 30d factors 14.4, 6, 3, 1 (SRE workbook, "Alerting on SLOs", table 5-8); 7d: 3.36, 2, 1, 1.
 BURN_RATE_ALERTS: tuple[BurnRateAlert, ...] = (
     BurnRateAlert("page", "1h", "5m", 0.02),
     BurnRateAlert("page", "6h", "30m", 0.05),
