@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mirage_operator.api import alerttemplate, promql
 from mirage_operator.errors import Problem
 
 # Defaults, equal to those of crds/mirage.dev_servicelevelobjectives.yaml (a test checks).
@@ -36,7 +37,6 @@ _RANGE_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
 """The ``{{window}}`` placeholder of SLI queries (inner spaces allowed)."""
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABEL_PREFIX = "mirage_"
 
 
@@ -230,40 +230,8 @@ class ServiceLevelObjectiveSpec:
 
 # --- rules the schema cannot express ---------------------------------------------------------
 
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
 
-
-def promql_syntax_problem(expr: str) -> str | None:
-    """A cheap sanity check of a PromQL expression (balanced brackets, closed strings), or
-    ``None``. Not a parser: ``promtool`` has the last word; this catches typos early."""
-    stack: list[str] = []
-    quote: str | None = None
-    escaped = False
-    for char in expr:
-        if quote is not None:
-            if escaped:
-                escaped = False
-            elif char == "\\" and quote != "`":
-                escaped = True
-            elif char == quote:
-                quote = None
-            continue
-        if char in "\"'`":
-            quote = char
-        elif char in _OPENERS:
-            stack.append(_OPENERS[char])
-        elif char in ")]}" and (not stack or stack.pop() != char):
-            return f"unbalanced {char!r}"
-    if quote is not None:
-        return f"unterminated string starting with {quote}"
-    if stack:
-        return f"missing {stack[-1]!r}"
-    if not expr.strip():
-        return "empty expression"
-    return None
-
-
-def _query_problems(query: str, field: str) -> list[Problem]:
+def _query_problems(query: str, field: str, *, types: tuple[str, ...]) -> list[Problem]:
     problems: list[Problem] = []
     if not PLACEHOLDER.search(query):
         problems.append(Problem(field, "must contain the {{window}} placeholder as its range"))
@@ -272,8 +240,10 @@ def _query_problems(query: str, field: str) -> list[Problem]:
     )
     if unknown:
         problems.append(Problem(field, f"unknown placeholder {', '.join(unknown)}"))
-    # Check the query as it will be written, with a real range in place of the placeholder.
-    reason = promql_syntax_problem(PLACEHOLDER.sub("5m", query))
+        return problems
+    # Check the query as it will be written, with a real range in place of the placeholder
+    # (every window Mirage substitutes is a one-unit duration, like 5m).
+    reason = promql.typed_expression_problem(PLACEHOLDER.sub("5m", query), types=types)
     if reason:
         problems.append(Problem(field, f"not valid PromQL: {reason}"))
     return problems
@@ -282,10 +252,41 @@ def _query_problems(query: str, field: str) -> list[Problem]:
 def _label_problems(labels: Mapping[str, Any], field: str, *, reserved: bool) -> list[Problem]:
     problems = []
     for key in labels:
-        if not _LABEL_NAME.match(key) or key.startswith("__"):
-            problems.append(Problem(f"{field}.{key}", "not a Prometheus label name"))
+        reason = promql.label_name_problem(key)
+        if reason:
+            problems.append(Problem(f"{field}.{key}", reason))
         elif reserved and (key.startswith(RESERVED_LABEL_PREFIX) or key == "alertname"):
             problems.append(Problem(f"{field}.{key}", "label reserved for the operator"))
+    return problems
+
+
+def _template_problems(values: Mapping[str, Any], field: str) -> list[Problem]:
+    """Alert label values and annotations are Go templates Prometheus must be able to parse;
+    annotation names must be label names (rulefmt)."""
+    problems = []
+    for key, value in values.items():
+        if field.endswith("annotations") and (reason := promql.annotation_name_problem(key)):
+            problems.append(Problem(f"{field}.{key}", reason))
+        if isinstance(value, str) and (reason := alerttemplate.template_problem(value)):
+            problems.append(Problem(f"{field}.{key}", f"not a valid alert template: {reason}"))
+    return problems
+
+
+def _preset_problems(preset: Mapping[str, Any], field: str) -> list[Problem]:
+    """Each matcher of a preset must be one Prometheus parses: label names, regex (RE2)."""
+    problems = []
+    regex = preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX)
+    if isinstance(regex, str) and (reason := promql.regex_problem(regex)):
+        problems.append(
+            Problem(
+                f"{field}.errorStatusRegex",
+                f"not a regular expression Prometheus accepts: {reason}",
+            )
+        )
+    status = preset.get("statusLabel", DEFAULT_STATUS_LABEL)
+    if isinstance(status, str) and (reason := promql.label_name_problem(status)):
+        problems.append(Problem(f"{field}.statusLabel", reason))
+    problems += _label_problems(preset.get("selector") or {}, f"{field}.selector", reserved=False)
     return problems
 
 
@@ -309,29 +310,25 @@ def spec_problems(spec: Mapping[str, Any], *, field: str = "spec") -> list[Probl
     if isinstance(events, Mapping):
         for key in ("errorQuery", "totalQuery"):
             if isinstance(events.get(key), str):
-                problems += _query_problems(events[key], f"{field}.sli.events.{key}")
+                path = f"{field}.sli.events.{key}"
+                problems += _query_problems(events[key], path, types=("vector",))
     raw = sli.get("raw")
     if isinstance(raw, Mapping) and isinstance(raw.get("errorRatioQuery"), str):
-        problems += _query_problems(raw["errorRatioQuery"], f"{field}.sli.raw.errorRatioQuery")
+        problems += _query_problems(
+            raw["errorRatioQuery"], f"{field}.sli.raw.errorRatioQuery", types=("vector", "scalar")
+        )
     preset = sli.get("preset")
     if isinstance(preset, Mapping):
-        regex = preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX)
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            problems.append(
-                Problem(f"{field}.sli.preset.errorStatusRegex", f"not a regular expression: {exc}")
-            )
-        problems += _label_problems(
-            preset.get("selector") or {}, f"{field}.sli.preset.selector", reserved=False
-        )
+        problems += _preset_problems(preset, f"{field}.sli.preset")
     problems += _label_problems(spec.get("labels") or {}, f"{field}.labels", reserved=True)
     alerting = spec.get("alerting") or {}
     for severity in SEVERITIES:
         settings = alerting.get(severity) or {}
-        problems += _label_problems(
-            settings.get("labels") or {}, f"{field}.alerting.{severity}.labels", reserved=True
-        )
+        labels = settings.get("labels") or {}
+        problems += _label_problems(labels, f"{field}.alerting.{severity}.labels", reserved=True)
+        problems += _template_problems(labels, f"{field}.alerting.{severity}.labels")
+        annotations = settings.get("annotations") or {}
+        problems += _template_problems(annotations, f"{field}.alerting.{severity}.annotations")
     problems += _reachability_problems(spec, window, field)
     return problems
 
@@ -373,16 +370,34 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
 
 def custom_rule_problems(items: Sequence[Mapping[str, Any]], *, field: str) -> list[Problem]:
     """Problems of custom alerting/recording rules (a MirageService's ``spec.monitoring.alerts``)
-    that the schema cannot express; ``field`` is the list's path."""
+    that the schema cannot express; ``field`` is the list's path. Every rule this accepts
+    passes ``promtool check rules`` (tests/rules/test_rule_corpus.py)."""
     problems: list[Problem] = []
     for index, item in enumerate(items):
         path = f"{field}[{index}]"
+        problems += _rule_name_problems(item, path)
         expr = item.get("expr")
-        if isinstance(expr, str):
-            reason = promql_syntax_problem(expr)
-            if reason:
-                problems.append(Problem(f"{path}.expr", f"not valid PromQL: {reason}"))
+        if isinstance(expr, str) and (reason := promql.expression_problem(expr)):
+            problems.append(Problem(f"{path}.expr", f"not valid PromQL: {reason}"))
+        duration = item.get("for")
+        if isinstance(duration, str) and (reason := promql.duration_problem(duration)):
+            problems.append(Problem(f"{path}.for", reason))
         if item.get("record") and (item.get("for") or item.get("annotations")):
             problems.append(Problem(path, "a recording rule takes neither for nor annotations"))
-        problems += _label_problems(item.get("labels") or {}, f"{path}.labels", reserved=False)
+        labels = item.get("labels") or {}
+        problems += _label_problems(labels, f"{path}.labels", reserved=False)
+        if item.get("alert"):
+            problems += _template_problems(labels, f"{path}.labels")
+            problems += _template_problems(item.get("annotations") or {}, f"{path}.annotations")
     return problems
+
+
+def _rule_name_problems(item: Mapping[str, Any], path: str) -> list[Problem]:
+    # The schema's patterns say the same; checked here too so that no path to a rule file
+    # (a schema engine whose "$" matches before a final newline) lets a bad name through.
+    record, alert = item.get("record"), item.get("alert")
+    if isinstance(record, str) and (reason := promql.metric_name_problem(record)):
+        return [Problem(f"{path}.record", reason)]
+    if isinstance(alert, str) and (reason := promql.alert_name_problem(alert)):
+        return [Problem(f"{path}.alert", reason)]
+    return []

@@ -22,7 +22,6 @@ from mirage_operator.api.slo import (
     RawSLI,
     ServiceLevelObjectiveSpec,
     custom_rule_problems,
-    promql_syntax_problem,
     rules,
 )
 
@@ -410,21 +409,6 @@ def test_objective_reachability_matches_the_thresholds(objective: float, days: i
 
 def test_rules_ignores_a_body_without_spec() -> None:
     assert rules({}) == []
-
-
-@pytest.mark.parametrize(
-    ("expr", "ok"),
-    [
-        ('sum by (code) (rate(x{a="(",b=~"[a-z]"}[5m]))', True),
-        ("rate(x[5m]", False),
-        ("rate(x[5m)]", False),
-        ('x{a="unterminated}', False),
-        ("  ", False),
-        ("x{a='\\''}", True),
-    ],
-)
-def test_promql_syntax_problem(expr: str, ok: bool) -> None:
-    assert (promql_syntax_problem(expr) is None) is ok
 
 
 def test_custom_rule_problems() -> None:
