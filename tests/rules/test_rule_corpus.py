@@ -19,11 +19,14 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from mirage_operator.api import alerttemplate, promql
 from mirage_operator.api.alerttemplate import literal
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
 from mirage_operator.api.validation import problems_of
+from mirage_operator.cli import main
 from mirage_operator.config import Config
 from mirage_operator.render.prometheusrule import build_custom_rules, build_prometheus_rule
 
@@ -600,3 +603,98 @@ def test_literal_text_expands_to_itself(promtool: str, tmp_path: Path, text: str
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the tables of known names, held to promtool -----------------------------------------------
+
+NEWER_FUNCTIONS = {  # name: a call the crate's type checker accepts
+    "double_exponential_smoothing": "double_exponential_smoothing(x[5m], 0.5, 0.5)",
+    "info": "info(x)",
+    "sort_by_label": 'sort_by_label(x, "a")',
+    "histogram_avg": "histogram_avg(x)",
+}
+NEWER_AGGREGATIONS = ("limitk", "limit_ratio")
+NOT_TEMPLATE_FUNCTIONS = ("now", "toDuration", "urlUnescape", "humanizeTime", "nosuch")
+
+
+def _check_file(promtool: str, tmp_path: Path, rules: list[dict[str, Any]]) -> str:
+    groups = [{"name": f"g{i}", "rules": [rule]} for i, rule in enumerate(rules)]
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": groups}), encoding="utf-8")
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    return result.stdout + result.stderr
+
+
+def test_the_promql_function_table_is_promtools(promtool: str, tmp_path: Path) -> None:
+    # Called without arguments: promtool names every function it does not know.
+    names = [*sorted(promql.FUNCTIONS | promql.AGGREGATIONS), *NEWER_FUNCTIONS, *NEWER_AGGREGATIONS]
+    out = _check_file(promtool, tmp_path, [{"record": "r", "expr": f"{n}()"} for n in names])
+    unknown = set(re.findall(r'unknown function with name \\?"(\w+)', out))
+    assert unknown == {*NEWER_FUNCTIONS, *NEWER_AGGREGATIONS}
+    for call in NEWER_FUNCTIONS.values():
+        assert "unknown function" in (promql.expression_problem(call) or "")
+    for name in NEWER_AGGREGATIONS:
+        assert "unknown aggregation" in (promql.expression_problem(f"{name}(1, x)") or "")
+    for name in promql.AGGREGATIONS:
+        assert "unknown" not in (promql.expression_problem(f"{name}(x)") or "")
+
+
+def test_the_template_function_table_is_promtools(promtool: str, tmp_path: Path) -> None:
+    names = sorted(alerttemplate.FUNCTIONS) + list(NOT_TEMPLATE_FUNCTIONS)
+    rules = [
+        {"alert": "A", "expr": "up", "annotations": {"a": f"{{{{ {name} }}}}"}} for name in names
+    ]
+    out = _check_file(promtool, tmp_path, rules)
+    undefined = set(re.findall(r'function \\?"(\w+)\\?" not defined', out))
+    assert undefined == set(NOT_TEMPLATE_FUNCTIONS)
+    for name in NOT_TEMPLATE_FUNCTIONS:
+        assert alerttemplate.template_problem(f"{{{{ {name} }}}}") is not None
+
+
+# --- the issue's examples, as a user runs them -------------------------------------------------
+
+ISSUE_EXAMPLES = {
+    "custom expr": (
+        "spec.monitoring.alerts[0].expr",
+        {"alerts": [{"alert": "A", "expr": "up =="}]},
+    ),
+    "unknown function": (
+        "spec.monitoring.alerts[0].expr",
+        {"alerts": [{"record": "r", "expr": "nosuchfunc(x)"}]},
+    ),
+    "annotation": (
+        "spec.monitoring.alerts[0].annotations.summary",
+        {"alerts": [{"alert": "A", "expr": "up", "annotations": {"summary": "{{ $value "}}]},
+    ),
+    "SLO query ending in +": (
+        "spec.monitoring.slos[0].sli.events.errorQuery",
+        {
+            "slos": [
+                {
+                    "name": "avail",
+                    "objective": 99.9,
+                    "sli": {"events": {"errorQuery": GOOD_EVENTS + " +", "totalQuery": GOOD_TOTAL}},
+                }
+            ]
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("example", list(ISSUE_EXAMPLES))
+def test_mirage_validate_and_render_refuse_the_issue_examples(tmp_path: Path, example: str) -> None:
+    field, monitoring = ISSUE_EXAMPLES[example]
+    document = {
+        "apiVersion": "mirage.dev/v1alpha1",
+        "kind": "MirageService",
+        "metadata": {"name": "shop", "namespace": NAMESPACE},
+        "spec": {"image": "registry.example/api:1.2.3", "monitoring": monitoring},
+    }
+    path = tmp_path / "shop.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    for command in ("validate", "render"):
+        result = CliRunner().invoke(main, [command, str(path)])
+        assert result.exit_code == 1, result.output
+        assert f"MirageService/shop: {field}: " in result.output
