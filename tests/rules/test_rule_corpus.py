@@ -29,6 +29,7 @@ from mirage_operator.api.validation import problems_of
 from mirage_operator.cli import main
 from mirage_operator.config import Config
 from mirage_operator.render.prometheusrule import build_custom_rules, build_prometheus_rule
+from tests.rules import generated
 
 NAMESPACE = "shop"
 GOOD_EVENTS = "sum(rate(http_requests_total{code=~'5..'}[{{window}}]))"
@@ -698,3 +699,36 @@ def test_mirage_validate_and_render_refuse_the_issue_examples(tmp_path: Path, ex
         result = CliRunner().invoke(main, [command, str(path)])
         assert result.exit_code == 1, result.output
         assert f"MirageService/shop: {field}: " in result.output
+
+
+# --- generated inputs, differential --------------------------------------------------------------
+
+
+def _promtool_refusals(promtool: str, tmp_path: Path, rules: list[dict[str, Any]]) -> set[int]:
+    out = _check_file(promtool, tmp_path, rules)
+    return {int(found) for found in re.findall(r'group "g(\d+)"', out)}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_generated_expressions_mirage_accepts_load_in_promtool(
+    promtool: str, tmp_path: Path, seed: int
+) -> None:
+    texts = generated.expressions(seed, 1500)
+    refused = _promtool_refusals(promtool, tmp_path, [{"record": "r", "expr": t} for t in texts])
+    ours = {i for i, text in enumerate(texts) if promql.expression_problem(text)}
+    assert len(refused) > len(texts) // 2, "the generator should make many bad inputs"
+    assert [texts[i] for i in sorted(refused - ours)] == []  # Mirage never lets one through
+    assert [texts[i] for i in sorted(ours - refused)] == []
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_generated_templates_mirage_accepts_load_in_promtool(
+    promtool: str, tmp_path: Path, seed: int
+) -> None:
+    texts = generated.templates(seed, 1500)
+    rules = [{"alert": "A", "expr": "up", "annotations": {"a": t}} for t in texts]
+    refused = _promtool_refusals(promtool, tmp_path, rules)
+    ours = {i for i, text in enumerate(texts) if alerttemplate.template_problem(text)}
+    assert len(texts) // 4 < len(refused) < len(texts)
+    assert [texts[i] for i in sorted(refused - ours)] == []
+    assert [texts[i] for i in sorted(ours - refused)] == []

@@ -15,6 +15,7 @@ Sources: prometheus/promql/parser/functions.go and lex.go (v2.42), prometheus/co
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 
 import promql_parser
@@ -67,6 +68,11 @@ _DURATION_TOKEN = re.compile(r"([0-9]+(ms|[smhdwy]))+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 _MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
+_BEFORE_OPERAND = frozenset(
+    {"", "(", ",", "on()", "+", "-", "*", "/", "%", "^", "=", "==", "!=", ">", "<", "@"}
+    | {"and", "or", "unless", "atan2", "bool"}
+)
+"""Tokens after which a ``+`` is unary."""
 
 
 def _register_prometheus_2_functions() -> None:
@@ -167,7 +173,9 @@ def _go_regex_problem(pattern: str) -> str | None:
             else:
                 pos += 1
         elif char == "[":
-            pos = _class_end(pattern, pos)
+            pos, reason = _class_end(pattern, pos)
+            if reason:
+                return reason
         elif char == "(":
             if pattern.startswith("?<", pos) and not pattern.startswith(("?<=", "?<!"), pos):
                 return "invalid named capture (write (?P<name>...))"
@@ -182,8 +190,15 @@ def _go_regex_problem(pattern: str) -> str | None:
 _REPEAT = re.compile(r"\{([0-9]+)(,([0-9]*))?\}")
 
 
-def _class_end(pattern: str, pos: int) -> int:
-    """Position after the character class whose ``[`` is just before ``pos``."""
+_POSIX_CLASSES = frozenset(
+    {"alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct"}
+    | {"space", "upper", "word", "xdigit"}
+)
+
+
+def _class_end(pattern: str, pos: int) -> tuple[int, str | None]:
+    """Position after the character class whose ``[`` is just before ``pos``, and why Go
+    refuses the class (an unknown ``[:name:]``), if it does."""
     if pattern.startswith("^", pos):
         pos += 1
     if pattern.startswith("]", pos):
@@ -192,15 +207,18 @@ def _class_end(pattern: str, pos: int) -> int:
         if pattern.startswith("[:", pos):
             end = pattern.find(":]", pos + 2)
             if end >= 0:
+                name = pattern[pos + 2 : end].removeprefix("^")
+                if name not in _POSIX_CLASSES:
+                    return pos, f"invalid character class range [:{name}:]"
                 pos = end + 2
                 continue
         if pattern[pos] == "\\":
             pos += 2
             continue
         if pattern[pos] == "]":
-            return pos + 1
+            return pos + 1, None
         pos += 1
-    return pos
+    return pos, None
 
 
 def quote(value: str) -> str:
@@ -254,18 +272,20 @@ def _value_type(node: promql_parser.Expr) -> str:
     return "vector"  # selectors and aggregations
 
 
-def _lexical_problem(expr: str) -> str | None:
+def _lexical_problem(expr: str) -> str | None:  # noqa: C901
     """What Prometheus 2.42's lexer refuses in a text promql-parser accepted: a number without
     unit as a range or offset (``x[300]``), a duration as a number (``5m``), a quoted name in
-    a selector or a grouping (``{"my.metric"}``, ``by ("a")``)."""
+    a selector or a grouping (``{"my.metric"}``, ``by ("a")``), a number out of range, and a
+    unary ``+`` on a range (which promql-parser drops)."""
     stack: list[str] = []
-    previous: list[str] = ["", ""]
+    previous: list[str] = ["", "", ""]
+    unary_plus: list[int] = []
     for token in _TOKENS.finditer(expr):
         kind, text = token.lastgroup, token[0]
         if kind == "comment":
             continue
         top = stack[-1] if stack else ""
-        after_offset = "offset" in (previous[-1], previous[-2] if previous[-1] == "-" else "")
+        after_offset = _after_offset(previous)
         if kind == "number":
             is_duration = _DURATION_TOKEN.fullmatch(text) is not None
             if (top == "[" or after_offset) and not is_duration:
@@ -274,19 +294,58 @@ def _lexical_problem(expr: str) -> str | None:
                 return f"unexpected duration {text!r}"
             if is_duration and (reason := duration_problem(text)):
                 return reason
+            if not is_duration and (reason := _number_problem(text)):
+                return reason
         elif kind == "string":
             if top == "{" and previous[-1] not in _MATCH_OPS:
                 return f"quoted names ({text}) are not PromQL of Prometheus 2.42"
             if top == "grouping":
                 return f"quoted label names ({text}) are not PromQL of Prometheus 2.42"
+        elif text == "+" and previous[-1] in _BEFORE_OPERAND:
+            unary_plus.append(token.start())
         elif text in "{[":
             stack.append(text)
         elif text == "(":
             stack.append("grouping" if previous[-1] in _GROUPING else "(")
         elif text in ")]}" and stack:
-            stack.pop()
-        previous = [previous[-1], text]
+            # After "on(a)" an operand follows, as after an operator.
+            text = "on()" if stack.pop() == "grouping" else text
+        previous = [*previous[1:], text]
+    return _unary_plus_problem(expr, unary_plus)
+
+
+def _unary_plus_problem(expr: str, positions: list[int]) -> str | None:
+    """Prometheus type-checks a unary ``+`` as it does a unary ``-``; promql-parser drops it.
+    Parse the text with each unary ``+`` read as ``-`` (same precedence) to check the same."""
+    if not positions:
+        return None
+    text = list(expr)
+    for position in positions:
+        text[position] = "-"
+    try:
+        promql_parser.parse("".join(text))
+    except ValueError as exc:
+        if "unary" in str(exc):
+            return str(exc)
     return None
+
+
+def _number_problem(text: str) -> str | None:
+    """Go's strconv refuses a number out of range (``1e400``, a hexadecimal above int64)."""
+    try:
+        value = float(int(text, 16)) if text[:2].lower() == "0x" else float(text)
+    except ValueError:
+        return None  # a form only promql-parser reads; it has already judged it
+    if math.isinf(value) or (text[:2].lower() == "0x" and value > 2**63 - 1):
+        return f"number {text!r} is out of range"
+    return None
+
+
+def _after_offset(previous: list[str]) -> bool:
+    """Whether the next token is the duration of an ``offset`` modifier (``offset 5m``,
+    ``offset -5m``): ``offset`` after an operand, not a metric named offset."""
+    before, keyword = (previous[0], previous[1]) if previous[-1] == "-" else previous[1:]
+    return keyword == "offset" and (before[-1:].isalnum() or before[-1:] in ("_", "]", "}", ")"))
 
 
 def _node_problems(node: promql_parser.Expr, problems: list[str]) -> None:
@@ -308,6 +367,15 @@ def _node_problems(node: promql_parser.Expr, problems: list[str]) -> None:
             problems.append("fill modifiers are not PromQL of Prometheus 2.42")
         labels += modifier.matching.labels if modifier.matching else []
         labels += modifier.group_labels or []
+    elif isinstance(node, promql_parser.UnaryExpr):
+        kind = _value_type(node.expr)
+        if kind not in ("vector", "scalar"):
+            problems.append(f"unary expression only allowed on a scalar or vector, got a {kind}")
+    elif isinstance(node, promql_parser.SubqueryExpr) and isinstance(
+        node.expr, promql_parser.UnaryExpr
+    ):
+        # "-x[5m:]" is "-(x[5m:])" in Prometheus (unary binds looser than a subquery).
+        problems.append("unary expression only allowed on a scalar or vector, got a matrix")
     elif isinstance(node, promql_parser.MatrixSelector):
         _selector_problems(node.vector_selector, problems)
     elif isinstance(node, promql_parser.VectorSelector):
