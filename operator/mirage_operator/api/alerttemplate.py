@@ -515,11 +515,16 @@ class _Parser:
             if end in ("end", "else"):
                 raise TemplateSyntaxError(f"unexpected {{{{{end}}}}}")
 
-    def definition(self) -> None:
+    def template_name(self, context: str) -> _Token:
+        """The quoted name of a define, block or template clause (parseTemplateName)."""
         name = self.next_non_space()
         if name.kind not in ("string", "raw"):
-            raise self.unexpected(name, "define clause")
+            raise self.unexpected(name, context)
         _check_string(name)
+        return name
+
+    def definition(self) -> None:
+        name = self.template_name("define clause")
         self.expect("right", "define clause")
         self.sub_template(name.value, "define clause")
 
@@ -562,10 +567,7 @@ class _Parser:
         token = self.next_non_space()
         kind = token.kind
         if kind == "block":
-            name = self.next_non_space()
-            if name.kind not in ("string", "raw"):
-                raise self.unexpected(name, "block clause")
-            _check_string(name)
+            name = self.template_name("block clause")
             self.pipeline("block clause", "right")
             self.sub_template(name.value, "block clause")
             return "block"
@@ -587,10 +589,7 @@ class _Parser:
             self.control(kind)
             return kind
         if kind == "template":
-            name = self.next_non_space()
-            if name.kind not in ("string", "raw"):
-                raise self.unexpected(name, "template clause")
-            _check_string(name)
+            self.template_name("template clause")
             if self.next_non_space().kind != "right":
                 self.pos -= 1
                 self.pipeline("template clause", "right")

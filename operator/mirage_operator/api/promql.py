@@ -272,7 +272,7 @@ def _value_type(node: promql_parser.Expr) -> str:
     return "vector"  # selectors and aggregations
 
 
-def _lexical_problem(expr: str) -> str | None:  # noqa: C901
+def _lexical_problem(expr: str) -> str | None:
     """What Prometheus 2.42's lexer refuses in a text promql-parser accepted: a number without
     unit as a range or offset (``x[300]``), a duration as a number (``5m``), a quoted name in
     a selector or a grouping (``{"my.metric"}``, ``by ("a")``), a number out of range, and a
