@@ -24,6 +24,7 @@ from mirage_operator.api.slo import (
     custom_rule_problems,
     rules,
 )
+from mirage_operator.api.validation import problems_of
 
 REPO = Path(__file__).resolve().parents[3]
 CRD_PATH = REPO / "crds" / "mirage.dev_servicelevelobjectives.yaml"
@@ -179,6 +180,24 @@ def test_objective_bounds(schema: dict[str, Any], value: float, ok: bool) -> Non
 )
 def test_window_pattern(schema: dict[str, Any], value: str, ok: bool) -> None:
     assert jsonschema.Draft4Validator(_at(schema, "spec", "window")).is_valid(value) is ok
+
+
+@pytest.mark.parametrize(
+    ("window", "ok"),
+    [("2d", False), ("3d", True), ("99d", True), ("299d", True), ("365d", True), ("366d", False)],
+)
+def test_window_range_is_in_the_crd(window: str, ok: bool) -> None:
+    # The API server refuses a window the alerts cannot work with, with the reason.
+    document = {
+        "apiVersion": "mirage.dev/v1alpha1",
+        "kind": "ServiceLevelObjective",
+        "metadata": {"name": "a", "namespace": "shop"},
+        "spec": {**_spec(), "window": window},
+    }
+    _, problems = problems_of(document)
+    assert [(p.field, "between 3d" in p.reason) for p in problems] == (
+        [] if ok else [("spec.window", True)]
+    )
 
 
 def test_conditions_have_the_metav1_shape(schema: dict[str, Any]) -> None:
