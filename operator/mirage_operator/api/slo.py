@@ -260,12 +260,14 @@ def _label_problems(labels: Mapping[str, Any], field: str, *, reserved: bool) ->
     return problems
 
 
-def _template_problems(values: Mapping[str, Any], field: str) -> list[Problem]:
+def _template_problems(
+    values: Mapping[str, Any], field: str, *, annotations: bool = False
+) -> list[Problem]:
     """Alert label values and annotations are Go templates Prometheus must be able to parse;
     annotation names must be label names (rulefmt)."""
     problems = []
     for key, value in values.items():
-        if field.endswith("annotations") and (reason := promql.annotation_name_problem(key)):
+        if annotations and (reason := promql.annotation_name_problem(key)):
             problems.append(Problem(f"{field}.{key}", reason))
         if isinstance(value, str) and (reason := alerttemplate.template_problem(value)):
             problems.append(Problem(f"{field}.{key}", f"not a valid alert template: {reason}"))
@@ -328,7 +330,9 @@ def spec_problems(spec: Mapping[str, Any], *, field: str = "spec") -> list[Probl
         problems += _label_problems(labels, f"{field}.alerting.{severity}.labels", reserved=True)
         problems += _template_problems(labels, f"{field}.alerting.{severity}.labels")
         annotations = settings.get("annotations") or {}
-        problems += _template_problems(annotations, f"{field}.alerting.{severity}.annotations")
+        problems += _template_problems(
+            annotations, f"{field}.alerting.{severity}.annotations", annotations=True
+        )
     problems += _reachability_problems(spec, window, field)
     return problems
 
@@ -388,7 +392,8 @@ def custom_rule_problems(items: Sequence[Mapping[str, Any]], *, field: str) -> l
         problems += _label_problems(labels, f"{path}.labels", reserved=False)
         if item.get("alert"):
             problems += _template_problems(labels, f"{path}.labels")
-            problems += _template_problems(item.get("annotations") or {}, f"{path}.annotations")
+            annotations = item.get("annotations") or {}
+            problems += _template_problems(annotations, f"{path}.annotations", annotations=True)
     return problems
 
 
