@@ -60,7 +60,7 @@ _TOKENS = re.compile(
     |(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
     |(?P<word>[a-zA-Z_][a-zA-Z0-9_:]*)
     |(?P<number>(?:0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)[a-zA-Z0-9_]*)
-    |(?P<match>=~|!~|!=|==|=)
+    |(?P<match>=~|!~|!=|==|>=|<=|=)
     |(?P<other>\S)""",
     re.VERBOSE,
 )
@@ -69,7 +69,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 _MATCH_OPS = frozenset({"=", "!=", "=~", "!~"})
 _BEFORE_OPERAND = frozenset(
-    {"", "(", ",", "on()", "+", "-", "*", "/", "%", "^", "=", "==", "!=", ">", "<", "@"}
+    {"", "(", ",", "on()", "+", "-", "*", "/", "%", "^", "=", "==", "!=", ">", "<", ">=", "<="}
+    | {"@"}
     | {"and", "or", "unless", "atan2", "bool"}
 )
 """Tokens after which a ``+`` is unary."""
@@ -236,10 +237,22 @@ def expression_problem(expr: str) -> str | None:
     try:
         tree = promql_parser.parse(expr)
     except ValueError as exc:
-        return str(exc)
+        return _explained(expr, str(exc))
     problems: list[str] = []
     promql_parser.walk(tree, lambda node: _node_problems(node, problems))
     return problems[0] if problems else _lexical_problem(expr)
+
+
+def _explained(expr: str, message: str) -> str:
+    """The parser's message, with the one case it leaves vague made precise: an expression
+    ending in an operator (``up ==``, ``a +``) lacks its right-hand side."""
+    if message != "invalid promql query":
+        return message
+    tokens = [t[0] for t in _TOKENS.finditer(expr) if t.lastgroup != "comment"]
+    last = tokens[-1] if tokens else ""
+    if last in _BEFORE_OPERAND and last not in ("", "(", ","):
+        return f"unexpected end of input after {last!r}: the operator has no right-hand side"
+    return "syntax error: not a PromQL expression (check operators, parentheses and modifiers)"
 
 
 def typed_expression_problem(expr: str, *, types: tuple[str, ...]) -> str | None:

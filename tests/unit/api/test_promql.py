@@ -113,3 +113,21 @@ def test_literal_is_a_template_that_parses(text: str) -> None:
 )
 def test_template_problem_says_why(text: str, words: str) -> None:
     assert words in (alerttemplate.template_problem(text) or "")
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("up ==", "after '==': the operator has no right-hand side"),
+        ("sum(rate(x[5m])) +", "after '+'"),
+        ("up >= ", "after '>='"),
+        ("x y", "syntax error"),
+        ("sum(", "unclosed left parenthesis"),
+        ("nosuchfunc(x)", "unknown function"),
+        ("limitk(1, x)", "unknown aggregation 'limitk' (Prometheus 2.42)"),
+        ("x[300]", "needs a unit"),
+        ('{"my.metric"}', "quoted names"),
+    ],
+)
+def test_expression_problem_says_why(expr: str, words: str) -> None:
+    assert words in (promql.expression_problem(expr) or "")
