@@ -106,9 +106,6 @@ class _Lexer:
         self.tokens.append(_Token(kind, self.text[self.start : self.pos]))
         self.start = self.pos
 
-    def error(self, message: str) -> TemplateSyntaxError:
-        return TemplateSyntaxError(message)
-
     def at_right_delim(self) -> tuple[bool, bool]:
         rest = self.text[self.pos :]
         if len(rest) >= 2 and rest[0] in _SPACE and rest[1] == "-" and rest[2:].startswith("}}"):
@@ -163,11 +160,11 @@ def _lex(text: str) -> list[_Token]:
 def _lex_comment(lx: _Lexer) -> None:
     end = lx.text.find("*/", lx.pos + 2)
     if end < 0:
-        raise lx.error("unclosed comment")
+        raise TemplateSyntaxError("unclosed comment")
     lx.pos = end + 2
     delim, trim = lx.at_right_delim()
     if not delim:
-        raise lx.error("comment ends before closing delimiter")
+        raise TemplateSyntaxError("comment ends before closing delimiter")
     lx.pos += 4 if trim else 2
     lx.start = lx.pos
     lx.tokens.append(_Token("comment", ""))
@@ -178,13 +175,13 @@ def _lex_action(lx: _Lexer) -> None:
         delim, trim = lx.at_right_delim()
         if delim:
             if lx.paren_depth:
-                raise lx.error("unclosed left paren")
+                raise TemplateSyntaxError("unclosed left paren")
             lx.pos += 4 if trim else 2
             lx.emit("right")
             return
         char = lx.next()
         if char == "":
-            raise lx.error("unclosed action")
+            raise TemplateSyntaxError("unclosed action")
         if char in _SPACE:
             lx.backup()
             _lex_space(lx)
@@ -193,7 +190,7 @@ def _lex_action(lx: _Lexer) -> None:
             lx.emit("assign")
         elif char == ":":
             if lx.next() != "=":
-                raise lx.error("expected :=")
+                raise TemplateSyntaxError("expected :=")
             lx.emit("declare")
         elif char == "|":
             lx.emit("pipe")
@@ -202,7 +199,7 @@ def _lex_action(lx: _Lexer) -> None:
         elif char == "`":
             end = lx.text.find("`", lx.pos)
             if end < 0:
-                raise lx.error("unterminated raw quoted string")
+                raise TemplateSyntaxError("unterminated raw quoted string")
             lx.pos = end + 1
             lx.emit("raw")
         elif char == "$":
@@ -224,11 +221,11 @@ def _lex_action(lx: _Lexer) -> None:
             lx.emit("rparen")
             lx.paren_depth -= 1
             if lx.paren_depth < 0:
-                raise lx.error("unexpected right paren")
+                raise TemplateSyntaxError("unexpected right paren")
         elif " " <= char <= "~":
             lx.emit("char")
         else:
-            raise lx.error(f"unrecognized character in action: {char!r}")
+            raise TemplateSyntaxError(f"unrecognized character in action: {char!r}")
 
 
 def _lex_space(lx: _Lexer) -> None:
@@ -236,8 +233,8 @@ def _lex_space(lx: _Lexer) -> None:
     while lx.peek() and lx.peek() in _SPACE:
         lx.next()
         spaces += 1
-    # A space followed by "-}}" is a trim marker, not a separator.
-    if lx.text[lx.pos - 1 :].startswith(("-}}",), 1) and lx.text[lx.pos - 1] in _SPACE:
+    # The last space and a following "-}}" are a trim marker, not a separator.
+    if lx.text.startswith("-}}", lx.pos):
         lx.backup()
         if spaces == 1:
             return
@@ -250,9 +247,9 @@ def _lex_quote(lx: _Lexer, quote: str, kind: str, unterminated: str) -> None:
         if char == "\\":
             char = lx.next()
             if char in ("", "\n"):
-                raise lx.error(unterminated)
+                raise TemplateSyntaxError(unterminated)
         elif char in ("", "\n"):
-            raise lx.error(unterminated)
+            raise TemplateSyntaxError(unterminated)
         elif char == quote:
             lx.emit(kind)
             return
@@ -265,7 +262,7 @@ def _lex_field_or_variable(lx: _Lexer, kind: str) -> None:
     while lx.peek() and _alphanumeric(lx.peek()):
         lx.next()
     if not lx.at_terminator():
-        raise lx.error(f"bad character {lx.peek()!r}")
+        raise TemplateSyntaxError(f"bad character {lx.peek()!r}")
     lx.emit(kind)
 
 
@@ -273,7 +270,7 @@ def _lex_identifier(lx: _Lexer) -> None:
     while lx.peek() and _alphanumeric(lx.peek()):
         lx.next()
     if not lx.at_terminator():
-        raise lx.error(f"bad character {lx.peek()!r}")
+        raise TemplateSyntaxError(f"bad character {lx.peek()!r}")
     word = lx.text[lx.start : lx.pos]
     if word in _KEYWORDS:
         lx.emit(word)
@@ -311,10 +308,10 @@ def _scan_number(lx: _Lexer) -> bool:
 
 def _lex_number(lx: _Lexer) -> None:
     if not _scan_number(lx):
-        raise lx.error(f"bad number syntax: {lx.text[lx.start : lx.pos]!r}")
+        raise TemplateSyntaxError(f"bad number syntax: {lx.text[lx.start : lx.pos]!r}")
     if lx.peek() in ("+", "-"):
         if not _scan_number(lx) or lx.text[lx.pos - 1] != "i":
-            raise lx.error(f"bad number syntax: {lx.text[lx.start : lx.pos]!r}")
+            raise TemplateSyntaxError(f"bad number syntax: {lx.text[lx.start : lx.pos]!r}")
         lx.emit("complex")
     else:
         lx.emit("number")
