@@ -19,6 +19,7 @@ from mirage_operator.render.podsecurity import (
     merge_patch,
 )
 from mirage_operator.render.workload import build_deployment
+from mirage_operator.sandbox.apiserver.patch import merge_patch as apply_merge_patch
 from tests.unit.factories import ServiceFactory, service_body
 
 K8S_VERSION = "1.33"
@@ -266,19 +267,6 @@ def _validate(deployment: dict[str, Any]) -> None:
     kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
 
-def _apply_merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 section 2, as written there (an independent referee for the generator)."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _apply_merge_patch(result.get(key), value)
-    return result
-
-
 @pytest.mark.parametrize(
     "spec",
     [
@@ -321,7 +309,7 @@ def test_each_violation_is_found_by_path_and_reverted(make_spec: ServiceFactory,
     patch, violations = deployment_revert_patch(live)
     assert violations == hardened.violations
     assert patch["metadata"] == {"resourceVersion": "42"}
-    assert _apply_merge_patch(live, patch)["spec"] == fixed["spec"]
+    assert apply_merge_patch(live, patch)["spec"] == fixed["spec"]
 
 
 @pytest.mark.parametrize(
@@ -403,4 +391,4 @@ def test_merge_patch_turns_live_into_wanted(
     live: dict[str, Any], wanted: dict[str, Any], patch: dict[str, Any]
 ) -> None:
     assert merge_patch(live, wanted) == patch
-    assert _apply_merge_patch(live, patch) == wanted
+    assert apply_merge_patch(live, patch) == wanted
