@@ -38,10 +38,11 @@ INSECURE: dict[str, tuple[str, dict[str, Any], set[str]]] = {
         _app_patch(securityContext={"capabilities": {"add": ["SYS_ADMIN"]}}),
         {f"{APP}.securityContext.capabilities.add"},
     ),
+    # A real server refuses privileged with allowPrivilegeEscalation false: both are written.
     "privileged-apply": (
         "apply",
-        _app_patch(securityContext={"privileged": True}),
-        {f"{APP}.securityContext.privileged"},
+        _app_patch(securityContext={"privileged": True, "allowPrivilegeEscalation": True}),
+        {f"{APP}.securityContext.privileged", f"{APP}.securityContext.allowPrivilegeEscalation"},
     ),
     "writable-root-apply": (
         "apply",
@@ -243,6 +244,9 @@ def test_autoscaling_takes_over_replicas_without_a_scale_down(
     history = _replicas_history(kube, ns, before["metadata"]["resourceVersion"])
     assert history and set(history) == {replicas}, history
     assert _owners(_deployment(kube, ns)) == ["mirage-operator-handover"]
+    assert _events(kube, ns, "HandedOver") == [
+        "kept at the live value: Deployment/api spec.replicas"
+    ]
 
     # The autoscaler scales; the operator leaves its count alone, and owns nothing of it.
     _scale_as_autoscaler(kube, ns, scaled)

@@ -78,9 +78,11 @@ class ServiceReconciler(Reconciler):
             keep.append(("Deployment", name))
         known = {(c["kind"], c["name"]) for c in old_status.get("children", [])}
         # Fields we stop applying (replicas when autoscaling starts) keep their live value.
-        await hand_over(
+        handed = await hand_over(
             kube, desired=desired, observed=observed, field_manager=config.field_manager
         )
+        if handed:
+            common.post_event(body, "HandedOver", "kept at the live value: " + "; ".join(handed))
         result = await converge_children(
             kube,
             owner=body,

@@ -96,7 +96,8 @@ async def hand_over(
     observed: Mapping[tuple[str, str], Mapping[str, Any]],
     field_manager: str,
 ) -> list[str]:
-    """Apply :func:`handover_body` for each desired child that needs it; ``Kind/name`` of each.
+    """Apply :func:`handover_body` for each desired child that needs it; for each, its
+    ``Kind/name`` and the fields handed over (``Deployment/api spec.replicas``).
 
     Must run before the children are applied. The hand-over apply is not forced: a conflict
     means the new owner already took the field, and then there is nothing to hand over.
@@ -118,5 +119,6 @@ async def hand_over(
             if exc.status != 409:
                 raise
             continue
-        handed.append(f"{body['kind']}/{body['metadata']['name']}")
+        fields = [".".join(p) for p in HANDED_OVER[body["kind"]] if _lookup(body, p)[0]]
+        handed.append(f"{body['kind']}/{body['metadata']['name']} {', '.join(fields)}")
     return handed

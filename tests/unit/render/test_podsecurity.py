@@ -111,7 +111,20 @@ CORPUS: dict[str, tuple[Callable[[Template], None], set[str]]] = {
         _set(hostNetwork=True, hostPID=True, hostIPC=True),
         {f"{POD}.hostNetwork", f"{POD}.hostPID", f"{POD}.hostIPC"},
     ),
-    "privileged": (_app_set(privileged=True), {f"{APP}.securityContext.privileged"}),
+    # A real API server refuses privileged (or CAP_SYS_ADMIN) with allowPrivilegeEscalation
+    # false, so a writer turns both on.
+    "privileged": (
+        _app_set(privileged=True, allowPrivilegeEscalation=True),
+        {f"{APP}.securityContext.privileged", f"{APP}.securityContext.allowPrivilegeEscalation"},
+    ),
+    "cap-add-cap-sys-admin": (
+        _app_set(allowPrivilegeEscalation=True, capabilities={"add": ["CAP_SYS_ADMIN"]}),
+        {
+            f"{APP}.securityContext.allowPrivilegeEscalation",
+            f"{APP}.securityContext.capabilities.add",
+            f"{APP}.securityContext.capabilities.drop",
+        },
+    ),
     "cap-add-sys-admin": (
         _app_set(capabilities={"drop": ["ALL"], "add": ["SYS_ADMIN"]}),
         {f"{APP}.securityContext.capabilities.add"},
@@ -218,12 +231,13 @@ CORPUS: dict[str, tuple[Callable[[Template], None], set[str]]] = {
         _sidecar(
             "initContainers",
             privileged=True,
-            allowPrivilegeEscalation=False,
+            allowPrivilegeEscalation=True,
             readOnlyRootFilesystem=True,
             capabilities={"drop": ["ALL"], "add": ["NET_ADMIN"]},
         ),
         {
             f"{POD}.initContainers[side].securityContext.privileged",
+            f"{POD}.initContainers[side].securityContext.allowPrivilegeEscalation",
             f"{POD}.initContainers[side].securityContext.capabilities.add",
         },
     ),
