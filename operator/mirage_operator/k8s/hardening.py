@@ -57,6 +57,11 @@ def insecure_fields(deployment: Mapping[str, Any] | None) -> list[Violation]:
     return harden((deployment.get("spec") or {}).get("template") or {}).violations
 
 
+CONFLICT_ATTEMPTS = 3
+"""Patches tried when the Deployment changes between read and write (its controller writes
+status right after every spec change, so a 409 on the first try is common)."""
+
+
 async def restore_secure_defaults(
     kube: KubeClient,
     *,
@@ -69,31 +74,41 @@ async def restore_secure_defaults(
     ``before`` is the Deployment as observed before this reconcile applied anything: its
     insecure fields that the apply already reverted (fields the operator owns, such as
     ``readOnlyRootFilesystem``) count as reverted too. No API call when nothing is insecure.
-    A refused patch (409: changed since read; 422; a webhook) is reported in ``failed``, not
-    raised, so that the caller can report it in status first.
+    The patch is guarded by the ``resourceVersion`` read; on a 409 the Deployment is read
+    again and the patch recomputed (:data:`CONFLICT_ATTEMPTS` in all). A refused patch (5xx,
+    422, a webhook, conflicts every time) is reported in ``failed``, not raised, so that the
+    caller can report it in status first.
     """
     live = after or before
     result = Hardening(name=live["metadata"]["name"] if live else "")
-    fixed_by_apply = insecure_fields(before)
-    if after is None:
-        result.reverted = fixed_by_apply
-        return result
-    patch, remaining = deployment_revert_patch(after)
-    result.reverted = [v for v in fixed_by_apply if v not in remaining]
-    if not remaining:
-        return result
-    meta = after["metadata"]
-    try:
-        await kube.merge_patch(
-            resources.DEPLOYMENT,
-            namespace=meta["namespace"],
-            name=meta["name"],
-            patch=patch,
-            field_manager=field_manager,
-        )
-    except KubernetesAPIError as exc:
-        result.failed, result.error = remaining, f"the API server answered {exc.status}"
-        return result
-    result.reverted += remaining
-    metrics.DRIFT_CORRECTIONS.labels(kind="Deployment").inc()
+    patched: list[Violation] = []
+    current = after
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        if current is None:  # gone: nothing insecure is live
+            break
+        patch, remaining = deployment_revert_patch(current)
+        if not remaining:
+            break
+        meta = current["metadata"]
+        try:
+            await kube.merge_patch(
+                resources.DEPLOYMENT,
+                namespace=meta["namespace"],
+                name=meta["name"],
+                patch=patch,
+                field_manager=field_manager,
+            )
+        except KubernetesAPIError as exc:
+            if exc.status == 409 and attempt < CONFLICT_ATTEMPTS:
+                current = await kube.get(
+                    resources.DEPLOYMENT, namespace=meta["namespace"], name=meta["name"]
+                )
+                continue
+            result.failed, result.error = remaining, f"the API server answered {exc.status}"
+            break
+        metrics.DRIFT_CORRECTIONS.labels(kind="Deployment").inc()
+        patched = remaining
+        break
+    fixed_by_apply = [v for v in insecure_fields(before) if v not in result.failed]
+    result.reverted = fixed_by_apply + [v for v in patched if v not in fixed_by_apply]
     return result
