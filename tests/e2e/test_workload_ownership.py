@@ -268,3 +268,40 @@ def test_autoscaling_takes_over_replicas_without_a_scale_down(
     ]
     assert len(deployment_writes) == 1, deployment_writes
     assert_steady(cluster, ns)
+
+
+ALLOW_ALL: dict[str, Any] = {"spec": {"ingress": [{}]}}
+
+
+@pytest.mark.parametrize("how", ["merge", "apply"])
+@pytest.mark.parametrize("metrics", [False, True], ids=["deny-all", "with-rules"])
+def test_an_allow_all_rule_added_to_the_network_policy_is_removed(
+    cluster: Cluster, ns: str, how: str, metrics: bool
+) -> None:
+    kube = cluster.kube
+    kube.apply(service("api", ns, monitoring={"metrics": {"enabled": metrics}}))
+    wait_ready(kube, ns, "api")
+    policy = kube.get("NetworkPolicy", ns, "api")
+    assert policy is not None
+    rules = policy["spec"].get("ingress") or []
+    assert {} not in rules and len(rules) == int(metrics)
+
+    if how == "merge":
+        kube.merge_patch("NetworkPolicy", ns, "api", {"spec": {"ingress": [*rules, {}]}})
+    else:
+        body = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "api", "namespace": ns},
+        }
+        kube.apply({**body, **ALLOW_ALL}, manager="intruder")
+
+    wait_for(
+        lambda: (
+            (p := kube.get("NetworkPolicy", ns, "api"))
+            and (p["spec"].get("ingress") or []) == rules
+        ),
+        what="the NetworkPolicy's own rules back",
+    )
+    assert _events(kube, ns, "DriftCorrected")
+    assert_steady(cluster, ns)
