@@ -4,6 +4,7 @@ back; an update by another manager takes a field and a removal leaves it unowned
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -122,3 +123,37 @@ async def test_a_field_another_manager_wrote_is_theirs_until_removed(
     assert reverted.status == 200
     assert field not in reverted.body["spec"]["template"]["spec"]
     assert not _owned(reverted.body, "intruder", operation, "spec", "template", "spec", field)
+
+
+@pytest.mark.parametrize(
+    ("field", "ours", "theirs"),
+    [("readOnlyRootFilesystem", True, False), ("allowPrivilegeEscalation", False, True)],
+)
+async def test_a_forced_apply_takes_a_field_back_with_our_value(
+    kube: Kube, field: str, ours: bool, theirs: bool
+) -> None:
+    mine = deployment("f")
+    mine["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {field: ours}
+    await apply(kube, f"{DEPLOY}/f", mine, "op")
+    intruder = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "f"},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "app", "securityContext": {field: theirs}}]}
+            }
+        },
+    }
+    refused = await apply(kube, f"{DEPLOY}/f", intruder, "intruder")
+    assert refused.status == 409  # a conflict with the operator, unless forced
+    taken = await apply(kube, f"{DEPLOY}/f", intruder, "intruder", force="true")
+    path = ("spec", "template", "spec", "containers")
+    assert (
+        taken.body["spec"]["template"]["spec"]["containers"][0]["securityContext"][field] is theirs
+    )
+    back = await apply(kube, f"{DEPLOY}/f", mine, "op", force="true")
+    assert back.body["spec"]["template"]["spec"]["containers"][0]["securityContext"][field] is ours
+    assert _owned(back.body, "op", "Apply", *path)
+    fields = json.dumps(entry(back.body, "intruder") or {})
+    assert f"f:{field}" not in fields
