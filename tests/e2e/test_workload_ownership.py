@@ -143,9 +143,13 @@ def test_insecure_fields_another_manager_writes_are_reverted(
 
     wait_for(lambda: not _insecure(_template(kube, ns)), what="insecure fields reverted")
     messages = wait_for(
-        lambda: _events(kube, ns, "InsecureFieldReverted"), what="InsecureFieldReverted event"
+        lambda: (
+            (m := _events(kube, ns, "InsecureFieldReverted"))
+            and all(path in " ".join(m) for path in paths)
+            and m
+        ),
+        what=f"InsecureFieldReverted events naming {sorted(paths)}",
     )
-    assert all(path in messages[0] for path in paths), messages
     assert "not-for-events" not in json.dumps(messages)
     wait_ready(kube, ns, "api")
     assert _template(kube, ns)["spec"]["containers"][0]["securityContext"]["capabilities"] == {
@@ -244,9 +248,13 @@ def test_autoscaling_takes_over_replicas_without_a_scale_down(
     history = _replicas_history(kube, ns, before["metadata"]["resourceVersion"])
     assert history and set(history) == {replicas}, history
     assert _owners(_deployment(kube, ns)) == ["mirage-operator-handover"]
-    assert _events(kube, ns, "HandedOver") == [
-        "kept at the live value: Deployment/api spec.replicas"
-    ]
+    wait_for(
+        lambda: (
+            _events(kube, ns, "HandedOver")
+            == ["kept at the live value: Deployment/api spec.replicas"]
+        ),
+        what="one HandedOver event",
+    )
 
     # The autoscaler scales; the operator leaves its count alone, and owns nothing of it.
     _scale_as_autoscaler(kube, ns, scaled)
@@ -303,5 +311,5 @@ def test_an_allow_all_rule_added_to_the_network_policy_is_removed(
         ),
         what="the NetworkPolicy's own rules back",
     )
-    assert _events(kube, ns, "DriftCorrected")
+    wait_for(lambda: _events(kube, ns, "DriftCorrected"), what="DriftCorrected event")
     assert_steady(cluster, ns)
