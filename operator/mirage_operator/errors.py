@@ -7,6 +7,7 @@ Handlers translate these into kopf's retry semantics: an :class:`InvalidSpecErro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,13 +32,34 @@ class Problem:
 class InvalidSpecError(MirageError):
     """The custom resource cannot be reconciled as written; retrying will not help."""
 
+    reason = "InvalidSpec"
+    """The reason of the ``Ready=False`` condition that reports it."""
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
 
 
+class ChildNameConflictError(InvalidSpecError):
+    """A child's name is taken by an object that another owner controls (two resources derive
+    the same name). The operator writes none of the conflicting children and names the other
+    owner; it tries again at each resync, so deleting or renaming either resource heals it."""
+
+    reason = "ChildNameConflict"
+
+
 class ConfigError(MirageError):
     """A ``MIRAGE_*`` environment variable is malformed."""
+
+
+class StartupError(MirageError):
+    """A server or the operator could not start; the message is the cause, in one line."""
+
+    @classmethod
+    def listening(cls, what: str, host: str, port: int, error: OSError) -> StartupError:
+        """``what`` could not listen on ``host:port`` (busy, not an address here, ...)."""
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        return cls(f"{what}: cannot listen on {host}:{port}: {reason}")
 
 
 class TransientError(MirageError):
@@ -113,6 +135,14 @@ class SecretDataError(MirageError):
     reason = "InvalidVaultData"
 
 
+class InvalidTemplate(SecretDataError):
+    """A template failed on the data read from Vault, or exceeded its memory or time budget
+    (docs/adr/0066, docs/adr/0067). The message names the template's key, its line and the
+    exception's class, never the exception's text (which can quote a value)."""
+
+    reason = "InvalidTemplate"
+
+
 class VaultError(TransientError):
     """A Vault call failed. ``reason`` is the condition reason; ``path`` the Vault path
     involved (paths are not secret). Messages never include secret values or tokens."""
@@ -173,6 +203,23 @@ class SecretConflictError(TransientError):
     fighting over it, and tries again later."""
 
     reason = "SecretOwnedElsewhere"
+
+
+class SecretExistsError(SecretConflictError):
+    """The Secret a VaultSecret would write exists and was not created by Mirage (a user's
+    own, docs/adr/0069). It is left alone unless the VaultSecret sets
+    ``spec.destination.overwrite: true``."""
+
+    reason = "SecretExists"
+
+
+class ChildOwnedElsewhere(TransientError):
+    """An object with the name of one of a resource's children exists and is not that
+    resource's and nobody controls it (made by hand, by Helm...): it is never taken over
+    (docs/adr/0069). Deleting or renaming it heals this. An object another owner controls is
+    a :class:`ChildNameConflictError` instead."""
+
+    reason = "ChildOwnedElsewhere"
 
 
 class EmulatedAPIError(MirageError):

@@ -26,7 +26,12 @@ from typing import Any, ClassVar
 import kopf
 
 from mirage_operator import GROUP, VERSION, metrics
-from mirage_operator.errors import InvalidSpecError, KubernetesAPIError, TransientError
+from mirage_operator.errors import (
+    ChildNameConflictError,
+    InvalidSpecError,
+    KubernetesAPIError,
+    TransientError,
+)
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
 from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome
@@ -122,8 +127,8 @@ class Reconciler(abc.ABC):
         generation = body["metadata"].get("generation", 1)
         await self._report(
             body,
-            invalid_spec_conditions(str(error), generation=generation),
-            "InvalidSpec",
+            invalid_spec_conditions(str(error), generation=generation, reason=error.reason),
+            error.reason,
             str(error),
         )
 
@@ -211,6 +216,9 @@ class Reconciler(abc.ABC):
             except InvalidSpecError as error:
                 metrics.RECONCILES.labels(kind=self.kind, result="invalid").inc()
                 await self.report_invalid(body, error)
+                if isinstance(error, ChildNameConflictError):
+                    # Healed by the other owner going, which no event of ours tells: resync.
+                    return Outcome(self.resync_delay(), hold=True)
                 return Outcome(math.inf)
             except KubernetesAPIError as error:
                 result = "invalid" if error.permanent else "retry"
@@ -321,8 +329,7 @@ def register_children_index(
         context.queue.ensure_started()
         raw = dict(body)
         found = owner_key(raw)
-        if found is None and raw["metadata"].get("uid") not in context.children:
-            return
+        # Objects of others are kept too, by name only: a child's name may be taken.
         if context.children.update(raw) is not None and found is not None:
             found[0].touch(found[1])
 

@@ -20,9 +20,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mirage_operator import metrics
-from mirage_operator.errors import KubernetesAPIError
+from mirage_operator.errors import (
+    ChildNameConflictError,
+    ChildOwnedElsewhere,
+    KubernetesAPIError,
+    Problem,
+)
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
+from mirage_operator.k8s.handover import HANDED_OVER
+from mirage_operator.k8s.ownership import conflicting_owner, foreign_owner
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
 
@@ -144,6 +151,11 @@ STATUS_KINDS = frozenset({"Deployment", "VaultSecret", "ServiceLevelObjective"})
 the owner's; any other child's status is nobody's business here."""
 
 
+def _name_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
+
+
 def controller_uid(obj: Mapping[str, Any]) -> str | None:
     """The uid of the object's controller (its owner reference with ``controller: true``)."""
     for ref in obj.get("metadata", {}).get("ownerReferences") or ():
@@ -153,8 +165,15 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
 
 
 def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """``obj`` without what no reconcile reads (managedFields is most of an object's size)."""
+    """``obj`` without what no reconcile reads: managedFields is most of an object's size,
+    and only the apply entries of a kind with a field to hand over are read (k8s.handover)."""
     meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+    if obj.get("kind") in HANDED_OVER:
+        meta["managedFields"] = [
+            entry
+            for entry in obj["metadata"].get("managedFields") or ()
+            if entry.get("operation") == "Apply" and not entry.get("subresource")
+        ]
     return {**obj, "metadata": meta}
 
 
@@ -186,6 +205,9 @@ class ChildIndex:
         self._owner_of: dict[str, str] = {}
         self._seen: dict[str, float] = {}
         """uid → when its latest version arrived (monotonic), for :meth:`replace`."""
+        self._names: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """(kind, namespace, name) → kind, name, uid and owner references of every object of
+        the child kinds, whoever made it: whether a child's name is taken, without a GET."""
         self._updates: dict[str, int] = {}
         """uid → how many versions arrived: a listing reporting one seen before is a relist."""
 
@@ -202,6 +224,14 @@ class ChildIndex:
         previous_owner = self._owner_of.get(uid)
         if previous_owner is not None and previous_owner != owner:
             self.remove(obj)
+        self._names[_name_key(obj)] = {
+            "kind": obj.get("kind"),
+            "metadata": {
+                "name": meta.get("name"),
+                "uid": uid,
+                "ownerReferences": meta.get("ownerReferences") or [],
+            },
+        }
         if owner is None:
             return previous_owner
         children = self._by_owner.setdefault(owner, {})
@@ -222,6 +252,8 @@ class ChildIndex:
     def remove(self, obj: Mapping[str, Any]) -> str | None:
         """Forget a deleted ``obj``; the uid of its owner (to reconcile), if it had one."""
         uid = obj["metadata"].get("uid", "")
+        if self._names.get(_name_key(obj), {}).get("metadata", {}).get("uid") == uid:
+            del self._names[_name_key(obj)]
         owner = self._owner_of.pop(uid, None)
         self._seen.pop(uid, None)
         self._updates.pop(uid, None)
@@ -234,6 +266,11 @@ class ChildIndex:
         if not children:
             self._by_owner.pop(owner, None)
         return owner
+
+    def named(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object of that name, as far as ownership goes (kind, name, uid, owner
+        references), or ``None`` if the watches know of none."""
+        return self._names.get((kind, namespace, name))
 
     def owned_by(self, owner_uid: str) -> Observed:
         """``(kind, name)`` → live child, for every child of ``owner_uid`` (a copy of the map;
@@ -294,23 +331,47 @@ async def converge_children(
 ) -> SyncResult:
     """Apply what differs in ``desired``; delete observed children that are not desired.
 
+    A desired child whose name is taken by an object ``owner`` does not control is skipped
+    (the others are converged) and reported by :class:`ChildOwnedElsewhere` at the end.
+
     ``known`` names the ``(kind, name)`` children that existed after the previous sync, so
     that one found missing or changed counts as restored drift. ``keep`` names children to
     leave alone although not desired this round (a Deployment held back until its secrets
-    are synced). A child the API server refuses is recorded in ``failed`` and the others are
-    still converged. Each apply's answer goes into ``index`` (when given), so that the watch
-    echo of the write is recognised and a reconcile before the echo does not write again.
-    A child not observed is applied without looking first: an apply creates it, or adopts
-    one that exists without our owner reference.
+    are synced). A child that another owner controls is not written:
+    :class:`ChildNameConflictError` names it once the others are converged. A child the API
+    server refuses is recorded in ``failed`` and the others are still converged. Each
+    apply's answer goes into ``index`` (when given), so that the watch echo of the write is
+    recognised and a reconcile before the echo does not write again. Whether an object of a
+    child's name exists that ``owner`` does not control comes from ``index`` (which the
+    watches tell of every object of the child kinds), else from a GET.
     """
     namespace = owner["metadata"]["namespace"]
     result = SyncResult()
     wanted = {_key(d): with_intent_hash(d) for d in desired}
     known_keys = set(known)
+    foreigners: list[str] = []
+    conflicts: list[Problem] = []
 
     for key, body in wanted.items():
         resource = resources.for_kind(body["apiVersion"], body["kind"])
         live = observed.get(key)
+        if live is None:
+            # Not owned (yet): an object of this name someone else made is never taken over.
+            live = (
+                index.named(key[0], namespace, key[1])
+                if index is not None
+                else await kube.get(resource, namespace=namespace, name=key[1])
+            )
+            other = conflicting_owner(live, owner)
+            if other is not None:
+                conflicts.append(
+                    Problem("metadata.name", f"{key[0]} {key[1]} is controlled by {other}")
+                )
+                continue
+            foreign = foreign_owner(live, owner) if live is not None else None
+            if foreign is not None:
+                foreigners.append(foreign)
+                continue
         if needs_apply(body, live):
             drifted = key in known_keys and (
                 live is None
@@ -351,4 +412,10 @@ async def converge_children(
             continue
         result.deleted.append(name)
         metrics.CHILDREN_DELETED.labels(kind=key[0]).inc()
+    if conflicts:
+        raise ChildNameConflictError(conflicts)
+    if foreigners:
+        raise ChildOwnedElsewhere(
+            "; ".join(foreigners) + ": not taken over; delete or rename it", delay=60.0
+        )
     return result

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
 from mirage_operator import schema as crd_schema
+from mirage_operator import yamlsafe
 from mirage_operator.errors import EmulatedAPIError, Problem
 from mirage_operator.sandbox.apiserver import managed, status, validation
 from mirage_operator.sandbox.apiserver.fieldtypes import BuiltinTypes, SchemaTypes, TypeOracle
@@ -642,6 +641,7 @@ class Cluster:
             if rt.has_status:
                 new.pop("status", None)
             _defaults_on_create(rt, new)
+            _default_replicas(rt, new)
             return new
         old_meta = _meta(old)
         for key in (
@@ -673,6 +673,7 @@ class Cluster:
                 new.pop("status", None)
         if rt.kind == "Namespace" and subresource != "finalize":
             new["spec"] = copy.deepcopy(old.get("spec", {}))
+        _default_replicas(rt, new)
         return new
 
     def _commit(
@@ -1012,8 +1013,9 @@ def _parse_patch_body(body: Any) -> Any:
 def _parse_apply_body(body: Any) -> Obj:
     if isinstance(body, (bytes, str)):
         try:
-            parsed = yaml.safe_load(body)
-        except yaml.YAMLError as exc:
+            text = body if isinstance(body, str) else yamlsafe.decode(body, source="body")
+            parsed = yamlsafe.load_one(text, source="the apply configuration")
+        except yamlsafe.YAMLInputError as exc:
             raise status.bad_request(f"error decoding YAML: {exc}") from None
     else:
         parsed = copy.deepcopy(body)
@@ -1053,3 +1055,12 @@ def _defaults_on_create(rt: ResourceType, obj: Obj) -> None:
         obj["status"] = {"loadBalancer": {}}
     elif rt.kind == "Secret":
         obj.setdefault("type", "Opaque")
+
+
+def _default_replicas(rt: ResourceType, obj: Obj) -> None:
+    """``spec.replicas`` of a scalable workload defaults to 1 on every write, as the real
+    server's defaulting does: a server-side apply that drops the field leaves 1 behind."""
+    if rt.group == "apps" and rt.kind in {"Deployment", "StatefulSet", "ReplicaSet"}:
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            spec.setdefault("replicas", 1)
