@@ -13,10 +13,6 @@ from mirage_operator.errors import StartupError
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.metrics import start_metrics_server
 
-BATCH_WINDOW = 0.02
-"""Seconds (kopf's default is 0.1); the handlers only update caches and the queue, which
-coalesces bursts itself (docs/adr/0020)."""
-
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     """Register the activity handlers."""
@@ -43,9 +39,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         )
         settings.posting.level = logging.INFO
         settings.watching.server_timeout = 300
-        # Events of one object are batched for this long before its handlers run: each hop
-        # of a new service (its creation, its SLO's, their children's status) waits for it.
-        settings.batching.batch_window = BATCH_WINDOW
         if context.config.metrics_port:
             try:
                 runners.append(await start_metrics_server(context.config.metrics_port))
