@@ -10,7 +10,6 @@ from typing import Any, cast
 import pytest
 
 from mirage_operator.config import Config
-from mirage_operator.handlers import common
 from mirage_operator.handlers import mirageservice as service_handler
 from mirage_operator.handlers import slo as slo_handler
 from mirage_operator.handlers.context import OperatorContext
@@ -18,16 +17,8 @@ from mirage_operator.k8s.ownership import conflicting_owner
 from tests.unit.handlers.fakes import Connection, FakeKube
 
 LOGGER = logging.getLogger("test")
+pytestmark = pytest.mark.usefixtures("events")
 SLO_SPEC = {"objective": 99.9, "sli": {"preset": {"type": "http-availability"}}}
-
-
-@pytest.fixture(autouse=True)
-def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    posted: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        common, "post_event", lambda body, reason, message, **_: posted.append((reason, message))
-    )
-    return posted
 
 
 def _service(fake: FakeKube, name: str, uid: str, **spec: Any) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import pytest
 
 from mirage_operator.config import Config
 from mirage_operator.errors import KubernetesAPIError
-from mirage_operator.handlers import common
 from mirage_operator.handlers import mirageservice as service_handler
 from mirage_operator.handlers.context import OperatorContext, Outcome, WorkQueue
 from mirage_operator.handlers.reconciler import BACKOFF_MAX, backoff
@@ -24,15 +23,7 @@ from mirage_operator.k8s.client import _api_error
 from tests.unit.handlers.fakes import Connection, FakeKube
 
 LOGGER = logging.getLogger("test")
-
-
-@pytest.fixture(autouse=True)
-def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    posted: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        common, "post_event", lambda body, reason, message, **_: posted.append((reason, message))
-    )
-    return posted
+pytestmark = pytest.mark.usefixtures("events")
 
 
 def _status(code: int, reason: str, field: str = "", message: str = "refused") -> str:

@@ -28,17 +28,6 @@ SPEC = {
 }
 
 
-@pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    posted: list[tuple[str, str]] = []
-
-    def post(body: Any, reason: str, message: str, *, warning: bool = False) -> None:
-        posted.append((reason, message))
-
-    monkeypatch.setattr(common, "post_event", post)
-    return posted
-
-
 def _setup(**kube: Any) -> tuple[FakeKube, handler.SLOReconciler]:
     fake = FakeKube(**kube)
     context = OperatorContext(config=Config(), kube=cast(Any, Connection(fake)))
