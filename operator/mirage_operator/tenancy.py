@@ -81,6 +81,12 @@ def vault_role(namespace: str, template: str = VAULT_ROLE_TEMPLATE) -> str:
     return template.format(namespace=namespace)
 
 
+def database_role(namespace: str, name: str = "") -> str:
+    """A database role of ``namespace``: ``N`` itself, or ``N.<name>`` (both within
+    :data:`DATABASE_ROLE_TEMPLATES`)."""
+    return f"{namespace}.{name}" if name else namespace
+
+
 def vault_policy_name(namespace: str) -> str:
     """The Vault policy of ``namespace``."""
     return VAULT_POLICY_TEMPLATE.format(namespace=namespace)

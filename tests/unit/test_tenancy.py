@@ -101,4 +101,6 @@ def test_names() -> None:
     assert tenancy.vault_role("team-a") == "mirage-team-a"
     assert tenancy.vault_role("team-a", "k8s-{namespace}") == "k8s-team-a"
     assert tenancy.vault_policy_name("team-a") == "tenant-team-a"
+    assert tenancy.database_role("team-a") == "team-a"
+    assert tenancy.database_role("team-a", "readonly") == "team-a.readonly"
     assert tenancy.labels_arg((("a", "1"), ("b", "2"))) == "a=1,b=2"
