@@ -32,6 +32,8 @@ class Registered:
     name: str
     inputs: dict[str, Any]
     custom: bool
+    secrets: set[str] = field(default_factory=set)
+    """Dotted paths of the inputs that were secret (unwrapped in ``inputs``)."""
     parent_types: tuple[str, ...] = ()
     """Types of the ancestors, outermost first (from the URN's parent chain)."""
 
@@ -63,6 +65,22 @@ _COMPUTED: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+_SECRET_SIG = pulumi.runtime.rpc._special_sig_key
+_SECRET = pulumi.runtime.rpc._special_secret_sig
+
+
+def _unwrap(value: Any, path: str, secrets: set[str]) -> Any:
+    # Secret inputs arrive wrapped ({sig: secret, value: ...}): keep the value, note the path.
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) == _SECRET:
+            secrets.add(path)
+            return _unwrap(value["value"], path, secrets)
+        return {k: _unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
 class Mocks(pulumi.runtime.Mocks):
     """Answer every registration with its inputs (plus computed attributes) and record it."""
 
@@ -76,9 +94,9 @@ class Mocks(pulumi.runtime.Mocks):
         state.update(_COMPUTED.get(args.typ, {}))
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = "x" * int(args.inputs.get("length", 16))
-        self.registered.append(
-            Registered(args.typ, args.name, dict(args.inputs), bool(args.custom))
-        )
+        secrets: set[str] = set()
+        inputs = _unwrap(dict(args.inputs), "", secrets)
+        self.registered.append(Registered(args.typ, args.name, inputs, bool(args.custom), secrets))
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:

@@ -1,0 +1,312 @@
+"""The program under mocks, per stack file: which components and resources each config asks
+for (and no others), their wiring, the invariants on every resource, the stack outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mirage_operator import tenancy
+from stacks.policy.policies import taggable
+from stacks.settings import REQUIRED_TAGS, SettingsError, parse
+from tests.stacks.conftest import SECRETS
+from tests.stacks.harness import Built, build, stack_config
+
+COMPONENTS = {
+    "mirage:network:Network",
+    "mirage:cluster:Cluster",
+    "mirage:data:DataStores",
+    "mirage:vault:Vault",
+    "mirage:observability:Observability",
+    "mirage:ingress:Ingress",
+    "mirage:operator:MirageOperator",
+    "mirage:tenants:Tenants",
+}
+STORE_TYPES = {
+    "postgres": "aws:rds/instance:Instance",
+    "mongodb": "aws:docdb/cluster:Cluster",
+    "redis": "aws:elasticache/replicationGroup:ReplicationGroup",
+    "rabbitmq": "aws:mq/broker:Broker",
+    "opensearch": "aws:opensearch/domain:Domain",
+}
+
+
+def components(built: Built) -> set[str]:
+    return {r.type for r in built if not r.custom and r.type.startswith("mirage:")}
+
+
+def test_cloud_stacks_compose_every_component(dev: Built, prod: Built) -> None:
+    assert components(dev) == COMPONENTS
+    assert components(prod) == COMPONENTS
+
+
+def test_local_stack_has_no_cloud_resource(local: Built) -> None:
+    assert components(local) == COMPONENTS - {"mirage:network:Network", "mirage:data:DataStores"}
+    assert not [r for r in local if r.type.startswith("aws:")]
+    # Vault's dev server in the cluster, configured for the tenants.
+    release = [
+        r for r in local.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "vault"
+    ]
+    assert release[0].inputs["values"]["server"]["dev"]["enabled"] is True
+    assert local.outputs["dataStoreEndpoints"] == {}
+
+
+def test_every_resource_is_parented_under_its_component(stack: Built) -> None:
+    for resource in stack:
+        if resource.type.startswith("mirage:"):
+            assert resource.parent_types == ("pulumi:pulumi:Stack",)  # off the stack
+        else:
+            assert resource.component in COMPONENTS, resource
+
+
+@pytest.mark.parametrize(("name", "zones", "nats"), [("dev", 1, 1), ("prod", 3, 3)])
+def test_network_spans_the_configured_zones(name: str, zones: int, nats: int) -> None:
+    from tests.stacks.conftest import built
+
+    stack = built(name)
+    subnets = stack.of_type("aws:ec2/subnet:Subnet")
+    assert len(subnets) == 2 * zones
+    assert len({s.inputs["availabilityZone"] for s in subnets}) == zones
+    assert not any(s.inputs.get("mapPublicIpOnLaunch") for s in subnets)
+    assert len(stack.of_type("aws:ec2/natGateway:NatGateway")) == nats
+    assert stack.one("aws:ec2/flowLog:FlowLog").inputs["trafficType"] == "ALL"
+
+
+def test_every_store_is_switchable_off() -> None:
+    for store, kind in STORE_TYPES.items():
+        built = build("dev", overrides={"mirage:dataStores": {store: False}}, secrets=SECRETS)
+        assert not built.of_type(kind), store
+        others = set(STORE_TYPES) - {store}
+        assert all(built.of_type(STORE_TYPES[o]) for o in others)
+        assert store not in built.outputs["dataStoreEndpoints"]
+        if store == "postgres":  # no RDS, no database secrets engine
+            assert not built.of_type("vault:database/secretBackendRole:SecretBackendRole")
+            assert "database" not in {
+                m.inputs["path"] for m in built.of_type("vault:index/mount:Mount")
+            }
+        if store == "opensearch":  # no OpenSearch, no log shipping
+            charts = {r.inputs["chart"] for r in built.of_type("kubernetes:helm.sh/v3:Release")}
+            assert not {"fluent-bit", "opensearch-dashboards"} & charts
+
+
+def test_stores_are_private_encrypted_and_protected_in_prod(dev: Built, prod: Built) -> None:
+    for stack, is_prod in ((dev, False), (prod, True)):
+        pg = stack.one(STORE_TYPES["postgres"]).inputs
+        assert pg["publiclyAccessible"] is False and pg["storageEncrypted"] is True
+        assert pg["multiAz"] is is_prod and pg["deletionProtection"] is is_prod
+        docdb = stack.one(STORE_TYPES["mongodb"]).inputs
+        assert docdb["storageEncrypted"] is True and docdb["deletionProtection"] is is_prod
+        assert len(stack.of_type("aws:docdb/clusterInstance:ClusterInstance")) == (
+            3 if is_prod else 1
+        )
+        redis = stack.one(STORE_TYPES["redis"]).inputs
+        assert (
+            redis["transitEncryptionEnabled"] is True and redis["atRestEncryptionEnabled"] is True
+        )
+        assert redis["authToken"] and redis["multiAzEnabled"] is is_prod
+        mq = stack.one(STORE_TYPES["rabbitmq"]).inputs
+        assert mq["publiclyAccessible"] is False
+        assert mq["deploymentMode"] == ("CLUSTER_MULTI_AZ" if is_prod else "SINGLE_INSTANCE")
+        search = stack.one(STORE_TYPES["opensearch"]).inputs
+        assert search["vpcOptions"]["subnetIds"] and search["encryptAtRest"]["enabled"] is True
+        assert search["clusterConfig"]["zoneAwarenessEnabled"] is is_prod
+        for group in stack.of_type("aws:ec2/securityGroup:SecurityGroup"):
+            for rule in group.inputs["ingress"]:
+                assert rule["securityGroups"] == ["sg-cluster"] and not rule.get("cidrBlocks")
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        (STORE_TYPES["postgres"], "password"),
+        (STORE_TYPES["mongodb"], "masterPassword"),
+        (STORE_TYPES["redis"], "authToken"),
+        (STORE_TYPES["rabbitmq"], "users[0].password"),
+        (STORE_TYPES["opensearch"], "advancedSecurityOptions.masterUserOptions.masterUserPassword"),
+        ("vault:database/secretBackendConnection:SecretBackendConnection", "postgresql.password"),
+    ],
+)
+def test_passwords_are_random_and_secret(dev: Built, kind: str, field: str) -> None:
+    resource = dev.one(kind)
+    # The field is secret, or an object holding it is (secrecy wraps the nearest Output).
+    assert any(field == s or field.startswith((f"{s}.", f"{s}[")) for s in resource.secrets)
+    value: Any = resource.inputs
+    for part in field.replace("[0]", ".0").split("."):
+        value = value[int(part)] if part.isdigit() else value[part]
+    assert value == "x" * 40  # the mocked RandomPassword's result
+
+
+def test_eks_endpoint_private_in_prod_and_secrets_encrypted(dev: Built, prod: Built) -> None:
+    for stack, public in ((dev, True), (prod, False)):
+        eks = stack.one("aws:eks/cluster:Cluster").inputs
+        assert eks["vpcConfig"]["endpointPrivateAccess"] is True
+        assert eks["vpcConfig"]["endpointPublicAccess"] is public
+        assert eks["encryptionConfig"]["resources"] == ["secrets"]
+        assert stack.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider").inputs[
+            "clientIdLists"
+        ] == ["sts.amazonaws.com"]
+    assert dev.one("aws:eks/cluster:Cluster").inputs["vpcConfig"]["publicAccessCidrs"] == [
+        "203.0.113.0/24"
+    ]
+    assert len(prod.of_type("aws:eks/nodeGroup:NodeGroup")) == 2
+    for template in prod.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        assert template.inputs["metadataOptions"]["httpTokens"] == "required"
+        assert template.inputs["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
+
+
+def test_kms_keys_rotate(stack: Built) -> None:
+    for key in stack.of_type("aws:kms/key:Key"):
+        assert key.inputs["enableKeyRotation"] is True, key.name
+
+
+def test_every_taggable_resource_is_tagged(stack: Built) -> None:
+    tagged = [r for r in stack if r.type.startswith("aws:") and taggable(r.type)]
+    assert bool(tagged) is (stack.stack != "local")
+    for resource in tagged:
+        tags = resource.inputs.get("tags") or {}
+        for key in (*REQUIRED_TAGS, "mirage:stack", "mirage:environment", "managed-by"):
+            assert tags.get(key), f"{resource.type} {resource.name} lacks tag {key}"
+        assert tags["mirage:stack"] == stack.stack
+
+
+def test_vault_is_configured_per_tenant_by_the_contract(stack: Built) -> None:
+    tenants = [
+        t["name"] if isinstance(t, dict) else t for t in stack_config(stack.stack)["mirage:tenants"]
+    ]
+    roles = {
+        r.inputs["roleName"]: r.inputs
+        for r in stack.of_type("vault:kubernetes/authBackendRole:AuthBackendRole")
+    }
+    assert set(roles) == {tenancy.vault_role(t) for t in tenants}
+    for tenant in tenants:
+        role = roles[tenancy.vault_role(tenant)]
+        assert role["boundServiceAccountNames"] == [tenancy.SERVICE_ACCOUNT]
+        assert role["boundServiceAccountNamespaces"] == [tenant]
+        assert role["audience"] == tenancy.TOKEN_AUDIENCE
+        assert role["tokenNoDefaultPolicy"] is True
+        assert role["tokenPolicies"] == [tenancy.vault_policy_name(tenant)]
+    policies = {
+        p.inputs["name"]: p.inputs["policy"] for p in stack.of_type("vault:index/policy:Policy")
+    }
+    mounts = {m.inputs["path"] for m in stack.of_type("vault:index/mount:Mount")}
+    engines = {k: v for k, v in tenancy.MOUNTS.items() if k in mounts}
+    assert policies == {
+        tenancy.vault_policy_name(t): tenancy.tenant_policy_hcl(t, engines) for t in tenants
+    }
+
+
+def test_database_roles_read_write_and_read_only_per_tenant(dev: Built, local: Built) -> None:
+    roles = {
+        r.inputs["name"] for r in dev.of_type("vault:database/secretBackendRole:SecretBackendRole")
+    }
+    assert roles == {
+        "default", "default.readonly", "default.payments",
+        "team-a", "team-a.readonly", "team-b", "team-b.readonly",
+    }  # fmt: skip
+    connection = dev.one("vault:database/secretBackendConnection:SecretBackendConnection").inputs
+    assert sorted(connection["allowedRoles"]) == sorted(roles)
+    assert connection["postgresql"]["connectionUrl"].startswith(
+        "postgresql://{{username}}:{{password}}@pg."
+    )
+    assert connection["postgresql"]["connectionUrl"].endswith("sslmode=require")
+    assert not local.of_type("vault:database/secretBackendRole:SecretBackendRole")
+
+
+def test_prometheus_and_grafana_select_the_operator_labels(stack: Built) -> None:
+    [release] = [
+        r
+        for r in stack.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["chart"] == "kube-prometheus-stack"
+    ]
+    spec = release.inputs["values"]["prometheus"]["prometheusSpec"]
+    labels = dict(tenancy.MONITORING_LABELS)
+    for selector in ("serviceMonitorSelector", "podMonitorSelector", "ruleSelector"):
+        assert spec[selector] == {"matchLabels": labels}
+        assert spec[selector.replace("Selector", "NamespaceSelector")] == {}
+    sidecar = release.inputs["values"]["grafana"]["sidecar"]["dashboards"]
+    assert {sidecar["label"]: sidecar["labelValue"]} == dict(tenancy.DASHBOARD_LABELS)
+
+
+def test_logging_ships_json_logs_to_opensearch(dev: Built, local: Built) -> None:
+    [fluent] = [
+        r for r in dev.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "fluent-bit"
+    ]
+    config = fluent.inputs["values"]["config"]
+    assert "Merge_Log On" in config["filters"]
+    assert "Host vpc-logs.example.internal" in config["outputs"] and "tls On" in config["outputs"]
+    assert dev.outputs["opensearchDashboardsUrl"].startswith("http")
+    assert local.outputs["opensearchDashboardsUrl"] is None
+
+
+def test_traefik_serves_the_operator_ingress_class(stack: Built) -> None:
+    [release] = [
+        r for r in stack.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "traefik"
+    ]
+    assert release.inputs["values"]["ingressClass"]["name"] == tenancy.INGRESS_CLASS
+    assert stack.outputs["ingressClass"] == tenancy.INGRESS_CLASS
+
+
+def test_stack_outputs(stack: Built) -> None:
+    outputs: dict[str, Any] = stack.outputs
+    assert "kubeconfig" in stack.secret_outputs
+    assert outputs["vaultAddress"] == "http://vault.vault.svc:8200"
+    assert outputs["vaultAuthMount"] == tenancy.AUTH_MOUNT
+    assert outputs["grafanaUrl"].startswith(("http://", "https://"))
+    if stack.stack == "local":
+        assert outputs["kubeconfig"] == SECRETS["mirage:kubeconfig"]
+    else:
+        assert "aws" in outputs["kubeconfig"] and "get-token" in outputs["kubeconfig"]
+        assert set(outputs["dataStoreEndpoints"]) == set(STORE_TYPES)
+    if stack.stack == "prod":
+        assert outputs["grafanaUrl"] == "https://grafana.mirage.example.com"
+
+
+BASE = {"tags": {"owner": "me", "cost-center": "x"}, "publicAccessCidrs": ["203.0.113.0/24"]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "secrets", "message"),
+    [
+        ({"environment": "staging"}, {}, "mirage:environment: must be one of dev, prod"),
+        ({"tags": {"owner": "me"}}, {}, "mirage:tags: missing required tag(s) cost-center"),
+        ({"cluster": "existing"}, {}, "mirage:kubeconfig: required"),
+        ({"environment": "prod", "publicEndpoint": True}, {}, "mirage:publicEndpoint"),
+        ({"publicAccessCidrs": ["0.0.0.0/0"]}, {}, "not a narrow CIDR"),
+        ({"publicAccessCidrs": []}, {}, "mirage:publicAccessCidrs: required"),
+        ({"dataStores": {"cassandra": True}}, {}, "unknown store(s) cassandra"),
+        ({"dataStores": {"redis": "maybe"}}, {}, "mirage:redis: must be true or false"),
+        ({"environment": "prod", "vaultMode": "dev", "publicEndpoint": False}, {}, "not in prod"),
+        ({"vaultMode": "existing"}, {}, "mirage:vaultAddress: required"),
+        ({"cluster": "existing", "vaultMode": "helm"}, {"kubeconfig": "k"}, "needs cluster: eks"),
+        (
+            {"environment": "prod", "availabilityZones": 1, "publicEndpoint": False},
+            {},
+            "at least 2",
+        ),
+        ({"availabilityZones": "two"}, {}, "mirage:availabilityZones: must be a whole number"),
+        ({"vpcCidr": "10.0.0.0/8"}, {}, "mirage:vpcCidr: must be a /16"),
+        ({"tenants": ["Team_A"]}, {}, "mirage:tenants[0].name: must be a namespace name"),
+        ({"tenants": ["a", "a"]}, {}, "mirage:tenants[1].name: duplicate tenant"),
+        ({"tenants": [{"name": "a", "databaseRoles": ["readonly"]}]}, {}, "databaseRoles"),
+        (
+            {"nodeGroups": [{"name": "x", "minSize": 3, "desiredSize": 1}]},
+            {},
+            "minSize <= desiredSize",
+        ),
+        ({"chartVersions": {"nginx": "1"}}, {}, "mirage:chartVersions: unknown chart"),
+    ],
+)
+def test_bad_settings_name_the_key(
+    raw: dict[str, Any], secrets: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse({**BASE, **raw}, secrets={"vaultToken": "t", **secrets})
+    assert message in str(caught.value)
+
+
+def test_secrets_never_reach_settings_repr() -> None:
+    settings = parse(
+        {**BASE, "cluster": "existing"}, secrets={"vaultToken": "s3cr3t", "kubeconfig": "k0nf"}
+    )
+    assert "s3cr3t" not in repr(settings) and "k0nf" not in repr(settings)
