@@ -13,7 +13,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
-from stacks.components.common import child, named
+from stacks.components.common import child, logs_key_policy, named
 from stacks.settings import NodeGroup
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -161,11 +161,24 @@ class Cluster(pulumi.ComponentResource):
             target_key_id=key.key_id,
             opts=child(self),
         )
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        logs_key = aws.kms.Key(
+            f"{name}-control-plane-logs",
+            description=f"{name}: EKS control-plane log encryption",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.all(identity.account_id, region.region).apply(
+                lambda a: logs_key_policy(account=a[0], region=a[1])
+            ),
+            tags=named(tags, f"{name}-control-plane-logs"),
+            opts=child(self),
+        )
         logs = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
             # EKS writes to exactly this name; creating it first sets retention and encryption.
             name=f"/aws/eks/{name}-{pulumi.get_stack()}/cluster",
             retention_in_days=90,
+            kms_key_id=logs_key.arn,
             tags=named(tags, f"{name}-control-plane"),
             opts=child(self),
         )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from stacks.components.common import child, named
+from stacks.components.common import child, logs_key_policy, named
 
 
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -223,41 +223,3 @@ class Network(pulumi.ComponentResource):
             tags=named(tags, f"{name}-flow-logs"),
             opts=child(self),
         )
-
-
-def logs_key_policy(*, account: str, region: str) -> str:
-    """Key policy of a KMS key that encrypts CloudWatch log groups of ``account``."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "CloudWatchLogsEncrypt",
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                    "Action": [
-                        "kms:Encrypt*",
-                        "kms:Decrypt*",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:Describe*",
-                    ],
-                    "Resource": "*",
-                    "Condition": {
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": (
-                                f"arn:aws:logs:{region}:{account}:log-group:*"
-                            )
-                        }
-                    },
-                },
-            ],
-        }
-    )
