@@ -394,3 +394,21 @@ def test_login_with_an_emulated_serviceaccount_token(referee: Referee) -> None:
     client = referee.bao.client("")
     answer = client.auth.kubernetes.login(role=tenancy.vault_role(A), jwt=jwt)
     assert answer["auth"]["policies"] == [tenancy.vault_policy_name(A)]
+
+
+def test_the_grants_the_contract_avoids_would_let_a_touch_b_leases(referee: Referee) -> None:
+    """Why the contract's policy looks as it does: Vault's ``default`` policy renews any
+    lease by body, and ``sys/leases/revoke`` (the sandbox's former grant) revokes any."""
+    root = referee.bao.client()
+    root.sys.create_or_update_policy(
+        name="former-tenant-a",
+        policy=tenancy.tenant_policy_hcl(A)
+        + 'path "sys/leases/revoke" { capabilities = ["update"] }',
+    )
+    former = referee.bao.client(
+        root.auth.token.create(policies=["former-tenant-a"])["auth"]["client_token"]  # + default
+    )
+    theirs = creds(referee, B, "team-b.readonly")["lease_id"]
+    assert status(lambda: former.sys.renew_lease(theirs)) == 200
+    assert status(lambda: former.sys.revoke_lease(theirs)) == 200
+    assert status(lambda: root.sys.read_lease(theirs)) == 400  # B's lease is gone
