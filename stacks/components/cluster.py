@@ -5,7 +5,6 @@ Built from ``pulumi_aws`` resources rather than the ``pulumi_eks`` component (AD
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -13,20 +12,11 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
-from stacks.components.common import child, logs_key_policy, named
+from stacks.components.common import child, kms_key, named, policy_document, service_role
 from stacks.settings import NodeGroup
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 ADDONS = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver")
-
-
-def _assume(principal: Mapping[str, str]) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}],
-        }
-    )
 
 
 def kubeconfig(*, name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -72,22 +62,17 @@ def irsa_assume_policy(*, provider_arn: str, issuer: str, subjects: Sequence[str
     """Trust policy letting ServiceAccounts (``namespace:name``) assume a role through the
     cluster's OIDC provider (IRSA), with the STS audience."""
     host = issuer.removeprefix("https://")
-    return json.dumps(
+    return policy_document(
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{host}:aud": "sts.amazonaws.com",
-                            f"{host}:sub": [f"system:serviceaccount:{s}" for s in subjects],
-                        }
-                    },
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {
+                    f"{host}:aud": "sts.amazonaws.com",
+                    f"{host}:sub": [f"system:serviceaccount:{s}" for s in subjects],
                 }
-            ],
+            },
         }
     )
 
@@ -147,32 +132,20 @@ class Cluster(pulumi.ComponentResource):
         tags: Mapping[str, str],
     ) -> pulumi.Output[str]:
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        key = aws.kms.Key(
-            f"{name}-secrets",
-            description=f"{name}: envelope encryption of Kubernetes Secrets and node volumes",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=named(tags, f"{name}-secrets"),
-            opts=child(self),
-        )
+        key = kms_key(
+            self, f"{name}-secrets", tags=tags,
+            purpose=f"{name}: envelope encryption of Kubernetes Secrets and node volumes",
+        )  # fmt: skip
         aws.kms.Alias(
             f"{name}-secrets",
             name=f"alias/{name}-{pulumi.get_stack()}-secrets",
             target_key_id=key.key_id,
             opts=child(self),
         )
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        logs_key = aws.kms.Key(
-            f"{name}-control-plane-logs",
-            description=f"{name}: EKS control-plane log encryption",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=pulumi.Output.all(identity.account_id, region.region).apply(
-                lambda a: logs_key_policy(account=a[0], region=a[1])
-            ),
-            tags=named(tags, f"{name}-control-plane-logs"),
-            opts=child(self),
-        )
+        logs_key = kms_key(
+            self, f"{name}-control-plane-logs", tags=tags, for_logs=True,
+            purpose=f"{name}: EKS control-plane log encryption",
+        )  # fmt: skip
         logs = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
             # EKS writes to exactly this name; creating it first sets retention and encryption.
@@ -182,21 +155,10 @@ class Cluster(pulumi.ComponentResource):
             tags=named(tags, f"{name}-control-plane"),
             opts=child(self),
         )
-        role = aws.iam.Role(
-            f"{name}-cluster",
-            assume_role_policy=_assume({"Service": "eks.amazonaws.com"}),
-            tags=named(tags, f"{name}-cluster"),
-            opts=child(self),
-        )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-cluster-{policy}",
-                role=role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=child(self),
-            )
-            for policy in ("AmazonEKSClusterPolicy",)
-        ]
+        role, attachments = service_role(
+            self, f"{name}-cluster", service="eks.amazonaws.com",
+            managed_policies=("AmazonEKSClusterPolicy",), tags=tags,
+        )  # fmt: skip
         cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=f"{name}-{pulumi.get_stack()}",
@@ -259,25 +221,15 @@ class Cluster(pulumi.ComponentResource):
         key: aws.kms.Key,
         tags: Mapping[str, str],
     ) -> list[aws.eks.NodeGroup]:
-        role = aws.iam.Role(
-            f"{name}-nodes",
-            assume_role_policy=_assume({"Service": "ec2.amazonaws.com"}),
-            tags=named(tags, f"{name}-nodes"),
-            opts=child(self),
-        )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-nodes-{policy}",
-                role=role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=child(self),
-            )
-            for policy in (
+        role, attachments = service_role(
+            self, f"{name}-nodes", service="ec2.amazonaws.com",
+            managed_policies=(
                 "AmazonEKSWorkerNodePolicy",
                 "AmazonEKS_CNI_Policy",
                 "AmazonEC2ContainerRegistryReadOnly",
-            )
-        ]
+            ),
+            tags=tags,
+        )  # fmt: skip
         made = []
         for group in groups:
             template = aws.ec2.LaunchTemplate(

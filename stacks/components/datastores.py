@@ -5,15 +5,17 @@ protection and ``protect`` in prod; passwords from ``pulumi_random``, kept as se
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from stacks.components.common import child, named
+from stacks.components.common import child, kms_key, named, policy_document
+
+T = TypeVar("T", aws.rds.SubnetGroup, aws.docdb.SubnetGroup, aws.elasticache.SubnetGroup)
 
 PORTS: Mapping[str, int] = {
     "postgres": 5432,
@@ -85,14 +87,10 @@ class DataStores(pulumi.ComponentResource):
         if not stores:
             self.register_outputs({"endpoints": {}})
             return
-        self._key = aws.kms.Key(
-            f"{name}-data",
-            description=f"{name}: encryption at rest of the data stores",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=named(tags, f"{name}-data"),
-            opts=child(self),
-        )
+        self._key = kms_key(
+            self, f"{name}-data", purpose=f"{name}: encryption at rest of the data stores",
+            tags=tags,
+        )  # fmt: skip
         groups = {
             store: aws.ec2.SecurityGroup(
                 f"{name}-{store}",
@@ -129,6 +127,11 @@ class DataStores(pulumi.ComponentResource):
         # In prod a data store cannot be deleted by a `pulumi up` or `destroy` by mistake.
         return child(self, protect=self._prod, **kwargs)
 
+    def _subnet_group(self, kind: type[T], store: str) -> T:
+        # The store's subnet group: the private subnets.
+        name = f"{self._name}-{store}"
+        return kind(name, subnet_ids=self._subnets, tags=named(self._tags, name), opts=child(self))
+
     def _password(self, store: str, *, special: bool = False) -> pulumi.Output[str]:
         password = random.RandomPassword(
             f"{self._name}-{store}",
@@ -140,12 +143,7 @@ class DataStores(pulumi.ComponentResource):
 
     def _postgres(self, sizing: Sizing, group: aws.ec2.SecurityGroup) -> None:
         name, tags = self._name, self._tags
-        subnets = aws.rds.SubnetGroup(
-            f"{name}-postgres",
-            subnet_ids=self._subnets,
-            tags=named(tags, f"{name}-postgres"),
-            opts=child(self),
-        )
+        subnets = self._subnet_group(aws.rds.SubnetGroup, "postgres")
         parameters = aws.rds.ParameterGroup(
             f"{name}-postgres",
             family="postgres17",
@@ -188,12 +186,7 @@ class DataStores(pulumi.ComponentResource):
 
     def _mongodb(self, sizing: Sizing, group: aws.ec2.SecurityGroup) -> None:
         name, tags = self._name, self._tags
-        subnets = aws.docdb.SubnetGroup(
-            f"{name}-mongodb",
-            subnet_ids=self._subnets,
-            tags=named(tags, f"{name}-mongodb"),
-            opts=child(self),
-        )
+        subnets = self._subnet_group(aws.docdb.SubnetGroup, "mongodb")
         parameters = aws.docdb.ClusterParameterGroup(
             f"{name}-mongodb",
             family="docdb5.0",
@@ -234,12 +227,7 @@ class DataStores(pulumi.ComponentResource):
 
     def _redis(self, sizing: Sizing, group: aws.ec2.SecurityGroup) -> None:
         name, tags = self._name, self._tags
-        subnets = aws.elasticache.SubnetGroup(
-            f"{name}-redis",
-            subnet_ids=self._subnets,
-            tags=named(tags, f"{name}-redis"),
-            opts=child(self),
-        )
+        subnets = self._subnet_group(aws.elasticache.SubnetGroup, "redis")
         redis = aws.elasticache.ReplicationGroup(
             f"{name}-redis",
             description=f"{name}: Redis",
@@ -333,17 +321,12 @@ class DataStores(pulumi.ComponentResource):
             },
             # Inside the VPC and behind fine-grained access control: the domain policy may name
             # every principal, the security group and the internal users do the gating.
-            access_policies=json.dumps(
+            access_policies=policy_document(
                 {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"AWS": "*"},
-                            "Action": "es:ESHttp*",
-                            "Resource": "*",
-                        }
-                    ],
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": "es:ESHttp*",
+                    "Resource": "*",
                 }
             ),
             tags=named(tags, f"{name}-opensearch"),

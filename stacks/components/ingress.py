@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.components.common import child
+from stacks.components.common import child, helm_release
 
 NAMESPACE = "traefik"
 REPOSITORY = "https://traefik.github.io/charts"
@@ -56,16 +56,15 @@ class Ingress(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": NAMESPACE}, opts=child(self)
         )
-        k8s.helm.v3.Release(
+        helm_release(
+            self,
             f"{name}-traefik",
-            name="traefik",
+            release="traefik",
             namespace=namespace.metadata["name"],
             chart="traefik",
             version=chart_version,
-            repository_opts={"repo": REPOSITORY},
+            repository=REPOSITORY,
             values=traefik_values(ingress_class=ingress_class, cloud=cloud, prod=prod),
-            atomic=True,
-            opts=child(self),
         )
         self.ingress_class = pulumi.Output.from_input(ingress_class)
         self.namespace = namespace.metadata["name"]

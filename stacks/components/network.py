@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping
 
 import pulumi
 import pulumi_aws as aws
 
-from stacks.components.common import child, logs_key_policy, named
+from stacks.components.common import child, kms_key, named, policy_document, service_role
 
 
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -153,19 +152,10 @@ class Network(pulumi.ComponentResource):
     def _flow_logs(
         self, name: str, vpc: aws.ec2.Vpc, retention_days: int, tags: Mapping[str, str]
     ) -> None:
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        key = aws.kms.Key(
-            f"{name}-flow-logs",
-            description=f"{name}: VPC flow log encryption",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=pulumi.Output.all(identity.account_id, region.region).apply(
-                lambda args: logs_key_policy(account=args[0], region=args[1])
-            ),
-            tags=named(tags, f"{name}-flow-logs"),
-            opts=child(self),
-        )
+        key = kms_key(
+            self, f"{name}-flow-logs", purpose=f"{name}: VPC flow log encryption", tags=tags,
+            for_logs=True,
+        )  # fmt: skip
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=retention_days,
@@ -173,41 +163,23 @@ class Network(pulumi.ComponentResource):
             tags=named(tags, f"{name}-flow-logs"),
             opts=child(self),
         )
-        role = aws.iam.Role(
-            f"{name}-flow-logs",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-            tags=named(tags, f"{name}-flow-logs"),
-            opts=child(self),
-        )
+        role, _ = service_role(
+            self, f"{name}-flow-logs", service="vpc-flow-logs.amazonaws.com",
+            managed_policies=(), tags=tags,
+        )  # fmt: skip
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
             policy=group.arn.apply(
-                lambda arn: json.dumps(
+                lambda arn: policy_document(
                     {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    "logs:CreateLogStream",
-                                    "logs:PutLogEvents",
-                                    "logs:DescribeLogStreams",
-                                ],
-                                "Resource": [arn, f"{arn}:*"],
-                            }
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams",
                         ],
+                        "Resource": [arn, f"{arn}:*"],
                     }
                 )
             ),

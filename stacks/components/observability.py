@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from stacks.components.common import child
+from stacks.components.common import child, helm_release
 
 MONITORING_NAMESPACE = "monitoring"
 LOGGING_NAMESPACE = "logging"
@@ -177,13 +177,14 @@ class Observability(pulumi.ComponentResource):
             string_data={"admin-user": "admin", "admin-password": self.grafana_password},
             opts=child(self),
         )
-        k8s.helm.v3.Release(
+        helm_release(
+            self,
             f"{name}-prometheus",
-            name=PROMETHEUS_RELEASE,
+            release=PROMETHEUS_RELEASE,
             namespace=namespace.metadata["name"],
             chart="kube-prometheus-stack",
             version=charts["kube_prometheus_stack"],
-            repository_opts={"repo": PROMETHEUS_REPOSITORY},
+            repository=PROMETHEUS_REPOSITORY,
             values=prometheus_values(
                 monitoring_labels=monitoring_labels,
                 dashboard_labels=dashboard_labels,
@@ -191,8 +192,7 @@ class Observability(pulumi.ComponentResource):
                 ingress_class=ingress_class,
                 prod=prod,
             ),
-            atomic=True,
-            opts=child(self, depends_on=[admin]),
+            depends_on=[admin],
         )
         self.prometheus_namespace = namespace.metadata["name"]
         self.grafana_url = pulumi.Output.from_input(
@@ -237,21 +237,21 @@ class Observability(pulumi.ComponentResource):
             },
             opts=child(self),
         )
-        k8s.helm.v3.Release(
+        helm_release(
+            self,
             f"{name}-fluent-bit",
-            name="fluent-bit",
+            release="fluent-bit",
             namespace=namespace.metadata["name"],
             chart="fluent-bit",
             version=charts["fluent_bit"],
-            repository_opts={"repo": FLUENT_REPOSITORY},
+            repository=FLUENT_REPOSITORY,
             values={
                 "config": pulumi.Output.from_input(endpoint).apply(
                     lambda h: fluent_bit_config(host=h)
                 ),
                 "envFrom": [{"secretRef": {"name": "opensearch-credentials"}}],
             },
-            atomic=True,
-            opts=child(self, depends_on=[credentials]),
+            depends_on=[credentials],
         )
         dashboards: dict[str, object] = {
             "opensearchHosts": pulumi.Output.concat("https://", endpoint),
@@ -267,16 +267,15 @@ class Observability(pulumi.ComponentResource):
                     }
                 ],
             }
-        k8s.helm.v3.Release(
+        helm_release(
+            self,
             f"{name}-opensearch-dashboards",
-            name="opensearch-dashboards",
+            release="opensearch-dashboards",
             namespace=namespace.metadata["name"],
             chart="opensearch-dashboards",
             version=charts["opensearch_dashboards"],
-            repository_opts={"repo": OPENSEARCH_REPOSITORY},
+            repository=OPENSEARCH_REPOSITORY,
             values=dashboards,
-            atomic=True,
-            opts=child(self),
         )
         self.opensearch_dashboards_url = pulumi.Output.from_input(
             f"https://{dashboards_host}"

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mirage_operator import tenancy
-from stacks.components.common import child
+from stacks.components.common import child, helm_release
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "mirage-operator"
 NAMESPACE = "mirage-system"
@@ -79,14 +79,13 @@ class MirageOperator(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": NAMESPACE}, opts=child(self)
         )
-        release = k8s.helm.v3.Release(
+        release = helm_release(
+            self,
             f"{name}-release",
-            name=RELEASE,
+            release=RELEASE,
             namespace=namespace.metadata["name"],
             chart=str(CHART),
             values=dict(values),
-            atomic=True,
-            opts=child(self),
         )
         self.namespace = namespace.metadata["name"]
         self.release = release.name.apply(lambda n: n or RELEASE)

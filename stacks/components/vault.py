@@ -6,7 +6,6 @@ connected to RDS with a read-write and a read-only role per tenant."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import pulumi_vault as vault
 
 from mirage_operator import tenancy
 from stacks.components.cluster import irsa_assume_policy
-from stacks.components.common import child, named
+from stacks.components.common import child, helm_release, kms_key, named, policy_document
 
 NAMESPACE = "vault"
 RELEASE = "vault"
@@ -285,14 +284,10 @@ class Vault(pulumi.ComponentResource):
         if mode == "dev":
             values = server_values(mode="dev", replicas=1, root_token=root_token)
         else:
-            key = aws.kms.Key(
-                f"{name}-unseal",
-                description=f"{name}: Vault auto-unseal",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
-                tags=named(tags, f"{name}-unseal"),
-                opts=child(self, protect=prod),
-            )
+            key = kms_key(
+                self, f"{name}-unseal", purpose=f"{name}: Vault auto-unseal", tags=tags,
+                protect=prod,
+            )  # fmt: skip
             role = aws.iam.Role(
                 f"{name}-unseal",
                 assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
@@ -307,16 +302,11 @@ class Vault(pulumi.ComponentResource):
                 f"{name}-unseal",
                 role=role.id,
                 policy=key.arn.apply(
-                    lambda arn: json.dumps(
+                    lambda arn: policy_document(
                         {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
-                                    "Resource": arn,
-                                }
-                            ],
+                            "Effect": "Allow",
+                            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
+                            "Resource": arn,
                         }
                     )
                 ),
@@ -330,17 +320,10 @@ class Vault(pulumi.ComponentResource):
                 region=region.region,
                 role_arn=role.arn,
             )
-        return k8s.helm.v3.Release(
-            f"{name}-server",
-            name=RELEASE,
-            namespace=namespace.metadata["name"],
-            chart="vault",
-            version=chart_version,
-            repository_opts={"repo": CHART_REPOSITORY},
-            values=values,
-            atomic=True,
-            opts=child(self),
-        )
+        return helm_release(
+            self, f"{name}-server", release=RELEASE, namespace=namespace.metadata["name"],
+            chart="vault", version=chart_version, repository=CHART_REPOSITORY, values=values,
+        )  # fmt: skip
 
     def _database(
         self,
