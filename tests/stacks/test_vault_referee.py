@@ -132,10 +132,9 @@ class Referee:
 
 
 @pytest.fixture(scope="module")
-def referee(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Referee]:
+def referee() -> Iterator[Referee]:
     stack = built("dev")
-    directory = tmp_path_factory.mktemp("referee")
-    ca = _dummy_ca(directory)
+    ca = _any_ca()
     with (
         postgres(user=POSTGRES_ADMIN) as db,
         openbao() as bao,
@@ -149,22 +148,14 @@ def referee(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Referee]:
         yield Referee(stack, bao, db, api)
 
 
-def _dummy_ca(directory: Path) -> str:
-    # OpenBao wants a CA with disable_local_ca_jwt; the emulated API speaks plain HTTP.
-    import subprocess
+def _any_ca() -> str:
+    # OpenBao wants a CA with disable_local_ca_jwt; the emulated API speaks plain HTTP, so any
+    # well-formed certificate does: the first of certifi's bundle (a requests dependency).
+    import certifi
 
-    from tests.conftest import require_tool
-
-    subprocess.run(
-        [
-            require_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-            "-days", "1", "-subj", "/CN=emulated-apiserver",
-            "-keyout", str(directory / "ca.key"), "-out", str(directory / "ca.crt"),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return (directory / "ca.crt").read_text()
+    bundle = Path(certifi.where()).read_text()
+    end = "-----END CERTIFICATE-----"
+    return bundle[bundle.index("-----BEGIN CERTIFICATE-----") : bundle.index(end) + len(end)] + "\n"
 
 
 # (namespace, engine, mount, path): whether Vault policy and the operator's check allow it.
