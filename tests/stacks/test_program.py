@@ -3,9 +3,11 @@ for (and no others), their wiring, the invariants on every resource, the stack o
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+import yaml
 
 from mirage_operator import tenancy
 from stacks.policy.policies import taggable
@@ -310,3 +312,24 @@ def test_secrets_never_reach_settings_repr() -> None:
         {**BASE, "cluster": "existing"}, secrets={"vaultToken": "s3cr3t", "kubeconfig": "k0nf"}
     )
     assert "s3cr3t" not in repr(settings) and "k0nf" not in repr(settings)
+
+
+def test_pulumi_yaml_documents_exactly_the_keys_the_program_reads() -> None:
+    from stacks.settings import OBJECT_KEYS, SECRET_KEYS, STRING_KEYS
+    from tests.stacks.harness import ROOT
+
+    text = (ROOT / "Pulumi.yaml").read_text()
+    documented = set(re.findall(r"^#   (\w+) ", text, flags=re.M))
+    assert documented == {*STRING_KEYS, *OBJECT_KEYS, *SECRET_KEYS}
+    project = yaml.safe_load(text)
+    assert project["runtime"]["name"] == "python" and project["main"] == "stacks/"
+    assert (ROOT / project["main"] / "__main__.py").exists()
+
+
+@pytest.mark.parametrize("name", ["dev", "prod", "local"])
+def test_stack_files_use_only_known_keys(name: str) -> None:
+    from stacks.settings import OBJECT_KEYS, SECRET_KEYS, STRING_KEYS
+
+    keys = {k.split(":", 1)[1] for k in stack_config(name) if k.startswith("mirage:")}
+    assert keys <= {*STRING_KEYS, *OBJECT_KEYS, *SECRET_KEYS}
+    assert {k.split(":", 1)[0] for k in stack_config(name)} <= {"mirage", "aws"}
