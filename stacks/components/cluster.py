@@ -16,6 +16,8 @@ from stacks.components.common import child, kms_key, named, policy_document, ser
 from stacks.settings import NodeGroup
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+ENCRYPTED_STORAGE_CLASS = "gp3-encrypted"
+"""The cluster's default StorageClass on EKS: gp3 volumes encrypted with the cluster's key."""
 ADDONS = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver")
 
 
@@ -89,6 +91,8 @@ class Cluster(pulumi.ComponentResource):
 
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    _volume_key: aws.kms.Key | None = None
+    _addon_resources: list[pulumi.Resource]
     name: pulumi.Output[str] | None = None
     security_group_id: pulumi.Output[str] | None = None
     oidc_provider_arn: pulumi.Output[str] | None = None
@@ -107,6 +111,7 @@ class Cluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mirage:cluster:Cluster", name, None, opts)
+        self._addon_resources = []
         if existing_kubeconfig is not None:
             self.kubeconfig = pulumi.Output.secret(existing_kubeconfig)
         else:
@@ -120,7 +125,29 @@ class Cluster(pulumi.ComponentResource):
             delete_unreachable=False,
             opts=child(self),
         )
+        if self._volume_key is not None:
+            self._storage_classes(name, self._volume_key)
         self.register_outputs({"kubeconfig": self.kubeconfig})
+
+    def _storage_classes(self, name: str, key: aws.kms.Key) -> None:
+        # EKS's default gp2 class makes unencrypted volumes: a KMS-encrypted gp3 class becomes
+        # the default (Prometheus, Alertmanager and Vault claim volumes without a class).
+        options = child(self, provider=self.provider, depends_on=self._addon_resources)
+        default = "storageclass.kubernetes.io/is-default-class"
+        k8s.storage.v1.StorageClass(
+            f"{name}-gp3-encrypted",
+            metadata={"name": ENCRYPTED_STORAGE_CLASS, "annotations": {default: "true"}},
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true", "kmsKeyId": key.arn},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            opts=options,
+        )
+        k8s.storage.v1.StorageClassPatch(
+            f"{name}-gp2-not-default",
+            metadata={"name": "gp2", "annotations": {default: "false"}},
+            opts=options,
+        )
 
     def _eks(
         self,
@@ -188,7 +215,8 @@ class Cluster(pulumi.ComponentResource):
             opts=child(self),
         )
         nodes = self._node_groups(name, cluster, subnet_ids, node_groups, key, tags)
-        self._addons(name, cluster, oidc, issuer, nodes, tags)
+        self._addons(name, cluster, oidc, issuer, nodes, key, tags)
+        self._volume_key = key
         self.name = cluster.name
         self.security_group_id = cluster.vpc_config.apply(
             lambda c: (
@@ -293,6 +321,7 @@ class Cluster(pulumi.ComponentResource):
         oidc: aws.iam.OpenIdConnectProvider,
         issuer: pulumi.Output[str],
         nodes: Sequence[aws.eks.NodeGroup],
+        key: aws.kms.Key,
         tags: Mapping[str, str],
     ) -> None:
         ebs_role = aws.iam.Role(
@@ -311,13 +340,41 @@ class Cluster(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
             opts=child(self),
         )
+        # The managed policy covers AWS-managed keys only; volumes use the cluster's own key.
+        aws.iam.RolePolicy(
+            f"{name}-ebs-csi-kms",
+            role=ebs_role.id,
+            policy=key.arn.apply(
+                lambda arn: policy_document(
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "kms:CreateGrant",
+                            "kms:ListGrants",
+                            "kms:RevokeGrant",
+                            "kms:Encrypt",
+                            "kms:Decrypt",
+                            "kms:ReEncrypt*",
+                            "kms:GenerateDataKey*",
+                            "kms:DescribeKey",
+                        ],
+                        "Resource": arn,
+                    }
+                )
+            ),
+            opts=child(self),
+        )
         for addon in ADDONS:
-            aws.eks.Addon(
-                f"{name}-{addon}",
-                cluster_name=cluster.name,
-                addon_name=addon,
-                resolve_conflicts_on_update="OVERWRITE",
-                service_account_role_arn=ebs_role.arn if addon == "aws-ebs-csi-driver" else None,
-                tags=named(tags, f"{name}-{addon}"),
-                opts=child(self, depends_on=list(nodes)),
+            self._addon_resources.append(
+                aws.eks.Addon(
+                    f"{name}-{addon}",
+                    cluster_name=cluster.name,
+                    addon_name=addon,
+                    resolve_conflicts_on_update="OVERWRITE",
+                    service_account_role_arn=ebs_role.arn
+                    if addon == "aws-ebs-csi-driver"
+                    else None,
+                    tags=named(tags, f"{name}-{addon}"),
+                    opts=child(self, depends_on=list(nodes)),
+                )
             )

@@ -96,6 +96,11 @@ def no_unencrypted_storage(kind: str, props: Mapping[str, Any], report: Report) 
     for field, ok in checks.get(kind, ()):
         if not ok(props):
             report(f"{kind}: {field} must be set (encryption)")
+    if kind == "kubernetes:storage.k8s.io/v1:StorageClass":
+        ebs = props.get("provisioner") in {"ebs.csi.aws.com", "kubernetes.io/aws-ebs"}
+        encrypted = str((props.get("parameters") or {}).get("encrypted")).lower() == "true"
+        if ebs and not encrypted:
+            report(f"{kind}: EBS volumes of this class must be encrypted (parameters.encrypted)")
     if kind == "aws:ec2/launchTemplate:LaunchTemplate":
         for device in props.get("blockDeviceMappings") or ():
             if str((device.get("ebs") or {}).get("encrypted")).lower() != "true":

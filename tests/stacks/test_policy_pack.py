@@ -121,6 +121,13 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         "/dev/xvda must be encrypted",
     ),
     (
+        "no-unencrypted-storage",
+        "kubernetes:storage.k8s.io/v1:StorageClass",
+        {"provisioner": "ebs.csi.aws.com", "parameters": {"encrypted": "true"}},
+        {"provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3"}},
+        "parameters.encrypted",
+    ),
+    (
         "prod-protection",
         "aws:rds/instance:Instance",
         {"tags": PROD, "multiAz": True, "deletionProtection": True},

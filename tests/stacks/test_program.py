@@ -157,6 +157,21 @@ def test_eks_endpoint_private_in_prod_and_secrets_encrypted(dev: Built, prod: Bu
         assert template.inputs["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
 
 
+def test_default_storage_class_is_encrypted_on_eks(dev: Built, local: Built) -> None:
+    [gp3] = dev.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
+    assert gp3.inputs["parameters"]["encrypted"] == "true" and gp3.inputs["parameters"]["kmsKeyId"]
+    assert (
+        gp3.inputs["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"]
+        == "true"
+    )
+    [gp2] = dev.of_type("kubernetes:storage.k8s.io/v1:StorageClassPatch")
+    assert (
+        gp2.inputs["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"]
+        == "false"
+    )
+    assert not local.of_type("kubernetes:storage.k8s.io/v1:StorageClass")  # the cluster's own
+
+
 def test_kms_keys_rotate(stack: Built) -> None:
     for key in stack.of_type("aws:kms/key:Key"):
         assert key.inputs["enableKeyRotation"] is True, key.name

@@ -29,6 +29,7 @@ KINDS = {
     "kubernetes:core/v1:LimitRange": ("v1", "LimitRange"),
     "kubernetes:core/v1:Secret": ("v1", "Secret"),
     "kubernetes:networking.k8s.io/v1:NetworkPolicy": ("networking.k8s.io/v1", "NetworkPolicy"),
+    "kubernetes:storage.k8s.io/v1:StorageClass": ("storage.k8s.io/v1", "StorageClass"),
 }
 
 
