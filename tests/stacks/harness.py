@@ -9,6 +9,7 @@ a few computed attributes that real providers would return.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -158,6 +159,10 @@ def build(
     values = {**stack_config(stack), **(overrides or {})}
     values = {k: v for k, v in values.items() if v is not None}
     values.update(secrets)
+    # Pulumi runs on the thread's current event loop; async tests before this one may have
+    # left none (pytest-asyncio): give the build its own, and take it away afterwards.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(_as_config(values), list(secrets))
@@ -183,6 +188,8 @@ def build(
         _sync_await(run_pulumi_func(lambda: _sync_await(settle())))
     finally:
         pulumi.export = original_export
+        asyncio.set_event_loop(None)
+        loop.close()
     by_urn = monitor.get_registered_resources()  # type: ignore[union-attr]
     chains = {
         urn.split("::")[-1] + "|" + urn.split("::")[2].split("$")[-1]: tuple(

@@ -441,6 +441,8 @@ async def test_revoke_lease(vault: EmulatedVault, client: VaultClient) -> None:
         "database/creds/team-a.app/xyz?lease_id=database/creds/team-b.app/abc",
         "database/creds/team-a.app/xyz#frag",
         "database/creds/team-a.application/xyz",
+        "database/creds/team-a.app/.hidden",
+        "database/creds/team-a.app/x%2F..%2Fy",
     ],
 )
 async def test_lease_of_another_role_is_refused(
