@@ -9,14 +9,16 @@ renewed nor revoked (by path or by body), and policies cannot be written. The op
 allowed-path check answers the same on the same case table, and the operator's Vault client
 renews and revokes its leases against OpenBao under the tenant policy.
 
-Tenant tokens: the emulated API server signs ServiceAccount tokens with HS256, which
-OpenBao's kubernetes auth does not accept (``test_login_with_an_emulated_serviceaccount_token``
-records the gap). The policy tests therefore use tokens created with exactly what the stack's
-role grants (its policies, no ``default`` policy, its TTLs).
+Tenants log in as the operator does: a ServiceAccount token requested from the emulated API
+server (TokenRequest, audience ``vault``), exchanged at OpenBao's kubernetes auth, which has
+the emulated API review it (TokenReview). OpenBao parses tokens with asymmetric algorithms
+only, so the emulated API signs them with RSA here (:class:`RS256Signer`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +27,8 @@ from typing import Any
 
 import hvac
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mirage_operator import tenancy
 from mirage_operator.api.vaultsecret import VaultSource
@@ -112,15 +116,66 @@ def role_of(stack: Built, namespace: str) -> Registered:
     return role
 
 
-def tenant_token(bao: OpenBao, stack: Built, namespace: str) -> str:
-    """A token with exactly what the stack's role for ``namespace`` grants."""
-    role = role_of(stack, namespace).inputs
-    answer = bao.client().auth.token.create(
-        policies=role["tokenPolicies"], no_default_policy=role["tokenNoDefaultPolicy"],
-        ttl=f"{int(role['tokenTtl'])}s", renewable=True,
-    )  # fmt: skip
-    token: str = answer["auth"]["client_token"]
-    return token
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class RS256Signer:
+    """The emulated API's token signer, re-signing its tokens with RSA (RS256) as a real API
+    server signs them: OpenBao's kubernetes auth parses tokens with asymmetric algorithms only
+    before it asks for a TokenReview. Claims, expiry and the review stay the emulator's."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._issued: dict[str, str] = {}  # our token -> the emulator's (only ours verify)
+
+    def issue(self, *args: Any, **kwargs: Any) -> tuple[str, int]:
+        token, expires = self._inner.issue(*args, **kwargs)
+        header, payload, _ = token.split(".")
+        header_json = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        signed = f"{_b64(json.dumps({**header_json, 'alg': 'RS256'}).encode())}.{payload}"
+        signature = self._key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+        ours = f"{signed}.{_b64(signature)}"
+        self._issued[ours] = token
+        return ours, expires
+
+    def verify(self, token: str, **kwargs: Any) -> dict[str, Any] | None:
+        inner = self._issued.get(token)
+        return None if inner is None else self._inner.verify(inner, **kwargs)
+
+
+def request_token(api_url: str, namespace: str, audience: str = tenancy.TOKEN_AUDIENCE) -> str:
+    """A token of the tenant ServiceAccount of ``namespace``, by TokenRequest."""
+    request = urllib.request.Request(
+        f"{api_url}/api/v1/namespaces/{namespace}/serviceaccounts/{tenancy.SERVICE_ACCOUNT}/token",
+        data=json.dumps(
+            {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"audiences": [audience], "expirationSeconds": 600},
+            }
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:
+        token: str = json.load(response)["status"]["token"]
+        return token
+
+
+def login(bao: OpenBao, jwt: str, role: str) -> dict[str, Any]:
+    """OpenBao's answer to a kubernetes auth login with ``jwt`` and ``role``."""
+    answer: dict[str, Any] = bao.client("").auth.kubernetes.login(
+        role=role, jwt=jwt, mount_point=tenancy.AUTH_MOUNT
+    )
+    return answer
+
+
+def tenant_client(bao: OpenBao, api_url: str, namespace: str) -> hvac.Client:
+    """A client logged in as ``namespace``'s tenant, as the operator logs in for it."""
+    answer = login(bao, request_token(api_url, namespace), tenancy.vault_role(namespace))
+    return bao.client(answer["auth"]["client_token"])
 
 
 class Referee:
@@ -128,7 +183,7 @@ class Referee:
 
     def __init__(self, stack: Built, bao: OpenBao, db: Postgres, api: Any) -> None:
         self.stack, self.bao, self.db, self.api = stack, bao, db, api
-        self.clients = {ns: bao.client(tenant_token(bao, stack, ns)) for ns in (A, B)}
+        self.clients = {ns: tenant_client(bao, api.url, ns) for ns in (A, B)}
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +195,18 @@ def referee() -> Iterator[Referee]:
         openbao() as bao,
         run_apiserver_in_thread() as api,
     ):
+        api.signer = RS256Signer(api.signer)
         replay(stack, bao, db, kubernetes_host=api.url, ca=ca)
         root = bao.client()
         for ns in (A, B):
+            api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {"name": tenancy.SERVICE_ACCOUNT, "namespace": ns},
+                }
+            )
             root.secrets.kv.v2.create_or_update_secret(f"{ns}/app", {"k": ns}, mount_point="secret")
             root.secrets.kv.v1.create_or_update_secret(f"{ns}/app", {"k": ns}, mount_point="kv")
         yield Referee(stack, bao, db, api)
@@ -216,7 +280,9 @@ def test_openbao_and_the_operator_agree_on_every_case(
 
 def test_tenant_reads_its_own_values(referee: Referee) -> None:
     client = referee.clients[A]
-    kv2 = client.secrets.kv.v2.read_secret_version("team-a/app", mount_point="secret")
+    kv2 = client.secrets.kv.v2.read_secret_version(
+        "team-a/app", mount_point="secret", raise_on_deleted_version=True
+    )
     assert kv2["data"]["data"] == {"k": A}
     assert client.secrets.kv.v1.read_secret("team-a/app", mount_point="kv")["data"] == {"k": A}
 
@@ -303,22 +369,16 @@ def test_tenant_cannot_write_policies_or_roles(referee: Referee) -> None:
 
 
 async def test_operator_client_renews_and_revokes_under_the_tenant_policy(referee: Referee) -> None:
-    """The operator's own lease calls (path forms) against OpenBao, with the tenant's token."""
-    token = tenant_token(referee.bao, referee.stack, A)
+    """The operator's own login and lease calls (path forms) against OpenBao: it logs in
+    with the tenant's ServiceAccount token from the emulated API."""
+    requested: list[tuple[str, str, str]] = []
 
-    class TenantTokenClient(VaultClient):
-        # Login is the known gap (see the module docstring): hand over the role's token.
-        async def _login(self, key: str) -> Any:
-            from mirage_operator.vault.client import _Token
-
-            client = self._hvac(token)
-            return _Token(client, "accessor", 3600.0, self._clock(), 3600.0, True)
-
-    async def no_token(*_: Any) -> str:
-        raise AssertionError("no ServiceAccount token is requested")
+    async def token_for(namespace: str, account: str, audience: str, _seconds: int) -> str:
+        requested.append((namespace, account, audience))
+        return await asyncio.to_thread(request_token, referee.api.url, namespace, audience)
 
     config = Config(vault_address=referee.bao.address, vault_retries=0)
-    client = TenantTokenClient(config, token_for=no_token)
+    client = VaultClient(config, token_for=token_for)
     source = VaultSource(engine="database", mount="database", path="team-a.readonly")
     try:
         read = await client.read(A, source)
@@ -336,9 +396,9 @@ async def test_operator_client_renews_and_revokes_under_the_tenant_policy(refere
                 A, VaultSource(engine="kv-v2", mount="secret", path="team-a/../team-b/app")
             )
         # Vault's own denial, for a path the operator's check was told to allow.
-        lax = TenantTokenClient(
+        lax = VaultClient(
             Config(vault_address=referee.bao.address, vault_retries=0, vault_allowed_paths=("*",)),
-            token_for=no_token,
+            token_for=token_for,
         )
         try:
             with pytest.raises(VaultPermissionDenied):
@@ -348,43 +408,24 @@ async def test_operator_client_renews_and_revokes_under_the_tenant_policy(refere
         stale = Lease(theirs, 60, 0)
         with pytest.raises(VaultPathNotAllowed):
             await client.renew_lease(A, source, stale)
+        assert set(requested) == {(A, tenancy.SERVICE_ACCOUNT, tenancy.TOKEN_AUDIENCE)}
     finally:
         await client.close()
 
 
-@pytest.mark.xfail(
-    reason="the emulated API server signs ServiceAccount tokens with HS256; OpenBao's "
-    "kubernetes auth accepts asymmetric signatures only (RS256/ES256), so it refuses them "
-    "before any TokenReview. Being fixed in the emulator (RS256 + JWKS).",
-    strict=False,
-)
 def test_login_with_an_emulated_serviceaccount_token(referee: Referee) -> None:
-    api = referee.api
-    api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": A}})
-    api.create(
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": tenancy.SERVICE_ACCOUNT, "namespace": A},
-        }
-    )
-    request = urllib.request.Request(
-        f"{api.url}/api/v1/namespaces/{A}/serviceaccounts/{tenancy.SERVICE_ACCOUNT}/token",
-        data=json.dumps(
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {"audiences": [tenancy.TOKEN_AUDIENCE], "expirationSeconds": 600},
-            }
-        ).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request) as response:
-        jwt = json.load(response)["status"]["token"]
-    client = referee.bao.client("")
-    answer = client.auth.kubernetes.login(role=tenancy.vault_role(A), jwt=jwt)
-    assert answer["auth"]["policies"] == [tenancy.vault_policy_name(A)]
+    """The role binds the tenant's ServiceAccount, its namespace and the audience ``vault``;
+    its token carries the tenant policy only, with the role's TTL."""
+    bao, url = referee.bao, referee.api.url
+    answer = login(bao, request_token(url, A), tenancy.vault_role(A))["auth"]
+    assert answer["policies"] == [tenancy.vault_policy_name(A)]
+    assert answer["metadata"]["service_account_namespace"] == A
+    declared = role_of(referee.stack, A).inputs
+    assert answer["lease_duration"] == int(declared["tokenTtl"])
+    assert status(lambda: login(bao, request_token(url, A), tenancy.vault_role(B))) == 403
+    wrong_audience = request_token(url, A, audience="https://kubernetes.default.svc")
+    assert status(lambda: login(bao, wrong_audience, tenancy.vault_role(A))) == 403
+    assert status(lambda: login(bao, "not-a-token", tenancy.vault_role(A))) in (400, 403)
 
 
 def test_the_grants_the_contract_avoids_would_let_a_touch_b_leases(referee: Referee) -> None:
