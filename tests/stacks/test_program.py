@@ -4,6 +4,7 @@ for (and no others), their wiring, the invariants on every resource, the stack o
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 
 from mirage_operator import tenancy
 from stacks.policy.policies import taggable
-from stacks.settings import REQUIRED_TAGS, SettingsError, parse
+from stacks.settings import REQUIRED_TAGS, Settings, SettingsError, parse
 from tests.stacks.conftest import SECRETS
 from tests.stacks.harness import Built, build, stack_config
 
@@ -348,3 +349,159 @@ def test_stack_files_use_only_known_keys(name: str) -> None:
     keys = {k.split(":", 1)[1] for k in stack_config(name) if k.startswith("mirage:")}
     assert keys <= {*STRING_KEYS, *OBJECT_KEYS, *SECRET_KEYS}
     assert {k.split(":", 1)[0] for k in stack_config(name)} <= {"mirage", "aws"}
+
+
+def _store_resources(store: str, prod: bool) -> Counter[str]:
+    # Each store: its security group and generated password, and its own resources.
+    own = {
+        "postgres": ["rds/instance:Instance", "rds/parameterGroup:ParameterGroup",
+                     "rds/subnetGroup:SubnetGroup"],
+        "mongodb": ["docdb/cluster:Cluster", "docdb/clusterParameterGroup:ClusterParameterGroup",
+                    "docdb/subnetGroup:SubnetGroup"]
+        + ["docdb/clusterInstance:ClusterInstance"] * (3 if prod else 1),
+        "redis": ["elasticache/replicationGroup:ReplicationGroup",
+                  "elasticache/subnetGroup:SubnetGroup"],
+        "rabbitmq": ["mq/broker:Broker"],
+        "opensearch": ["opensearch/domain:Domain"],
+    }[store]  # fmt: skip
+    return Counter(
+        [*(f"aws:{t}" for t in own), "aws:ec2/securityGroup:SecurityGroup",
+         "random:index/randomPassword:RandomPassword"]
+    )  # fmt: skip
+
+
+def expected_inventory(s: Settings) -> dict[str, Counter[str]]:
+    """What each component must register for ``s``, by type and count: no more, no less."""
+    cloud, zones, tenants = s.cloud, s.availability_zones, len(s.tenants)
+    nats = zones if s.prod else 1
+    k8s = "kubernetes:core/v1:"
+    inventory: dict[str, Counter[str]] = {
+        "mirage:cluster:Cluster": Counter({"pulumi:providers:kubernetes": 1}),
+        "mirage:ingress:Ingress": Counter(
+            {k8s + "Namespace": 1, "kubernetes:helm.sh/v3:Release": 1}
+        ),
+        "mirage:operator:MirageOperator": Counter(
+            {k8s + "Namespace": 1, "kubernetes:helm.sh/v3:Release": 1}
+        ),
+        "mirage:tenants:Tenants": Counter(
+            {
+                k8s + kind: tenants
+                for kind in ("Namespace", "ServiceAccount", "ResourceQuota", "LimitRange")
+            }
+            | {"kubernetes:networking.k8s.io/v1:NetworkPolicy": tenants}
+        ),
+    }
+    logging = cloud and "opensearch" in s.stores  # Fluent Bit and OpenSearch Dashboards
+    inventory["mirage:observability:Observability"] = Counter(
+        {
+            k8s + "Namespace": 1 + logging,
+            k8s + "Secret": 1 + logging,  # Grafana's admin, Fluent Bit's OpenSearch login
+            "kubernetes:helm.sh/v3:Release": 1 + 2 * logging,
+            "random:index/randomPassword:RandomPassword": 1,
+        }
+    )
+    database = cloud and "postgres" in s.stores
+    vault = Counter(
+        {
+            "pulumi:providers:vault": 1,
+            "vault:index/mount:Mount": 2 + database,
+            "vault:index/authBackend:AuthBackend": 1,
+            "vault:kubernetes/authBackendConfig:AuthBackendConfig": 1,
+            "vault:index/policy:Policy": tenants,
+            "vault:kubernetes/authBackendRole:AuthBackendRole": tenants,
+        }
+    )
+    if database:
+        vault["vault:database/secretBackendConnection:SecretBackendConnection"] = 1
+        vault["vault:database/secretBackendRole:SecretBackendRole"] = sum(
+            2 + len(t.database_roles) for t in s.tenants
+        )
+    if s.vault_mode in {"helm", "dev"}:
+        vault.update({k8s + "Namespace": 1, "kubernetes:helm.sh/v3:Release": 1})
+    if s.vault_mode == "helm":  # KMS auto-unseal through IRSA
+        vault.update(
+            {"aws:kms/key:Key": 1, "aws:iam/role:Role": 1, "aws:iam/rolePolicy:RolePolicy": 1}
+        )
+    if s.vault_mode == "dev" and s.vault_token is None:
+        vault["random:index/randomPassword:RandomPassword"] = 1
+    inventory["mirage:vault:Vault"] = vault
+    if not cloud:
+        return inventory
+    groups = len(s.node_groups)
+    inventory["mirage:network:Network"] = Counter(
+        {
+            "aws:ec2/vpc:Vpc": 1,
+            "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": 1,
+            "aws:ec2/subnet:Subnet": 2 * zones,
+            "aws:ec2/routeTableAssociation:RouteTableAssociation": 2 * zones,
+            "aws:ec2/internetGateway:InternetGateway": 1,
+            "aws:ec2/natGateway:NatGateway": nats,
+            "aws:ec2/eip:Eip": nats,
+            "aws:ec2/routeTable:RouteTable": 1 + zones,  # public, and private per zone
+            "aws:ec2/flowLog:FlowLog": 1,
+            "aws:cloudwatch/logGroup:LogGroup": 1,
+            "aws:iam/role:Role": 1,
+            "aws:iam/rolePolicy:RolePolicy": 1,
+            "aws:kms/key:Key": 1,
+        }
+    )
+    inventory["mirage:cluster:Cluster"] += Counter(
+        {
+            "aws:eks/cluster:Cluster": 1,
+            "aws:eks/nodeGroup:NodeGroup": groups,
+            "aws:ec2/launchTemplate:LaunchTemplate": groups,
+            "aws:eks/addon:Addon": 4,
+            "aws:iam/openIdConnectProvider:OpenIdConnectProvider": 1,
+            "aws:iam/role:Role": 3,  # cluster, nodes, EBS CSI (IRSA)
+            "aws:iam/rolePolicy:RolePolicy": 1,
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 5,
+            "aws:kms/key:Key": 2,  # Secrets envelope encryption, EBS volumes
+            "aws:kms/alias:Alias": 1,
+            "aws:cloudwatch/logGroup:LogGroup": 1,
+            "kubernetes:storage.k8s.io/v1:StorageClass": 1,
+            "kubernetes:storage.k8s.io/v1:StorageClassPatch": 1,
+        }
+    )
+    data: Counter[str] = Counter({"aws:kms/key:Key": 1} if s.stores else {})
+    for store in s.stores:
+        data += _store_resources(store, s.prod)
+    if data:
+        inventory["mirage:data:DataStores"] = data
+    return inventory
+
+
+def inventory(built: Built) -> dict[str, Counter[str]]:
+    found: dict[str, Counter[str]] = {}
+    for resource in built:
+        if not resource.type.startswith("mirage:"):
+            assert resource.component is not None, resource
+            found.setdefault(resource.component, Counter())[resource.type] += 1
+    return found
+
+
+def settings_of(values: dict[str, Any]) -> Settings:
+    raw = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("mirage:")}
+    secrets = {k.split(":", 1)[1]: v for k, v in SECRETS.items()}
+    return parse(raw, secrets=secrets)
+
+
+@pytest.mark.parametrize("name", ["dev", "prod", "local"])
+def test_each_component_registers_exactly_what_the_config_asks_for(name: str) -> None:
+    from tests.stacks.conftest import built
+
+    assert inventory(built(name)) == expected_inventory(settings_of(stack_config(name)))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"mirage:dataStores": {"postgres": False, "opensearch": False}},
+        {"mirage:dataStores": dict.fromkeys(STORE_TYPES, False)},
+        {"mirage:tenants": ["solo"], "mirage:availabilityZones": 2},
+    ],
+    ids=["no-postgres-no-opensearch", "no-stores", "one-tenant-two-zones"],
+)
+def test_switched_config_changes_exactly_what_it_names(overrides: dict[str, Any]) -> None:
+    values = {**stack_config("dev"), **overrides}
+    built = build("dev", overrides=overrides, secrets=SECRETS)
+    assert inventory(built) == expected_inventory(settings_of(values))
