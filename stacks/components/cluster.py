@@ -12,7 +12,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
-from stacks.components.common import child, kms_key, named, policy_document, service_role
+from stacks.components.common import allow, child, kms_key, named, policy_document, service_role
 from stacks.settings import NodeGroup
 
 CLUSTER_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -341,28 +341,21 @@ class Cluster(pulumi.ComponentResource):
             opts=child(self),
         )
         # The managed policy covers AWS-managed keys only; volumes use the cluster's own key.
-        aws.iam.RolePolicy(
+        allow(
+            self,
             f"{name}-ebs-csi-kms",
-            role=ebs_role.id,
-            policy=key.arn.apply(
-                lambda arn: policy_document(
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "kms:CreateGrant",
-                            "kms:ListGrants",
-                            "kms:RevokeGrant",
-                            "kms:Encrypt",
-                            "kms:Decrypt",
-                            "kms:ReEncrypt*",
-                            "kms:GenerateDataKey*",
-                            "kms:DescribeKey",
-                        ],
-                        "Resource": arn,
-                    }
-                )
-            ),
-            opts=child(self),
+            role=ebs_role,
+            actions=[
+                "kms:CreateGrant",
+                "kms:ListGrants",
+                "kms:RevokeGrant",
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+            ],
+            resources=[key.arn],
         )
         for addon in ADDONS:
             self._addon_resources.append(

@@ -133,6 +133,27 @@ def service_role(
     return role, attachments
 
 
+def allow(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    role: aws.iam.Role,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+) -> aws.iam.RolePolicy:
+    """An inline policy of ``role`` allowing ``actions`` on ``resources`` (and nothing else)."""
+    return aws.iam.RolePolicy(
+        name,
+        role=role.id,
+        policy=pulumi.Output.all(*resources).apply(
+            lambda arns: policy_document(
+                {"Effect": "Allow", "Action": list(actions), "Resource": list(arns)}
+            )
+        ),
+        opts=child(parent),
+    )
+
+
 def helm_release(
     parent: pulumi.Resource,
     name: str,

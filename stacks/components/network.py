@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from stacks.components.common import child, kms_key, named, policy_document, service_role
+from stacks.components.common import allow, child, kms_key, named, service_role
 
 
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -167,23 +167,12 @@ class Network(pulumi.ComponentResource):
             self, f"{name}-flow-logs", service="vpc-flow-logs.amazonaws.com",
             managed_policies=(), tags=tags,
         )  # fmt: skip
-        aws.iam.RolePolicy(
+        allow(
+            self,
             f"{name}-flow-logs",
-            role=role.id,
-            policy=group.arn.apply(
-                lambda arn: policy_document(
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "logs:CreateLogStream",
-                            "logs:PutLogEvents",
-                            "logs:DescribeLogStreams",
-                        ],
-                        "Resource": [arn, f"{arn}:*"],
-                    }
-                )
-            ),
-            opts=child(self),
+            role=role,
+            actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[group.arn, pulumi.Output.concat(group.arn, ":*")],
         )
         aws.ec2.FlowLog(
             f"{name}-flow-logs",

@@ -17,7 +17,7 @@ import pulumi_vault as vault
 
 from mirage_operator import tenancy
 from stacks.components.cluster import irsa_assume_policy
-from stacks.components.common import child, helm_release, kms_key, named, policy_document
+from stacks.components.common import allow, child, helm_release, kms_key, named
 
 NAMESPACE = "vault"
 RELEASE = "vault"
@@ -298,19 +298,12 @@ class Vault(pulumi.ComponentResource):
                 tags=named(tags, f"{name}-unseal"),
                 opts=child(self),
             )
-            aws.iam.RolePolicy(
+            allow(
+                self,
                 f"{name}-unseal",
-                role=role.id,
-                policy=key.arn.apply(
-                    lambda arn: policy_document(
-                        {
-                            "Effect": "Allow",
-                            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
-                            "Resource": arn,
-                        }
-                    )
-                ),
-                opts=child(self),
+                role=role,
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
+                resources=[key.arn],
             )
             region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
             values = server_values(
