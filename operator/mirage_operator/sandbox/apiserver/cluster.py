@@ -641,6 +641,7 @@ class Cluster:
             if rt.has_status:
                 new.pop("status", None)
             _defaults_on_create(rt, new)
+            _default_replicas(rt, new)
             return new
         old_meta = _meta(old)
         for key in (
@@ -672,6 +673,7 @@ class Cluster:
                 new.pop("status", None)
         if rt.kind == "Namespace" and subresource != "finalize":
             new["spec"] = copy.deepcopy(old.get("spec", {}))
+        _default_replicas(rt, new)
         return new
 
     def _commit(
@@ -1053,3 +1055,12 @@ def _defaults_on_create(rt: ResourceType, obj: Obj) -> None:
         obj["status"] = {"loadBalancer": {}}
     elif rt.kind == "Secret":
         obj.setdefault("type", "Opaque")
+
+
+def _default_replicas(rt: ResourceType, obj: Obj) -> None:
+    """``spec.replicas`` of a scalable workload defaults to 1 on every write, as the real
+    server's defaulting does: a server-side apply that drops the field leaves 1 behind."""
+    if rt.group == "apps" and rt.kind in {"Deployment", "StatefulSet", "ReplicaSet"}:
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            spec.setdefault("replicas", 1)

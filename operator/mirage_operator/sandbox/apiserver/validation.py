@@ -7,68 +7,38 @@ through :mod:`mirage_operator.schema` (pruning, defaults, types, enums, CEL).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator import schema as crd_schema
+from mirage_operator.api import k8svalidation
 from mirage_operator.errors import Problem
 from mirage_operator.sandbox.apiserver import status
 from mirage_operator.sandbox.apiserver.resources import ResourceType
 from mirage_operator.sandbox.apiserver.selectors import match_label_selector_object
-
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
-    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
-    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-)
-# Kinds whose names must be DNS labels rather than subdomains.
-_LABEL_NAMED = {"Namespace", "Service"}
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def _quote(value: Any) -> str:
     return '"' + str(value).replace('"', '\\"') + '"'
 
 
+# Kinds whose names follow another rule than a DNS-1123 subdomain (ValidateObjectMeta's
+# name function of each kind).
+_NAME_RULES = {"Namespace": "dns1123-label", "Service": "dns1035-label"}
+
+
 def check_name(rt: ResourceType, name: str) -> list[Problem]:
     """``metadata.name`` rules of the kind."""
     if not name:
         return [Problem("metadata.name", "Required value: name or generateName is required")]
-    if rt.kind in _LABEL_NAMED:
-        if len(name) > 63:
-            return [
-                Problem(
-                    "metadata.name",
-                    f"Invalid value: {_quote(name)}: must be no more than 63 characters",
-                )
-            ]
-        if not DNS1123_LABEL.match(name):
-            return [Problem("metadata.name", f"Invalid value: {_quote(name)}: {_LABEL_MSG}")]
-        return []
     if rt.crd is None and rt.group in {"rbac.authorization.k8s.io"}:
         return []  # RBAC names are path segments, e.g. "system:controller:x"
-    if len(name) > 253:
-        return [
-            Problem(
-                "metadata.name",
-                f"Invalid value: {_quote(name)}: must be no more than 253 characters",
-            )
-        ]
-    if not DNS1123_SUBDOMAIN.match(name):
-        return [Problem("metadata.name", f"Invalid value: {_quote(name)}: {_SUBDOMAIN_MSG}")]
-    return []
+    rule = _NAME_RULES.get(rt.kind, "dns1123-subdomain") if rt.crd is None else "dns1123-subdomain"
+    return k8svalidation.name_problems(name, field="metadata.name", rule=rule)
 
 
 def check_metadata(obj: Mapping[str, Any]) -> list[Problem]:
-    """Label values and the shape of labels/annotations."""
+    """Labels (ValidateLabels) and annotations (ValidateAnnotations) of ``metadata``."""
     problems = []
     meta = obj.get("metadata") or {}
     for field in ("labels", "annotations"):
@@ -76,20 +46,18 @@ def check_metadata(obj: Mapping[str, Any]) -> list[Problem]:
         if value is not None and not isinstance(value, Mapping):
             problems.append(Problem(f"metadata.{field}", "Invalid value: must be a map of strings"))
             continue
+        strings = {}
         for key, item in (value or {}).items():
-            if not isinstance(item, str):
+            if isinstance(item, str):
+                strings[key] = item
+            else:
                 problems.append(
                     Problem(f"metadata.{field}", f"Invalid value: {key}: must be a string")
                 )
-            elif field == "labels" and (len(item) > 63 or not _LABEL_VALUE.match(item)):
-                problems.append(
-                    Problem(
-                        "metadata.labels",
-                        f"Invalid value: {_quote(item)}: a valid label must be an empty string or "
-                        "consist of alphanumeric characters, '-', '_' or '.', and must start and "
-                        "end with an alphanumeric character",
-                    )
-                )
+        if field == "labels":
+            problems += k8svalidation.label_problems(strings, field="metadata.labels")
+        else:
+            problems += k8svalidation.annotation_problems(strings, field="metadata.annotations")
     return problems
 
 
