@@ -69,9 +69,10 @@ Sleep = Callable[[float], Awaitable[None]]
 RENEW_FRACTION = 2 / 3
 """Tokens and leases are renewed once this fraction of their TTL has passed."""
 
-_LEASE_SUFFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-"""The random part of a Vault lease ID (base62, and ``.<namespace id>`` in Enterprise): one
-path segment, never ``.`` or ``..``."""
+_LEASE_SUFFIX = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+"""The random part of a Vault lease ID (base62, and ``.<namespace id>`` in Enterprise; the
+emulated Vault's are URL-safe base64, so ``-`` or ``_`` may come first): one path segment,
+never ``.`` or ``..``."""
 
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0

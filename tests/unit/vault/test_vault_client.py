@@ -458,6 +458,15 @@ async def test_lease_of_another_role_is_refused(
     assert vault.requests == []
 
 
+@pytest.mark.parametrize("suffix", ["-Ab3_x", "_9zQ-", "AbC123.ns1"])
+async def test_lease_ids_of_the_role_pass_the_check(
+    vault: EmulatedVault, client: VaultClient, suffix: str
+) -> None:
+    # URL-safe base64 (the emulated Vault's IDs) may start with - or _; Enterprise adds .<ns>.
+    await client.revoke_lease("team-a", DB, f"database/creds/team-a.app/{suffix}")
+    assert vault.count("PUT", f"sys/leases/revoke/database/creds/team-a.app/{suffix}") == 1
+
+
 async def test_leases_are_renewed_and_revoked_by_their_path(
     vault: EmulatedVault, client: VaultClient
 ) -> None:
