@@ -36,9 +36,12 @@ from typing import Any
 import yaml
 
 from benchmarks import proc, workload
+from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
 from mirage_operator.sandbox.apiserver.server import APIServer
+from mirage_operator.sandbox.tenants import add_tenant
 from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
+from mirage_operator.tenancy import SERVICE_ACCOUNT
 
 ROOT = Path(__file__).resolve().parent.parent
 THIRD_PARTY = ROOT.parent / "shared" / "third_party" / "crds" / "monitoring.coreos.com"
@@ -184,6 +187,16 @@ class Harness:
                 for body in bodies:
                     for secret in body["spec"]["secrets"]:
                         vault.put_kv(secret["vault"]["path"], {"password": "x"})
+                # Each namespace a Vault tenant, as the stacks make it (mirage_operator.tenancy).
+                for ns in {b["metadata"]["namespace"] for b in bodies}:
+                    api.create(
+                        {
+                            "apiVersion": "v1",
+                            "kind": "ServiceAccount",
+                            "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns},
+                        }
+                    )
+                    add_tenant(vault, ns, config=Config())
                 env["MIRAGE_VAULT_ADDR"] = vault_thread.address
             if run.operator == "baseline":
                 rendered = {

@@ -73,24 +73,28 @@ class ServiceReconciler(Reconciler):
         self.settling: dict[ObjectKey, tuple[int, float]] = {}
         """Generation not reported yet → when its first reconcile ran (monotonic seconds)."""
 
-    def _settle_wait(
+    def _hold_status(
         self,
         key: ObjectKey,
         generation: int,
         old_status: Mapping[str, Any],
         status: Mapping[str, Any],
         failing: list[str],
-    ) -> float:
-        """Seconds to hold back the first status of a new generation while it is only on its
-        way to Ready (children just written, not reported yet): written once, when they have
-        reported or after ``STATUS_DEFERRAL`` at the latest, not at every step."""
-        if old_status.get("observedGeneration") == generation:
-            self.settling.pop(key, None)
-            return 0.0
+    ) -> float | None:
+        """``None`` to write ``status`` now; else not to write it, and reconcile again in that
+        many seconds (0: at the regular resync). While a generation is only on its way to
+        Ready (children just written, a rollout in progress) its status is written once: when
+        the children have reported, or after ``STATUS_DEFERRAL`` at the latest — not at each
+        step of the rollout (replicas becoming ready one by one), then once more when it is
+        Ready or fails."""
         ready = get_condition({"status": status}, "Ready") or {}
         if ready.get("status") == "True" or failing or ready.get("reason") not in SETTLING:
             self.settling.pop(key, None)
-            return 0.0
+            return None
+        if old_status.get("observedGeneration") == generation:
+            self.settling.pop(key, None)
+            old_ready = get_condition({"status": old_status}, "Ready") or {}
+            return 0.0 if old_ready.get("reason") in SETTLING else None
         seen, since = self.settling.get(key, (None, 0.0))
         clock = time.monotonic()
         if seen != generation:
@@ -99,7 +103,8 @@ class ServiceReconciler(Reconciler):
         wait = STATUS_DEFERRAL - (clock - since)
         if wait <= 0:
             self.settling.pop(key, None)
-        return max(wait, 0.0)
+            return None
+        return wait
 
     def forget(self, key: ObjectKey, uid: str) -> None:
         """The object is gone: drop what this process kept of it."""
@@ -170,10 +175,11 @@ class ServiceReconciler(Reconciler):
             checksum=pod_checksum(spec=spec, secret_macs=macs),
             now=now(),
         )
-        wait = self._settle_wait(key_of(body), generation, old_status, status, failing)
-        if wait > 0:
-            return wait
-        await self.write_status(body, status)
+        hold = self._hold_status(key_of(body), generation, old_status, status, failing)
+        if hold:
+            return hold
+        if hold is None:
+            await self.write_status(body, status)
         if hardening.failed:
             raise TransientError(f"Deployment/{name}: insecure fields not reverted yet")
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
