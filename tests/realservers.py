@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class OpenBao:
         self.workdir = workdir
         self.root_token = "root-" + secrets.token_hex(8)
         self.audit_path = workdir / "audit.log"
+        self._audit = AuditLog(self.audit_path)
         self.port = 0
         self.unseal_key = ""
         self._process: subprocess.Popen[bytes] | None = None
@@ -143,8 +145,12 @@ class OpenBao:
             raise RuntimeError(
                 f"bao server exited: {self._log.read_text(errors='replace')[-2000:]}"
             )
-        found = re.findall(r"Unseal Key: (\S+)", self._log.read_text(errors="replace"))
-        self.unseal_key = found[-1] if found else ""
+        # The dev server prints its one unseal key (for seal/unseal faults) once it serves.
+        _wait(lambda: bool(self._unseal_keys()), "OpenBao's unseal key")
+        self.unseal_key = self._unseal_keys()[-1]
+
+    def _unseal_keys(self) -> list[str]:
+        return re.findall(r"Unseal Key: (\S+)", self._log.read_text(errors="replace"))
 
     def _exited(self) -> bool:
         return self._process is None or self._process.poll() is not None
@@ -182,26 +188,47 @@ class OpenBao:
 
     def audit(self) -> list[AuditEntry]:
         """Every response in the audit log so far."""
-        if not self.audit_path.exists():
-            return []
-        entries = []
-        for line in self.audit_path.read_text(encoding="utf-8").splitlines():
-            record: dict[str, Any] = json.loads(line)
-            if record.get("type") != "response":
-                continue
-            request = record.get("request") or {}
-            auth = record.get("auth") or {}
-            response_auth = (record.get("response") or {}).get("auth") or {}
-            entries.append(
-                AuditEntry(
-                    operation=str(request.get("operation", "")),
-                    path=str(request.get("path", "")),
-                    accessor=str(auth.get("accessor", "")),
-                    error=str(record.get("error", "")),
-                    login_role=str((response_auth.get("metadata") or {}).get("role", "")),
-                )
+        return self._audit()
+
+
+class AuditLog:
+    """The responses a Vault file audit device writes to ``path`` (JSON lines), read
+    incrementally: tests poll it, and it grows by the thousand lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._entries: list[AuditEntry] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> list[AuditEntry]:
+        """Every response so far."""
+        with self._lock:
+            if self.path.exists():
+                with self.path.open("rb") as stream:
+                    stream.seek(self._offset)
+                    chunk = stream.read()
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                self._offset += len(complete)
+                for line in complete.decode("utf-8").splitlines():
+                    self._add(json.loads(line))
+            return list(self._entries)
+
+    def _add(self, record: dict[str, Any]) -> None:
+        if record.get("type") != "response":
+            return
+        request = record.get("request") or {}
+        auth = record.get("auth") or {}
+        response_auth = (record.get("response") or {}).get("auth") or {}
+        self._entries.append(
+            AuditEntry(
+                operation=str(request.get("operation", "")),
+                path=str(request.get("path", "")),
+                accessor=str(auth.get("accessor", "")),
+                error=str(record.get("error", "")),
+                login_role=str((response_auth.get("metadata") or {}).get("role", "")),
             )
-        return entries
+        )
 
 
 @dataclass

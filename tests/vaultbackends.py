@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import hvac
+import hvac.exceptions
 import pytest
 
 from mirage_operator.sandbox.vault import EmulatedVault
@@ -69,6 +70,10 @@ class VaultBackend(Protocol):
     def logins(self, role: str) -> int: ...
 
     def denials(self, path: str) -> int: ...
+
+    def revoke_reader(self, path: str) -> str: ...
+
+    def lease_alive(self, lease_id: str) -> bool: ...
 
 
 @dataclass
@@ -133,6 +138,16 @@ class EmulatedBackend:
     def denials(self, path: str) -> int:
         """Calls to ``path`` refused with 403 so far."""
         return self.vault.count(path=path, status=403)
+
+    def revoke_reader(self, path: str) -> str:
+        """Revoke the token that last read ``path``; its accessor."""
+        accessor = next(r.accessor for r in reversed(self.vault.requests) if r.path == path)
+        self.vault.revoke_accessor(accessor)
+        return accessor
+
+    def lease_alive(self, lease_id: str) -> bool:
+        """Whether the lease is still valid."""
+        return lease_id in self.vault.active_leases()
 
 
 @dataclass
@@ -229,6 +244,20 @@ class RealBackend:
     def denials(self, path: str) -> int:
         """Calls to ``path`` refused as permission denied so far (audit log)."""
         return sum(1 for e in self._entries() if e.path == path and "permission denied" in e.error)
+
+    def revoke_reader(self, path: str) -> str:
+        """Revoke the token that last read ``path`` (found in the audit log); its accessor."""
+        accessor = next(e.accessor for e in reversed(self._entries()) if e.path == path)
+        self.client.auth.token.revoke_accessor(accessor)
+        return accessor
+
+    def lease_alive(self, lease_id: str) -> bool:
+        """Whether the lease is still valid (``sys/leases/lookup``)."""
+        try:
+            self.client.sys.read_lease(lease_id=lease_id)
+        except hvac.exceptions.InvalidRequest:
+            return False
+        return True
 
 
 def configure_real_vault(

@@ -328,6 +328,13 @@ class EmulatedVault:
         with self._lock:
             return self._new_token(tuple(policies), ttl, ttl * 24, {}).token
 
+    def revoke_accessor(self, accessor: str) -> None:
+        """Revoke the token with ``accessor`` (as ``auth/token/revoke-accessor`` does)."""
+        with self._lock:
+            for entry in self._tokens.values():
+                if entry.accessor == accessor:
+                    entry.revoked = True
+
     # --- faults -------------------------------------------------------------------------
 
     def seal(self) -> None:
