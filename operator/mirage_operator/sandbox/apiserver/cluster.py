@@ -484,7 +484,7 @@ class Cluster:
             live = to_view(rt, old) if old is not None else None
             entries = managed.parse_entries(live or {})
             try:
-                merged, new_entries = managed.apply(
+                merged, new_entries = managed.apply_upgrading_client_side(
                     live, applied, entries, me, types_for(rt), force=options.force, part=part
                 )
             except managed.ApplyConflict as exc:
