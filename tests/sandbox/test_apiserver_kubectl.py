@@ -4,6 +4,7 @@ server-side), diff, explain, wait, delete — with a test CRD and with built-ins
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,7 +71,11 @@ def test_get_and_describe_built_ins(cluster: tuple[APIServer, Kubectl]) -> None:
     got = kubectl("get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}")
     assert got.stdout in {"", "2"}
     described = kubectl("describe", "deployment", "web").stdout
-    assert "Name:               web" in described and "nginx:1.27" in described
+    assert re.search(r"^Name:\s+web$", described, re.MULTILINE) and "nginx:1.27" in described
+    # The server's defaults show as a real server's do.
+    assert re.search(
+        r"^RollingUpdateStrategy:\s+25% max unavailable, 25% max surge$", described, re.M
+    )
     assert "Replicas:" in described
 
 

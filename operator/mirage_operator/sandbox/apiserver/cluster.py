@@ -26,7 +26,7 @@ import yaml
 
 from mirage_operator import schema as crd_schema
 from mirage_operator.errors import EmulatedAPIError, Problem
-from mirage_operator.sandbox.apiserver import managed, status, validation
+from mirage_operator.sandbox.apiserver import defaults, managed, status, validation
 from mirage_operator.sandbox.apiserver.fieldtypes import BuiltinTypes, SchemaTypes, TypeOracle
 from mirage_operator.sandbox.apiserver.patch import (
     PatchError,
@@ -560,6 +560,8 @@ class Cluster:
         elif rt.kind == "CustomResourceDefinition":
             problems += validation.check_crd(new)
         else:
+            if subresource != "status":
+                defaults.apply_defaults(rt.group, rt.kind, rt.version, new)
             problems += validation.check_builtin(rt, new)
         if old is not None and _meta(old).get("deletionTimestamp"):
             added = [
@@ -1026,7 +1028,8 @@ _SERVICE_IPS = iter(range(1, 65000))
 
 
 def _defaults_on_create(rt: ResourceType, obj: Obj) -> None:
-    """The defaults of built-ins that clients read back (Service IPs, Namespace phase)."""
+    """What the server allocates once, on create (Service IPs, Namespace phase); defaults
+    that hold on every write are :mod:`.defaults`'."""
     if rt.crd is not None:
         return
     if rt.kind == "Namespace":
@@ -1037,19 +1040,10 @@ def _defaults_on_create(rt: ResourceType, obj: Obj) -> None:
         ]
     elif rt.kind == "Service":
         spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        if spec.get("clusterIP") != "None" and spec["type"] != "ExternalName":
+        if spec.get("clusterIP") != "None" and spec.get("type", "ClusterIP") != "ExternalName":
             n = next(_SERVICE_IPS)
             spec.setdefault("clusterIP", f"10.96.{n // 250}.{n % 250 + 1}")
             spec.setdefault("clusterIPs", [spec["clusterIP"]])
-        spec.setdefault("sessionAffinity", "None")
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
-        spec.setdefault("internalTrafficPolicy", "Cluster")
-        for port in spec.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
         obj["status"] = {"loadBalancer": {}}
-    elif rt.kind == "Secret":
-        obj.setdefault("type", "Opaque")
