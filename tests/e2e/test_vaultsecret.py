@@ -287,6 +287,33 @@ def test_vault_outage_keeps_the_secret_and_recovers_within_one_backoff(
     assert time.monotonic() - back < 12
 
 
+def test_vault_stopped_and_started_keeps_the_secret_and_needs_no_new_login(
+    cluster: Cluster, tenant: str
+) -> None:
+    kube, vault = cluster.kube, cluster.require_vault()
+    path = f"{tenant}/restart"
+    vault.put(path, {"key": secret_value()})
+    kube.apply(vault_secret("restart", tenant, path, refreshInterval="1s"))
+    wait_ready(kube, tenant, "restart", kind="VaultSecret")
+    before = kube.get("Secret", tenant, "restart")
+    logins = vault.logins(f"mirage-{tenant}")
+
+    def down() -> None:
+        ready = wait_condition(kube, tenant, "restart", "False", "VaultUnavailable")
+        assert "keeps its last good data" in ready["message"]
+
+    vault.restart(down)  # a real process stop; started again from its storage
+    after = kube.get("Secret", tenant, "restart")
+    assert before is not None and after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    rotated = secret_value()
+    vault.put(path, {"key": rotated})
+    wait_for(lambda: secret_data(kube, tenant, "restart") == {"key": rotated}, timeout=40)
+    wait_condition(kube, tenant, "restart", "True", "SecretSynced")
+    # Vault kept the token across its restart: the operator did not need to log in again.
+    assert vault.logins(f"mirage-{tenant}") == logins
+
+
 def test_another_namespaces_path_is_refused_by_the_operator_and_by_vault_policy(
     cluster: Cluster, tenant: str
 ) -> None:

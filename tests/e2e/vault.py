@@ -12,7 +12,7 @@ fault injection call :meth:`VaultAdmin.require_emulator`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +117,18 @@ class VaultAdmin:
             self.backend.require_server().unseal()
         else:
             self.require_emulator().unseal()
+
+    def restart(self, while_down: Callable[[], None]) -> None:
+        """Stop the real server, call ``while_down``, start it again (unsealed: state kept);
+        skips on the emulator, whose connection faults ``tests/e2e/test_faults.py`` covers."""
+        if not isinstance(self.backend, RealBackend):
+            pytest.skip("stop and start is a real server's fault")
+        server = self.backend.require_server()
+        server.stop()
+        try:
+            while_down()
+        finally:
+            server.start()
 
     def revoke_token_of(self, path: str) -> str:
         """Revoke, behind the operator's back, the token that last read ``path``; its accessor."""
