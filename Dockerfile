@@ -18,6 +18,7 @@ WORKDIR /src
 # Only what the package build reads (.dockerignore keeps everything else out).
 COPY pyproject.toml README.md ./
 COPY crds/ crds/
+COPY examples/ examples/
 COPY operator/ operator/
 # The runtime dependencies are pinned exactly in pyproject.toml. pip byte-compiles every
 # module here, so nothing needs to be written at run time; pip itself is removed afterwards.

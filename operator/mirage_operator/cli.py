@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,57 +18,31 @@ from mirage_operator import __version__, logs
 from mirage_operator.api.validation import is_mirage, problems_of
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
-from mirage_operator.errors import ConfigError, InvalidSpecError
-
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class Document:
-    """One YAML document and where it came from."""
-
-    source: str
-    index: int
-    body: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        """``file#index Kind/name`` for messages."""
-        name = (self.body.get("metadata") or {}).get("name", "?")
-        return f"{self.source}#{self.index} {self.body.get('kind', '?')}/{name}"
+from mirage_operator.errors import ConfigError, InvalidSpecError, StartupError
+from mirage_operator.yamlsafe import Document, YAMLInputError, read_objects
 
 
-def _files(paths: Sequence[str]) -> Iterator[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file()
-            )
-        elif path.exists():
-            yield path
-        else:
-            raise click.BadParameter(f"{raw}: no such file or directory", param_hint="PATH")
+class _Inputs:
+    """The PATH arguments' documents; each fault is one line on stderr, and remembered."""
 
+    def __init__(self) -> None:
+        self.failed = False
 
-def load_documents(paths: Sequence[str]) -> Iterator[Document]:
-    """Every Mirage document in ``paths`` (files or directories, recursively).
+    def report(self, error: YAMLInputError) -> None:
+        click.echo(str(error), err=True)
+        self.failed = True
 
-    Documents of other kinds are passed over with a note on stderr.
-    """
-    for path in _files(paths):
-        try:
-            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        except yaml.YAMLError as exc:
-            raise click.ClickException(f"{path}: not valid YAML: {exc}") from None
-        for index, body in enumerate(documents):
-            if body is None:
-                continue
-            if not isinstance(body, dict) or not is_mirage(body):
-                kind = body.get("kind", "?") if isinstance(body, dict) else type(body).__name__
-                click.echo(f"{path}#{index}: skipping {kind}: not a Mirage resource", err=True)
-                continue
-            yield Document(str(path), index, body)
+    def mirage_documents(self, paths: Sequence[str]) -> Iterator[Document]:
+        """Every Mirage document in ``paths`` (files or directories, recursively); objects
+        of other kinds are passed over with a note on stderr."""
+        for document in read_objects(map(Path, paths), on_error=self.report):
+            if is_mirage(document.body):
+                yield document
+            else:
+                click.echo(
+                    f"{document.where}: skipping {document.body['kind']}: not a Mirage resource",
+                    err=True,
+                )
 
 
 def _config() -> Config:
@@ -95,7 +69,30 @@ def dump_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
     return yaml.dump_all(objects, Dumper=_BlockDumper, sort_keys=False, explicit_start=True)
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """Click, with every error in one line (``Error: ...``), usage errors included: the
+    usage text is on ``--help``. Exit codes stay click's: 2 for usage, 1 for the rest."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `mirage`: the help
+            click.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except OSError as exc:  # writing the output failed (disk full, closed pipe, ...)
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_OneLineErrors)
 @click.version_option(__version__, prog_name="mirage")
 def main() -> None:
     """Mirage: services, Vault-sourced Secrets and SLO rules on Kubernetes."""
@@ -108,15 +105,16 @@ def validate(paths: tuple[str, ...]) -> None:
 
     Prints one line per problem and exits 1 if there is any.
     """
+    inputs = _Inputs()
     count = 0
     failed = False
-    for document in load_documents(paths):
+    for document in inputs.mirage_documents(paths):
         count += 1
         _, problems = problems_of(document.body)
         for problem in problems:
             failed = True
             click.echo(f"{document.label}: {problem}")
-    if failed:
+    if failed or inputs.failed:
         sys.exit(1)
     click.echo(f"{count} resource(s) valid", err=True)
 
@@ -128,16 +126,17 @@ def render(paths: tuple[str, ...]) -> None:
     from mirage_operator.render.documents import render_document
 
     config = _config()
+    inputs = _Inputs()
     objects: list[dict[str, Any]] = []
     failed = False
-    for document in load_documents(paths):
+    for document in inputs.mirage_documents(paths):
         try:
             objects += render_document(document.body, config=config)
         except InvalidSpecError as exc:
             failed = True
             for problem in exc.problems:
                 click.echo(f"{document.label}: {problem}", err=True)
-    if failed:
+    if failed or inputs.failed:
         sys.exit(1)
     click.echo(dump_yaml(objects), nl=False)
 
@@ -148,26 +147,50 @@ def crds() -> None:
     click.echo(dump_yaml(list(load_crds())), nl=False)
 
 
+_LIVENESS = "http://0.0.0.0:8081/healthz"
+
+
+def _liveness_url(_: click.Context, __: click.Parameter, value: str) -> str:
+    if not value:
+        return value
+    url = urllib.parse.urlsplit(value)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if url.scheme != "http" or not url.hostname or port is None:
+        raise click.BadParameter(f"{value!r}: expected http://HOST:PORT/PATH, e.g. {_LIVENESS}")
+    return value
+
+
 @main.command()
-@click.option("--liveness", default="http://0.0.0.0:8081/healthz", show_default=True,
+@click.option("--liveness", default=_LIVENESS, show_default=True, callback=_liveness_url,
               help="kopf liveness endpoint URL ('' disables).")  # fmt: skip
 def run(liveness: str) -> None:
     """Run the operator against the current kubeconfig or in-cluster config."""
     from mirage_operator.handlers import register
+    from mirage_operator.handlers.activities import connection_info, failure_cause
 
     config = _config()
+    try:
+        connection_info(kopf.OperatorSettings())
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
     logs.configure(config)
     registry = kopf.OperatorRegistry()
     register(registry, config)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            standalone=True,
-            clusterwide=not config.namespaces,
-            namespaces=list(config.namespaces),
-            liveness_endpoint=liveness or None,
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                standalone=True,
+                clusterwide=not config.namespaces,
+                namespaces=list(config.namespaces),
+                liveness_endpoint=liveness or None,
+            )
         )
-    )
+    except Exception as exc:  # kopf logged the details; the command says why, in one line
+        raise click.ClickException(f"the operator stopped: {failure_cause(exc)}") from None
 
 
 @main.command()
@@ -181,25 +204,39 @@ def run(liveness: str) -> None:
 )
 @click.option("--port", default=0, help="Port of the emulated API (0: any free port).")
 def sandbox(paths: tuple[str, ...], keep: bool, workdir: str, timeout: float, port: int) -> None:
-    """Run an emulated cluster with the operator, apply PATHs (default: examples/), report.
+    """Run an emulated cluster with the operator, apply PATHs (default: the examples), report.
 
-    Exits 0 when every resource became Ready (or, with --keep, when interrupted).
+    Everything listens on 127.0.0.1 on free ports. Exits 0 when every resource became Ready
+    (or, with --keep, when interrupted); 1, with the cause in one line, when it cannot start.
     """
-    from mirage_operator.sandbox.session import run_sandbox
+    from mirage_operator.sandbox.session import EXAMPLES, load_examples, run_sandbox
 
-    examples = [Path(p) for p in paths or ("examples",)]
-    for path in examples:
-        if not path.exists():
-            raise click.BadParameter(f"{path}: no such file or directory", param_hint="PATH")
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(work / "operator.log", mode="w", encoding="utf-8")
+    config = _config()
+    try:
+        documents = load_examples([Path(p) for p in paths] or [EXAMPLES])
+    except YAMLInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    work = Path(workdir).resolve()
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(work / "operator.log", mode="w", encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"{work}: {exc.strerror or exc}") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     try:
         code = asyncio.run(
-            run_sandbox(examples=examples, workdir=work, keep=keep, wait_seconds=timeout, port=port)
+            run_sandbox(
+                documents=documents,
+                workdir=work,
+                keep=keep,
+                wait_seconds=timeout,
+                config=config,
+                port=port,
+            )
         )
+    except StartupError as exc:
+        raise click.ClickException(f"{exc} (log: {work / 'operator.log'})") from None
     except KeyboardInterrupt:
         click.echo("\nsandbox stopped")
         code = 0

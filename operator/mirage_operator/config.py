@@ -236,8 +236,9 @@ class Config:
         default=("{namespace}/*",),
         metadata=_env("VAULT_ALLOWED_PATHS", _parse_templates("namespace")),
     )
-    """Comma-separated globs of the KV paths (under any mount) a namespace may read; checked
-    by the operator before any Vault call. ``*`` matches anything, ``/`` included."""
+    """Comma-separated globs of the KV paths (under any one-segment mount) a namespace may
+    read; checked by the operator before any Vault call, in both auth modes. ``*`` matches
+    anything, ``/`` included."""
 
     vault_allowed_database_roles: tuple[str, ...] = field(
         default=("{namespace}", "{namespace}.*"),

@@ -7,6 +7,7 @@ Handlers translate these into kopf's retry semantics: an :class:`InvalidSpecErro
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,16 @@ class ConfigError(MirageError):
     """A ``MIRAGE_*`` environment variable is malformed."""
 
 
+class StartupError(MirageError):
+    """A server or the operator could not start; the message is the cause, in one line."""
+
+    @classmethod
+    def listening(cls, what: str, host: str, port: int, error: OSError) -> StartupError:
+        """``what`` could not listen on ``host:port`` (busy, not an address here, ...)."""
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        return cls(f"{what}: cannot listen on {host}:{port}: {reason}")
+
+
 class TransientError(MirageError):
     """A failure that should heal by itself (API server or Vault unavailable, conflicts)."""
 
@@ -62,6 +73,14 @@ class SecretDataError(MirageError):
     heals it; the existing Secret is kept meanwhile. Messages name keys, never values."""
 
     reason = "InvalidVaultData"
+
+
+class InvalidTemplate(SecretDataError):
+    """A template failed on the data read from Vault, or exceeded its memory or time budget
+    (docs/adr/0066, docs/adr/0067). The message names the template's key, its line and the
+    exception's class, never the exception's text (which can quote a value)."""
+
+    reason = "InvalidTemplate"
 
 
 class VaultError(TransientError):
@@ -124,6 +143,22 @@ class SecretConflictError(TransientError):
     fighting over it, and tries again later."""
 
     reason = "SecretOwnedElsewhere"
+
+
+class SecretExistsError(SecretConflictError):
+    """The Secret a VaultSecret would write exists and was not created by Mirage (a user's
+    own, docs/adr/0069). It is left alone unless the VaultSecret sets
+    ``spec.destination.overwrite: true``."""
+
+    reason = "SecretExists"
+
+
+class ChildOwnedElsewhere(TransientError):
+    """An object with the name of one of a resource's children exists and is not that
+    resource's (made by hand, or controlled by another object): it is never taken over
+    (docs/adr/0069). Deleting or renaming it heals this."""
+
+    reason = "ChildOwnedElsewhere"
 
 
 class EmulatedAPIError(MirageError):

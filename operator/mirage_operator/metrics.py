@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from mirage_operator import __version__
+from mirage_operator.errors import StartupError
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -150,11 +151,19 @@ async def _healthz(_: web.Request) -> web.Response:
 
 
 async def start_metrics_server(port: int, host: str = "0.0.0.0") -> web.AppRunner:  # noqa: S104
-    """Serve ``/metrics`` and ``/healthz`` on ``port``; the caller cleans the runner up."""
+    """Serve ``/metrics`` and ``/healthz`` on ``host:port`` (port 0: any free one, see
+    ``runner.addresses``); the caller cleans the runner up.
+
+    Raises :class:`StartupError` when it cannot listen there (the port is busy, ...).
+    """
     app = web.Application()
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError.listening("metrics endpoint", host, port, exc) from None
     return runner

@@ -74,7 +74,7 @@ def test_base_image_is_pinned_to_a_patch_release_of_the_tested_python() -> None:
 
 def test_build_context_holds_what_the_package_build_reads() -> None:
     allowed = {line.removeprefix("!").rstrip("/") for line in DOCKERIGNORE if line.startswith("!")}
-    needed = {"pyproject.toml", PROJECT["project"]["readme"], "crds"}
+    needed = {"pyproject.toml", PROJECT["project"]["readme"], "crds", "examples"}
     needed |= set(PROJECT["tool"]["setuptools"]["packages"]["find"]["where"])
     assert needed <= allowed
     copied = {
@@ -84,8 +84,11 @@ def test_build_context_holds_what_the_package_build_reads() -> None:
         for part in a.split()[:-1]
     }
     assert needed <= copied
-    # The package's CRDs are a link to ../../crds, resolved inside the build context.
-    assert (REPO / "operator" / "mirage_operator" / "_crds").resolve() == REPO / "crds"
+    # The package's CRDs and examples are links to ../../crds and ../../examples, resolved
+    # inside the build context.
+    package = REPO / "operator" / "mirage_operator"
+    assert (package / "_crds").resolve() == REPO / "crds"
+    assert (package / "_examples").resolve() == REPO / "examples"
 
 
 def test_ci_runs_make_test_with_only_the_allowed_actions() -> None:

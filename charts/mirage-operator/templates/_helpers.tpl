@@ -79,3 +79,25 @@ app.kubernetes.io/part-of: mirage
 {{- define "mirage-operator.clusterwide" -}}
 {{- if not .Values.watch.namespaces -}}true{{- end -}}
 {{- end -}}
+
+{{/*
+Names of the chart's CRDs that are in the cluster but not owned by this release (no Helm
+ownership annotations naming it), comma-separated: the chart leaves those alone. `lookup`
+sees no cluster under `helm template` or a client-side dry run, so there this is empty.
+*/}}
+{{- define "mirage-operator.foreignCRDs" -}}
+{{- $names := list -}}
+{{- range $path, $_ := .Files.Glob "files/crds/*.yaml" -}}
+{{- $name := (($.Files.Get $path | fromYaml).metadata).name -}}
+{{- $live := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" $name -}}
+{{- if $live -}}
+{{- $annotations := $live.metadata.annotations | default dict -}}
+{{- $release := index $annotations "meta.helm.sh/release-name" | default "" -}}
+{{- $namespace := index $annotations "meta.helm.sh/release-namespace" | default "" -}}
+{{- if not (and (eq $release $.Release.Name) (eq $namespace $.Release.Namespace)) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}

@@ -36,6 +36,19 @@ REQUIRED_KEYS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 """Per Secret type: whether ``all`` or ``any`` of the keys must be present (the API server's
 own validation of typed Secrets)."""
 
+MOUNT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+"""A mount: ONE path segment (docs/adr/0068). Vault routes a request to the longest mounted
+prefix of its path, so a mount of several segments (``kv/other``) could be read as the mount
+``kv`` and a path ``other/...`` that the allowed-path check never saw."""
+
+PATH_SEGMENT = re.compile(r"[A-Za-z0-9_.@=+,:~-]+")
+"""One segment of a KV path: printable ASCII without ``/``, ``%``, ``?``, ``#``, ``\\``,
+``*``, whitespace or control characters (nothing Vault or HTTP would decode, split or
+normalise into another path); ``.`` and ``..`` are refused separately."""
+
+DATABASE_ROLE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+"""A database role name, as Vault's database engine accepts it (``creds/<role>``)."""
+
 DEFAULT_REFRESH_INTERVAL = 3600.0
 """Seconds between reads when a spec leaves ``refreshInterval`` unset (the CRD default)."""
 
@@ -104,6 +117,9 @@ class Destination:
     type: str = "Opaque"
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    overwrite: bool = False
+    """Write into an existing Secret Mirage did not create (without owning it, so deleting
+    the VaultSecret leaves it); otherwise such a Secret is reported, never touched."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +190,7 @@ class VaultSecretSpec:
                 type=destination.get("type", "Opaque"),
                 labels=dict(destination.get("labels", {})),
                 annotations=dict(destination.get("annotations", {})),
+                overwrite=bool(destination.get("overwrite")),
             ),
             refresh_interval=(
                 parse_duration(refresh) if refresh is not None else default_refresh_interval
@@ -185,13 +202,61 @@ class VaultSecretSpec:
         )
 
 
+def vault_source_problems(
+    engine: str, mount: str, path: str, *, prefix: str = "spec.vault"
+) -> list[Problem]:
+    """Why ``mount`` and ``path`` do not name exactly one Vault path for ``engine``
+    (docs/adr/0068): the mount is one segment; the path has no empty, ``.`` or ``..`` segment,
+    no leading or trailing ``/``, nothing encoded, no query or fragment, no whitespace or
+    control characters; a database path is one role name. Field paths start with ``prefix``.
+    Values are quoted with ``repr`` so that control characters show."""
+    problems: list[Problem] = []
+    if not MOUNT.fullmatch(mount):
+        problems.append(
+            Problem(
+                f"{prefix}.mount",
+                f"Invalid value: {mount!r}: a mount is one path segment (letters, digits, "
+                "'_', '-', '.'), with no '/': Vault would route a request to the longest "
+                "mounted prefix, which the allowed-path check cannot know",
+            )
+        )
+    if engine == "database":
+        if not DATABASE_ROLE.fullmatch(path):
+            problems.append(
+                Problem(
+                    f"{prefix}.path",
+                    f"Invalid value: {path!r}: for engine database, path is a role name "
+                    "(letters, digits, '_', '-', '.'; no '/')",
+                )
+            )
+    elif not all(
+        PATH_SEGMENT.fullmatch(segment) and segment not in {".", ".."}
+        for segment in path.split("/")
+    ):
+        problems.append(
+            Problem(
+                f"{prefix}.path",
+                f"Invalid value: {path!r}: segments separated by single '/', each of letters, "
+                "digits and '_.@=+,:~-', none '.' or '..', no leading or trailing '/'",
+            )
+        )
+    return problems
+
+
 def source_rules(source: Mapping[str, Any], *, prefix: str) -> list[Problem]:
     """Check the source part (``vault``, ``keys``, ``templates``, ``refreshInterval``) of a
     schema-valid spec; field paths start with ``prefix`` (e.g. ``spec.secrets[0]``)."""
     # Imported here: the builder module imports this one for the spec's types.
     from mirage_operator.render.secret import template_error
 
-    problems: list[Problem] = []
+    vault = source.get("vault") or {}
+    engine = str(vault.get("engine", "kv-v2"))
+    problems = vault_source_problems(
+        engine,
+        str(vault.get("mount") or DEFAULT_MOUNTS.get(engine, "")),
+        str(vault.get("path", "")),
+        prefix=f"{prefix}.vault",
+    )
     refresh = source.get("refreshInterval")
     if refresh is not None:
         try:

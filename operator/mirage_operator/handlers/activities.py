@@ -6,8 +6,10 @@ import logging
 from typing import Any
 
 import kopf
+import yaml
 from aiohttp import web
 
+from mirage_operator.errors import StartupError
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.metrics import start_metrics_server
 
@@ -18,12 +20,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     @kopf.on.login(registry=registry)
     def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
-        # In a pod the ServiceAccount wins; elsewhere the current kubeconfig context.
-        info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-            settings=settings
-        )
-        if info is None:
-            raise kopf.LoginError("no in-cluster ServiceAccount and no kubeconfig found")
+        try:
+            info = connection_info(settings)
+        except StartupError as exc:
+            raise kopf.PermanentError(str(exc)) from None
         context.kube.connect(info)
         return info
 
@@ -38,7 +38,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         settings.posting.level = logging.INFO
         settings.watching.server_timeout = 300
         if context.config.metrics_port:
-            runners.append(await start_metrics_server(context.config.metrics_port))
+            try:
+                runners.append(await start_metrics_server(context.config.metrics_port))
+            except StartupError as exc:  # a busy port stays busy: stop with the cause
+                raise kopf.PermanentError(str(exc)) from None
             logger.info("metrics on :%d/metrics", context.config.metrics_port)
 
     @kopf.on.cleanup(registry=registry)
@@ -46,3 +49,31 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         for runner in runners:
             await runner.cleanup()
         await context.kube.close()
+
+
+def connection_info(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    """The in-cluster ServiceAccount's credentials in a pod, else the current kubeconfig
+    context's (``KUBECONFIG`` or ``~/.kube/config``).
+
+    Raises :class:`StartupError` when there are none or they cannot be read: retrying does
+    not heal that (kopf would wait for credentials forever), so ``mirage run`` checks first.
+    """
+    try:
+        info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+            settings=settings
+        )
+    except (OSError, yaml.YAMLError, LookupError, TypeError, ValueError) as exc:
+        raise StartupError(f"cannot read the kubeconfig: {exc}") from None
+    if info is None:
+        raise StartupError("no in-cluster ServiceAccount and no kubeconfig found")
+    return info
+
+
+def failure_cause(error: BaseException) -> str:
+    """Why ``kopf.operator`` stopped, in one line: the exception ``error`` was raised from
+    (kopf raises its ``ActivityError`` from the first failed handler's), else ``error``."""
+    cause = error.__cause__ or error
+    text = str(cause)
+    if not isinstance(cause, kopf.PermanentError):  # ours carry their cause already
+        text = f"{type(cause).__name__}: {text}"
+    return " ".join(text.split())

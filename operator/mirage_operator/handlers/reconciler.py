@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import kopf
 
 from mirage_operator import GROUP, VERSION, metrics
-from mirage_operator.errors import InvalidSpecError, TransientError
+from mirage_operator.errors import ChildOwnedElsewhere, InvalidSpecError, TransientError
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now, owner_of
 from mirage_operator.handlers.context import OperatorContext
@@ -94,6 +94,9 @@ class Reconciler(abc.ABC):
                 return
             except TransientError as error:
                 metrics.RECONCILES.labels(kind=self.kind, result="retry").inc()
+                if isinstance(error, ChildOwnedElsewhere):
+                    # Someone else's object: the user must act, so it is said on the object.
+                    common.post_event(body, error.reason, str(error), warning=True)
                 raise kopf.TemporaryError(str(error), delay=error.delay) from error
             except Exception:
                 metrics.RECONCILES.labels(kind=self.kind, result="error").inc()

@@ -38,6 +38,7 @@ from mirage_operator.errors import (
     KubernetesAPIError,
     SecretConflictError,
     SecretDataError,
+    SecretExistsError,
     TransientError,
     VaultError,
     VaultPathNotAllowed,
@@ -46,6 +47,7 @@ from mirage_operator.handlers import common
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children
+from mirage_operator.k8s.ownership import ADOPTED_BY_ANNOTATION, controller_of, foreign_owner
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL, owner_reference
 from mirage_operator.render.secret import (
     HMAC_KEY_BYTES,
@@ -64,6 +66,7 @@ from mirage_operator.render.vaultsecret import (
     restart_patch,
     synced_status,
 )
+from mirage_operator.template_worker import TemplateRunner
 from mirage_operator.vault import Lease, VaultClient, VaultData
 from mirage_operator.vault.schedule import (
     FORCE_SYNC_ANNOTATION,
@@ -111,13 +114,6 @@ def _reason(error: Exception) -> str:
     return "InvalidSpec" if isinstance(error, InvalidSpecError) else "SyncFailed"
 
 
-def _controller_uid(obj: Mapping[str, Any]) -> str | None:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
-
-
 def _snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     # kopf updates a daemon's body in place as events arrive; a reconcile works on one version.
     return {key: copy.deepcopy(value) for key, value in body.items()}
@@ -128,10 +124,14 @@ def _desired_secret(
     spec: VaultSecretSpec,
     read: VaultData | None,
     live: Mapping[str, Any] | None,
+    rendered: Mapping[str, bytes],
+    *,
+    adopted: bool,
 ) -> dict[str, Any]:
     """The Secret to converge: built from what was read, or — when there was no reason to
     read — the live Secret's data (known to be the synced data) with the spec's metadata, so
-    that an edit of its labels or type is restored without Vault."""
+    that an edit of its labels or type is restored without Vault. ``adopted``: a Secret
+    Mirage did not create, written under ``destination.overwrite`` (no owner reference)."""
     meta = body["metadata"]
     fields: dict[str, Any] = {
         "name": meta["name"],
@@ -139,9 +139,10 @@ def _desired_secret(
         "spec": spec,
         "labels": secret_labels(),
         "owner": owner_reference(body),
+        "adopted_by": meta["name"] if adopted else None,
     }
     if read is not None:
-        return build_secret(data=read.data, **fields)
+        return build_secret(data=read.data, rendered=rendered, **fields)
     assert live is not None  # a missing Secret is always a reason to read
     return secret_with_data(data=live.get("data") or {}, **fields)
 
@@ -160,11 +161,13 @@ class VaultSecretReconciler:
         context: OperatorContext,
         *,
         vault: VaultClient,
+        templates: TemplateRunner | None = None,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.context = context
         self.vault = vault
+        self.templates = templates or TemplateRunner()
         self.clock = clock
         self.jitter = jitter
         self.memory: dict[tuple[str, str], Memory] = {}
@@ -278,7 +281,7 @@ class VaultSecretReconciler:
         self.vault.check_allowed(namespace, spec.vault)
         key = await self.hmac_key(synced_before=bool(old.get("secretMAC")))
         secret_name = spec.secret_name(name)
-        observed = await self._observe(namespace, meta["uid"], secret_name, old.get("secretName"))
+        observed, adopted = await self._observe(body, spec, old.get("secretName"))
         live = observed.get(("Secret", secret_name))
         live_mac = secret_mac(key, live.get("data") or {}) if live is not None else None
 
@@ -301,7 +304,11 @@ class VaultSecretReconciler:
         if read is not None:
             logger.info("read Vault %s (%s)", spec.vault.display, ", ".join(reasons) or "lease")
             memory.synced_at = now
-        desired = _desired_secret(body, spec, read, live)
+        # Templates run in a bounded worker process, off the event loop (docs/adr/0067).
+        rendered = (
+            await self.templates.render_all(spec.templates, read.data) if read is not None else {}
+        )
+        desired = _desired_secret(body, spec, read, live, rendered, adopted=adopted)
         mac = secret_mac(key, desired["data"])
 
         try:
@@ -318,6 +325,7 @@ class VaultSecretReconciler:
             raise KubernetesAPIError(
                 error.status, f"writing Secret {secret_name} failed", delay=error.delay
             ) from None
+        await self._remove_other_keys(namespace, desired, result.live.get(("Secret", secret_name)))
         common.post_sync_events(body, result)
 
         # The MAC the workloads last saw: status (written last, so a crash before it repeats
@@ -351,31 +359,81 @@ class VaultSecretReconciler:
         )
 
     async def _observe(
-        self, namespace: str, uid: str, secret_name: str, previous: str | None
-    ) -> Observed:
+        self, body: Mapping[str, Any], spec: VaultSecretSpec, previous: str | None
+    ) -> tuple[Observed, bool]:
         """The Secret this VaultSecret writes, and the one it wrote before under another
-        destination name (so that it is deleted), each read by name.
+        destination name (so that it is deleted), each read by name; and whether the first is
+        a Secret Mirage did not create that ``destination.overwrite`` lets it write into.
 
-        A Secret no object controls (a user's own) is adopted; one controlled by another
-        object is left alone (:class:`SecretConflictError`).
+        A Secret controlled by another object is left alone (:class:`SecretConflictError`);
+        one nobody controls (a user's own) too (:class:`SecretExistsError`), unless
+        ``destination.overwrite`` is set (docs/adr/0069). A previous destination is deleted
+        only when this VaultSecret controls it.
         """
         kube = self.context.kube.client
+        meta = body["metadata"]
+        namespace, secret_name = meta["namespace"], spec.secret_name(meta["name"])
         observed: Observed = {}
+        adopted = False
         for name in dict.fromkeys(n for n in (secret_name, previous) if n):
             secret = await kube.get(resources.SECRET, namespace=namespace, name=name)
-            controller = _controller_uid(secret) if secret is not None else None
-            if secret is None or (controller is None and name != secret_name):
-                continue
-            if controller is not None and controller != uid:
-                if name != secret_name:
-                    continue  # a previous destination someone else took over: not ours
-                raise SecretConflictError(
-                    f"Secret {secret_name} is controlled by another object (uid {controller}); "
-                    "choose another spec.destination.name",
-                    delay=60.0,
-                )
+            foreign = foreign_owner(secret, body) if secret is not None else None
+            if secret is None or (foreign is not None and name != secret_name):
+                continue  # gone, or a previous destination that is not ours: left alone
+            if foreign is not None:
+                self._check_adoption(secret, spec, foreign, meta["name"])
+                adopted = True
             observed["Secret", name] = secret
-        return observed
+        return observed, adopted
+
+    @staticmethod
+    def _check_adoption(
+        secret: Mapping[str, Any], spec: VaultSecretSpec, foreign: str, vault_secret: str
+    ) -> None:
+        """Raise unless ``destination.overwrite`` lets ``vault_secret`` write into the
+        existing ``secret`` it does not control (``foreign`` says why)."""
+        name = secret["metadata"]["name"]
+        if controller_of(secret) is not None:
+            raise SecretConflictError(
+                f"{foreign}; choose another spec.destination.name", delay=60.0
+            )
+        adopter = (secret["metadata"].get("annotations") or {}).get(ADOPTED_BY_ANNOTATION)
+        if adopter not in (None, vault_secret):
+            raise SecretConflictError(
+                f"Secret/{name} is written by VaultSecret {adopter}; choose another "
+                "spec.destination.name",
+                delay=60.0,
+            )
+        if not spec.destination.overwrite:
+            raise SecretExistsError(
+                f"{foreign}: left alone; set spec.destination.overwrite: true to replace its "
+                "data with Vault's (it is then kept when this VaultSecret is deleted), or "
+                "choose another spec.destination.name",
+                delay=60.0,
+            )
+        live_type = secret.get("type", "Opaque")
+        if live_type != spec.destination.type:
+            raise SecretExistsError(
+                f"Secret/{name} has type {live_type} and spec.destination.type is "
+                f"{spec.destination.type}; a Secret's type cannot change",
+                delay=60.0,
+            )
+
+    async def _remove_other_keys(
+        self, namespace: str, desired: Mapping[str, Any], live: Mapping[str, Any] | None
+    ) -> None:
+        """Remove the keys of the live Secret that the VaultSecret does not write (another
+        writer's, or a user's in a Secret written under ``destination.overwrite``): the Secret
+        holds exactly Vault's data, and its HMAC stays equal to status."""
+        extra = set((live or {}).get("data") or {}) - set(desired["data"])
+        if live is None or not extra:
+            return
+        await self.context.kube.client.merge_patch(
+            resources.SECRET,
+            namespace=namespace,
+            name=live["metadata"]["name"],
+            patch={"data": dict.fromkeys(sorted(extra))},
+        )
 
     def _lease(
         self, memory: Memory, status: Mapping[str, Any], spec: VaultSecretSpec
@@ -609,12 +667,14 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
         id="secret-event",
     )
     async def on_secret_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        owner = common.owner_of(body, KIND)
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        owner = common.owner_of(body, KIND) or annotations.get(ADOPTED_BY_ANNOTATION)
         if owner is not None and namespace:
             reconciler.wake(namespace, owner)
 
     @kopf.on.cleanup(registry=registry, id="close-vault")
     async def close_vault(**_: Any) -> None:
         await reconciler.vault.close()
+        await reconciler.templates.close()
 
     return reconciler

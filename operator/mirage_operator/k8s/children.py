@@ -18,8 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mirage_operator import metrics
+from mirage_operator.errors import ChildOwnedElsewhere
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
+from mirage_operator.k8s.ownership import foreign_owner
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
@@ -165,6 +167,9 @@ async def converge_children(
 ) -> SyncResult:
     """Apply what differs in ``desired``; delete observed children that are not desired.
 
+    A desired child whose name is taken by an object ``owner`` does not control is skipped
+    (the others are converged) and reported by :class:`ChildOwnedElsewhere` at the end.
+
     ``known`` names the ``(kind, name)`` children that existed after the previous sync, so
     that one found missing or changed counts as restored drift. ``keep`` names children to
     leave alone although not desired this round (a Deployment held back until its secrets
@@ -174,13 +179,18 @@ async def converge_children(
     result = SyncResult()
     wanted = {_key(d): with_intent_hash(d) for d in desired}
     known_keys = set(known)
+    foreigners: list[str] = []
 
     for key, body in wanted.items():
         resource = resources.for_kind(body["apiVersion"], body["kind"])
         live = observed.get(key)
         if live is None:
-            # Not owned (yet): it may exist without our owner reference; applying adopts it.
+            # Not owned (yet): an object of this name someone else made is never taken over.
             live = await kube.get(resource, namespace=namespace, name=key[1])
+            foreign = foreign_owner(live, owner) if live is not None else None
+            if foreign is not None:
+                foreigners.append(foreign)
+                continue
         if needs_apply(body, live):
             drifted = key in known_keys and (
                 live is None
@@ -210,4 +220,8 @@ async def converge_children(
         )
         result.deleted.append(f"{key[0]}/{key[1]}")
         metrics.CHILDREN_DELETED.labels(kind=key[0]).inc()
+    if foreigners:
+        raise ChildOwnedElsewhere(
+            "; ".join(foreigners) + ": not taken over; delete or rename it", delay=60.0
+        )
     return result

@@ -4,7 +4,11 @@ Templates run in a Jinja2 ``ImmutableSandboxedEnvironment`` with a curated set o
 guards against memory blow-ups (string repetition, big exponents, huge joins and
 concatenations, over-long output), because template authors are tenants and the operator is
 shared. Errors raised here name keys and Vault paths, never values: a template failure is
-reported by its exception type (and, for undefined names, the missing name) only.
+reported by the template's key, its line, the exception's class and a fixed description —
+never the exception's own text, which can quote data (Jinja's "has no attribute '<value>'",
+``UnicodeDecodeError``'s bytes, ``ValueError``'s operands) — and is raised with no chained
+cause or context. The operator runs these functions in a worker process bounded in memory
+and time (:mod:`mirage_operator.template_worker`, docs/adr/0067).
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import hashlib
 import hmac
 import json
 import re
+import traceback
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError, nodes
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -29,7 +34,8 @@ from mirage_operator.api.vaultsecret import (
     is_secret_key,
     missing_type_keys,
 )
-from mirage_operator.errors import SecretDataError
+from mirage_operator.errors import InvalidTemplate, SecretDataError
+from mirage_operator.k8s.ownership import ADOPTED_BY_ANNOTATION
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 MAX_SECRET_BYTES = 1024 * 1024
@@ -58,9 +64,13 @@ _KEPT_FILTERS = (
 )  # fmt: skip
 
 
+class _Refused(SecurityError):
+    """A guard of this module refused an operation; its message is fixed text, never data."""
+
+
 def _too_big(size: int) -> None:
     if size > MAX_SECRET_BYTES:
-        raise SecurityError(f"template result exceeds {MAX_SECRET_BYTES} bytes")
+        raise _Refused(f"template result exceeds {MAX_SECRET_BYTES} bytes")
 
 
 def _text(value: Any) -> str:
@@ -96,7 +106,7 @@ def _join(values: Iterable[Any], separator: str = "") -> str:
 def _range(*args: int) -> range:
     result = range(*args)
     if len(result) > MAX_RANGE:
-        raise SecurityError(f"range() is limited to {MAX_RANGE} items in templates")
+        raise _Refused(f"range() is limited to {MAX_RANGE} items in templates")
     return result
 
 
@@ -147,18 +157,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         elif operator == "**":
             ints = isinstance(left, int) and isinstance(right, int)
             if ints and right > 0 and left.bit_length() * right > 4096:
-                raise SecurityError("exponent too large in template")
+                raise _Refused("exponent too large in template")
         elif operator == "%" and isinstance(left, str | bytes):
             # printf-style widths are the amplifier: refuse long digit runs in the format.
             text = left.decode("latin-1") if isinstance(left, bytes) else left
             if re.search(r"\d{5,}", text):
-                raise SecurityError("format width too large in template")
+                raise _Refused("format width too large in template")
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         for value in (*args, *kwargs.values()):
             if isinstance(value, int) and abs(value) > MAX_INT_ARGUMENT:
-                raise SecurityError("integer argument too large in template")
+                raise _Refused("integer argument too large in template")
         return super().call(__context, __obj, *args, **kwargs)
 
 
@@ -181,19 +191,85 @@ def template_error(source: str) -> str | None:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""
         return f"template does not compile: {exc.message}{where}"
+    except (RecursionError, MemoryError):
+        return "template does not compile: it is nested too deeply"
     return None
 
 
-def _describe(exc: Exception) -> str:
-    # Only messages known to carry names (never values) are passed on.
-    if isinstance(exc, UndefinedError | SecurityError):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__
+_UNDEFINED_NAME = (
+    re.compile(r"has no (?:attribute|element) ('(?:[^'\\]|\\.)*')$"),
+    re.compile(r"^('(?:[^'\\]|\\.)*') is undefined$"),
+)
+_DESCRIPTIONS: tuple[tuple[type[Exception], str], ...] = (
+    (binascii.Error, "invalid base64"),
+    (UnicodeError, "not UTF-8 text"),
+    (json.JSONDecodeError, "invalid JSON"),
+    (RecursionError, "recursion too deep"),
+    (MemoryError, "exceeded the memory limit"),
+)
+"""Fixed descriptions of common failures; any other exception is described by its class."""
+
+
+@lru_cache(maxsize=512)
+def _source_names(source: str) -> frozenset[str]:
+    """Every name, attribute and string constant written in ``source``: the spec shows them."""
+    tree = template_environment().parse(source)
+    names = {n.name for n in tree.find_all(nodes.Name)}
+    names |= {n.attr for n in tree.find_all(nodes.Getattr)}
+    names |= {n.value for n in tree.find_all(nodes.Const) if isinstance(n.value, str)}
+    return frozenset(names)
+
+
+def _undefined_name(exc: UndefinedError, source: str, values: Iterable[str | bytes]) -> str | None:
+    """The missing name of an ``UndefinedError`` when the template's source spells it and no
+    Vault value equals it: a typo (``data.pasword``) is named, a value used as a key is not."""
+    match = next((m for p in _UNDEFINED_NAME if (m := p.search(exc.message or ""))), None)
+    if match is None:
+        return None
+    name = match.group(1)[1:-1]
+    if name not in _source_names(source) or any(name in (v, _bytes(name)) for v in values):
+        return None
+    return name
+
+
+def _line(exc: BaseException) -> int | None:
+    # Jinja rewrites tracebacks so that template frames carry the template's line numbers.
+    lines = [
+        f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"
+    ]
+    return lines[-1] if lines else None
+
+
+def _describe(exc: Exception, source: str, data: Mapping[str, str | bytes]) -> str:
+    """``(line N): Class: fixed description``, never the exception's text (only the messages
+    of this module's own guards, which are fixed, are passed on)."""
+    line = _line(exc)
+    where = f" (line {line})" if line else ""
+    kind = "SecurityError" if isinstance(exc, _Refused) else type(exc).__name__
+    if isinstance(exc, _Refused | TemplateSyntaxError):
+        # Fixed text, or the compiler's (which sees the source, never the data).
+        detail = exc.message if isinstance(exc, TemplateSyntaxError) else str(exc)
+    elif isinstance(exc, UndefinedError):
+        name = _undefined_name(exc, source, data.values())
+        keys = ", ".join(sorted(data)[:20]) or "none"
+        what = f"{name!r} is undefined" if name else "a name, attribute or key is undefined"
+        detail = f"{what} (Vault keys: {keys})"
+    elif isinstance(exc, SecurityError):
+        detail = "the sandbox refused an unsafe attribute or call"
+    else:
+        detail = next((d for t, d in _DESCRIPTIONS if isinstance(exc, t)), "evaluation failed")
+    return f"{where}: {kind}: {detail}"
 
 
 def render_template(key: str, source: str, data: Mapping[str, str | bytes]) -> bytes:
-    """Render one template with ``data``; :class:`SecretDataError` (naming ``key``) on failure."""
+    """Render one template with ``data``.
+
+    Raises :class:`InvalidTemplate` naming ``key``, the line, and the exception's class, for
+    ANY exception the template raises; the error has no ``__cause__`` and no ``__context__``
+    (it is raised after the handler, so nothing derived from the data hangs on it).
+    """
     context = {k: _context_value(v) for k, v in data.items()}
+    failure = ""
     try:
         size = 0
         parts = []
@@ -202,10 +278,9 @@ def render_template(key: str, source: str, data: Mapping[str, str | bytes]) -> b
             _too_big(size)
             parts.append(chunk)
         return "".join(parts).encode("utf-8")
-    except (TemplateError, ArithmeticError, ValueError, TypeError, LookupError) as exc:
-        raise SecretDataError(f"template {key!r} failed: {_describe(exc)}") from None
-    except binascii.Error:
-        raise SecretDataError(f"template {key!r} failed: invalid base64") from None
+    except Exception as exc:
+        failure = _describe(exc, source, data)
+    raise InvalidTemplate(f"template {key!r} failed{failure}")
 
 
 def _context_value(value: str | bytes) -> str | bytes:
@@ -217,14 +292,31 @@ def _context_value(value: str | bytes) -> str | bytes:
     return value
 
 
+def _is_json(value: bytes) -> bool:
+    # A bool, so that the decoder's error (which holds the document) is never chained.
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _bytes(value: str | bytes) -> bytes:
     return value if isinstance(value, bytes) else value.encode("utf-8")
 
 
-def secret_values(spec: VaultSecretSpec, data: Mapping[str, str | bytes]) -> dict[str, bytes]:
+def secret_values(
+    spec: VaultSecretSpec,
+    data: Mapping[str, str | bytes],
+    *,
+    rendered: Mapping[str, bytes] | None = None,
+) -> dict[str, bytes]:
     """The Secret's data (key to raw bytes) for the Vault ``data``: key selection and
     renaming, then templates (which see every Vault key and win over copied keys), then the
-    Secret type's requirements. :class:`SecretDataError` when the data does not fit."""
+    Secret type's requirements. :class:`SecretDataError` when the data does not fit.
+
+    ``rendered`` holds the templates already rendered (by the operator's bounded worker,
+    :mod:`mirage_operator.template_worker`); ``None`` renders them here, unbounded in time."""
     where = spec.vault.display
     values: dict[str, bytes] = {}
     if spec.copies_all_keys:
@@ -240,18 +332,15 @@ def secret_values(spec: VaultSecretSpec, data: Mapping[str, str | bytes]) -> dic
             raise SecretDataError(f"key {mapping.source!r} not found in Vault data at {where}")
         values[mapping.target] = _bytes(data[mapping.source])
     for key, source in spec.templates.items():
-        values[key] = render_template(key, source, data)
+        values[key] = rendered[key] if rendered is not None else render_template(key, source, data)
 
     reason = missing_type_keys(spec.destination.type, set(values))
     if reason is not None:
         raise SecretDataError(f"{reason} (Vault data at {where})")
-    if spec.destination.type == "kubernetes.io/dockerconfigjson":
-        try:
-            json.loads(values[".dockerconfigjson"])
-        except ValueError:
-            raise SecretDataError(
-                f".dockerconfigjson is not valid JSON (Vault data at {where})"
-            ) from None
+    if spec.destination.type == "kubernetes.io/dockerconfigjson" and not _is_json(
+        values[".dockerconfigjson"]
+    ):
+        raise SecretDataError(f".dockerconfigjson is not valid JSON (Vault data at {where})")
     if sum(len(k) + len(v) for k, v in values.items()) > MAX_SECRET_BYTES:
         raise SecretDataError(f"the Secret's data would exceed {MAX_SECRET_BYTES} bytes")
     return values
@@ -265,6 +354,7 @@ def _metadata(
     labels: Mapping[str, str],
     owner: Mapping[str, Any] | None,
     extra_annotations: Mapping[str, str] | None = None,
+    adopted_by: str | None = None,
 ) -> dict[str, Any]:
     # The operator's labels win: they are how it finds what it manages.
     metadata: dict[str, Any] = {
@@ -273,9 +363,11 @@ def _metadata(
         "labels": {**spec.destination.labels, **labels},
     }
     annotations = {**spec.destination.annotations, **(extra_annotations or {})}
+    if adopted_by is not None:
+        annotations[ADOPTED_BY_ANNOTATION] = adopted_by
     if annotations:
         metadata["annotations"] = annotations
-    if owner is not None:
+    if owner is not None and adopted_by is None:
         metadata["ownerReferences"] = [dict(owner)]
     return metadata
 
@@ -294,17 +386,28 @@ def build_secret(
     data: Mapping[str, str | bytes],
     labels: Mapping[str, str],
     owner: Mapping[str, Any] | None = None,
+    rendered: Mapping[str, bytes] | None = None,
+    adopted_by: str | None = None,
 ) -> dict[str, Any]:
     """The Secret for the VaultSecret ``name`` in ``namespace`` holding the Vault ``data``.
 
     ``labels`` are the operator's own labels (merged over ``spec.destination.labels``);
-    ``owner`` is an ownerReference for the VaultSecret, set as the only owner.
+    ``owner`` is an ownerReference for the VaultSecret, set as the only owner; ``rendered``
+    as in :func:`secret_values`. ``adopted_by`` (the VaultSecret's name) marks a Secret
+    written under ``destination.overwrite`` that Mirage did not create: it gets the
+    :data:`ADOPTED_BY_ANNOTATION` and no owner reference (docs/adr/0069).
     Raises :class:`SecretDataError` when the data does not fit the spec.
     """
-    values = secret_values(spec, data)
+    values = secret_values(spec, data, rendered=rendered)
     encoded = {k: base64.b64encode(v).decode("ascii") for k, v in values.items()}
     return secret_with_data(
-        name=name, namespace=namespace, spec=spec, data=encoded, labels=labels, owner=owner
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        data=encoded,
+        labels=labels,
+        owner=owner,
+        adopted_by=adopted_by,
     )
 
 
@@ -316,6 +419,7 @@ def secret_with_data(
     data: Mapping[str, str],
     labels: Mapping[str, str],
     owner: Mapping[str, Any] | None = None,
+    adopted_by: str | None = None,
 ) -> dict[str, Any]:
     """The Secret of :func:`build_secret` around data that is already final (key to base64
     text, as a live Secret holds it): restoring the Secret's metadata needs no Vault read."""
@@ -323,7 +427,12 @@ def secret_with_data(
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(
-            name=name, namespace=namespace, spec=spec, labels=labels, owner=owner
+            name=name,
+            namespace=namespace,
+            spec=spec,
+            labels=labels,
+            owner=owner,
+            adopted_by=adopted_by,
         ),
         "type": spec.destination.type,
         "data": {k: data[k] for k in sorted(data)},

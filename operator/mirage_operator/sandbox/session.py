@@ -14,24 +14,31 @@ import logging
 import os
 import sys
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import kopf
-import yaml
+from aiohttp import web
 
-from mirage_operator import GROUP
+from mirage_operator.api.validation import is_mirage, problems_of
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
+from mirage_operator.errors import EmulatedAPIError, StartupError
 from mirage_operator.handlers import register
+from mirage_operator.handlers.activities import failure_cause
+from mirage_operator.metrics import start_metrics_server
 from mirage_operator.sandbox.apiserver.server import APIServer
 from mirage_operator.sandbox.monitoring_crds import monitoring_crds
 from mirage_operator.sandbox.tenants import seed_sources
 from mirage_operator.sandbox.vault import EmulatedVault, apiserver_reviewer
+from mirage_operator.yamlsafe import YAMLInputError, read_objects
 
 logger = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
 
 PLURALS = {
     "MirageService": "mirageservices",
@@ -58,17 +65,37 @@ class Row:
         return self.ready == "True" or self.reason == "InvalidSpec"
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "_examples"
+"""The repository's ``examples/``, shipped in the package (a link that a wheel build copies),
+so that ``mirage sandbox`` starts from any directory."""
+
+START_SECONDS = 30.0
+"""How long the operator may take to become ready."""
+
+
 def load_examples(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Every YAML document under ``paths`` (files or directories), in file order."""
-    files: list[Path] = []
-    for path in paths:
-        files += sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
-    documents = []
-    for file in files:
-        documents += [
-            d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if isinstance(d, dict)
-        ]
+    """Every Kubernetes object under ``paths`` (files or directories), in file order.
+
+    Raises :class:`YAMLInputError` (file, document, reason) for the first fault found.
+    """
+    errors: list[YAMLInputError] = []
+    documents = [d.body for d in read_objects(paths, on_error=errors.append)]
+    if errors:
+        raise errors[0]
     return documents
+
+
+class _LastError(logging.Handler):
+    """Remembers the last error logged, in one line, to say why start-up failed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        cause = record.exc_info[1] if record.exc_info else None
+        text = record.getMessage() + (f" ({type(cause).__name__}: {cause})" if cause else "")
+        self.message = " ".join(text.split())
 
 
 def row_of(kind: str, body: Mapping[str, Any]) -> Row:
@@ -116,16 +143,35 @@ class Sandbox:
             token_reviewer=apiserver_reviewer(self.api, audience=config.vault_token_audience)
         )
         self.kubeconfig = workdir / "kubeconfig"
+        self.metrics_url = ""
+        self._metrics: web.AppRunner | None = None
         self._stop = asyncio.Event()
         self._operator: asyncio.Task[None] | None = None
 
     async def start(self, *, port: int = 0) -> None:
         """Start the API and Vault, install the CRDs, write the kubeconfig, start the
-        operator (pointed at the emulated Vault)."""
+        operator (pointed at the emulated Vault) and its metrics endpoint.
+
+        Everything listens on 127.0.0.1, on free ports (the API on ``port`` when given).
+        Raises :class:`StartupError` with the cause in one line; call :meth:`stop` after.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
-        await self.api.start(port=port)
-        await self.vault.start()
-        self.config = dataclasses.replace(self.config, vault_address=self.vault.address)
+        try:
+            await self.api.start(port=port)
+        except OSError as exc:
+            raise StartupError.listening("emulated Kubernetes API", LOOPBACK, port, exc) from None
+        try:
+            await self.vault.start()
+        except OSError as exc:
+            raise StartupError.listening("emulated Vault", LOOPBACK, 0, exc) from None
+        if self.config.metrics_port:
+            # The sandbox serves the operator's metrics itself, on a free loopback port: the
+            # configured port is for a pod, where nothing else listens.
+            self._metrics = await start_metrics_server(0, host=LOOPBACK)
+            self.metrics_url = f"http://{LOOPBACK}:{self._metrics.addresses[0][1]}"
+        self.config = dataclasses.replace(
+            self.config, vault_address=self.vault.address, metrics_port=0
+        )
         # The operator's own namespace holds its HMAC key Secret.
         self.ensure_namespace(self.config.operator_namespace)
         self.api.install_crds([*load_crds(), *monitoring_crds()])
@@ -135,6 +181,8 @@ class Sandbox:
         registry = kopf.OperatorRegistry()
         register(registry, self.config)
         ready = asyncio.Event()
+        errors = _LastError()
+        logging.getLogger().addHandler(errors)
         self._operator = asyncio.create_task(
             kopf.operator(
                 registry=registry,
@@ -144,7 +192,24 @@ class Sandbox:
                 ready_flag=ready,
             )
         )
-        await asyncio.wait_for(ready.wait(), timeout=30)
+        waiting = asyncio.create_task(ready.wait())
+        try:
+            await asyncio.wait(
+                {waiting, self._operator}, timeout=START_SECONDS, return_when=FIRST_COMPLETED
+            )
+        finally:
+            waiting.cancel()
+            logging.getLogger().removeHandler(errors)
+        if ready.is_set():
+            return
+        if self._operator.done():
+            failure = self._operator.exception()
+            cause = failure_cause(failure) if failure else errors.message
+            raise StartupError(f"the operator stopped while starting: {cause or 'no cause logged'}")
+        raise StartupError(
+            f"the operator was not ready within {START_SECONDS:.0f} s: "
+            f"{errors.message or 'no error logged'}"
+        )
 
     async def wait_until_stopped(self) -> None:
         """Serve until the operator stops: kopf handles SIGINT/SIGTERM and returns."""
@@ -152,11 +217,13 @@ class Sandbox:
             await asyncio.shield(self._operator)
 
     async def stop(self) -> None:
-        """Stop the operator, then the API."""
+        """Stop the operator, then the servers (whichever of them started)."""
         self._stop.set()
         if self._operator is not None:
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._operator, timeout=15)
+        if self._metrics is not None:
+            await self._metrics.cleanup()
         await self.vault.stop()
         await self.api.stop()
 
@@ -167,15 +234,19 @@ class Sandbox:
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
 
-    def apply(self, documents: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-        """Create each document (and its namespace); the Mirage ones are returned to watch.
+    def apply(self, documents: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Apply each document (creating its namespace) as ``kubectl apply`` would: one the
+        API refuses is reported and the others are applied. Returns the refusals, one line
+        each (``Kind namespace/name: reason``).
 
         First, as the Pulumi stacks would: every namespace whose resources read Vault becomes
         a tenant (its ``mirage-vault`` ServiceAccount, Vault role and policy), and each Vault
-        source they name is seeded with demo values.
+        source they name is seeded with demo values (for the resources the operator's own
+        validator accepts; the others never read Vault).
         """
         documents = list(documents)
-        for namespace in seed_sources(self.vault, documents, config=self.config):
+        valid = [d for d in documents if is_mirage(d) and not problems_of(d)[1]]
+        for namespace in seed_sources(self.vault, valid, config=self.config):
             self.ensure_namespace(namespace)
             service_account = {
                 "apiVersion": "v1",
@@ -183,15 +254,22 @@ class Sandbox:
                 "metadata": {"name": self.config.vault_service_account, "namespace": namespace},
             }
             self.api.apply(service_account, field_manager="mirage-sandbox")
-        mirage = []
+        refused = []
         for document in documents:
-            namespace = document.get("metadata", {}).get("namespace", "default")
-            self.ensure_namespace(namespace)
-            body = {**document, "metadata": {**document["metadata"], "namespace": namespace}}
-            self.api.apply(body, field_manager="mirage-sandbox")
-            if str(document.get("apiVersion", "")).startswith(f"{GROUP}/"):
-                mirage.append((document["kind"], namespace, document["metadata"]["name"]))
-        return mirage
+            metadata = document.get("metadata")
+            metadata = metadata if isinstance(metadata, dict) else {}
+            namespace = str(metadata.get("namespace") or "default")
+            body = {**document, "metadata": {**metadata, "namespace": namespace}}
+            where = f"{document.get('kind')} {namespace}/{metadata.get('name', '?')}"
+            if not isinstance(metadata.get("name"), str):  # kubectl refuses it before sending
+                refused.append(f"{where}: metadata.name: Required value")
+                continue
+            try:
+                self.ensure_namespace(namespace)
+                self.api.apply(body, field_manager="mirage-sandbox")
+            except EmulatedAPIError as exc:
+                refused.append(" ".join(f"{where}: {exc}".split()))
+        return refused
 
     def rows(self) -> list[Row]:
         """Every Mirage custom resource in the cluster, as table rows."""
@@ -223,26 +301,30 @@ class Sandbox:
 
 async def run_sandbox(
     *,
-    examples: Sequence[Path],
+    documents: Sequence[Mapping[str, Any]],
     workdir: Path,
     keep: bool,
     wait_seconds: float,
+    config: Config,
     port: int = 0,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the sandbox; 0 when every example converged (or ``keep`` until interrupted)."""
-    config = Config.from_env()
+    """Run the sandbox with ``documents`` applied; 0 when every Mirage resource converged
+    (or ``keep`` until interrupted). Raises :class:`StartupError` when it cannot start."""
     sandbox = Sandbox(workdir=workdir, config=config)
-    await sandbox.start(port=port)
     try:
+        await sandbox.start(port=port)
+        metrics = f", operator metrics at {sandbox.metrics_url}/metrics" * bool(sandbox.metrics_url)
         out.write(
             f"emulated Kubernetes API at {sandbox.api.url}, emulated Vault at "
-            f"{sandbox.vault.address}; operator running\n"
+            f"{sandbox.vault.address}; operator running{metrics}\n"
         )
-        sandbox.apply(load_examples(examples))
+        refused = sandbox.apply(documents)
+        for line in refused:
+            out.write(f"refused by the API: {line}\n")
         rows = await sandbox.converge(wait_seconds=wait_seconds, out=out)
         out.write(format_table(rows) + "\n")
-        converged = bool(rows) and all(r.converged for r in rows)
+        converged = bool(rows) and all(r.converged for r in rows) and not refused
         if keep:
             out.write(
                 f"\nkeeping the sandbox running; in another shell:\n"

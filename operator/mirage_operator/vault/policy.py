@@ -2,9 +2,10 @@
 
 Before any Vault call, the path a custom resource names is matched against the configured
 templates for its namespace (by default ``{namespace}/*`` for KV paths under any mount and
-``{namespace}`` or ``{namespace}.*`` for database roles). Vault policy remains the real
-boundary; this check makes a mistake (or a hostile spec) fail fast, with a clear message,
-and without a request that Vault would log as a denial.
+``{namespace}`` or ``{namespace}.*`` for database roles). The mount must be one path segment
+and the path normalised, so that the path matched is the one Vault reads (docs/adr/0068).
+Vault policy remains the real boundary; this check makes a mistake (or a hostile spec) fail
+fast, with a clear message, and without a request that Vault would log as a denial.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from mirage_operator.api.vaultsecret import VaultSource
+from mirage_operator.api.vaultsecret import VaultSource, vault_source_problems
 from mirage_operator.config import Config
 from mirage_operator.errors import VaultPathNotAllowed
 
@@ -27,11 +28,6 @@ def glob_matches(pattern: str, path: str) -> bool:
     return re.fullmatch(regex, path, flags=re.DOTALL) is not None
 
 
-def _segments_ok(path: str) -> bool:
-    segments = path.split("/")
-    return all(s and s not in {".", ".."} for s in segments)
-
-
 def allowed_patterns(config: Config, namespace: str, engine: str) -> tuple[str, ...]:
     """The globs ``namespace`` may read for ``engine``, templates expanded."""
     templates: Iterable[str] = (
@@ -43,14 +39,21 @@ def allowed_patterns(config: Config, namespace: str, engine: str) -> tuple[str, 
 def check_allowed(
     config: Config, namespace: str, source: VaultSource, *, field: str = "spec.vault.path"
 ) -> None:
-    """Raise :class:`VaultPathNotAllowed` unless ``namespace`` may read ``source``."""
-    if not _segments_ok(source.mount) or source.mount.split("/")[0] in RESERVED_MOUNTS:
+    """Raise :class:`VaultPathNotAllowed` unless ``namespace`` may read ``source``.
+
+    The request path Vault sees is ``<mount>/<path>`` (kv-v1), ``<mount>/data/<path>``
+    (kv-v2) or ``<mount>/creds/<role>`` (database): with a one-segment mount and a normalised
+    path, the path under the mount that the globs are matched against is exactly the one
+    Vault reads, whatever the auth mode (docs/adr/0068)."""
+    prefix = field.rpartition(".")[0]
+    problems = vault_source_problems(source.engine, source.mount, source.path, prefix=prefix)
+    if problems:
+        raise VaultPathNotAllowed(problems[0].field, problems[0].reason)
+    if source.mount in RESERVED_MOUNTS:
         raise VaultPathNotAllowed(
-            field.rpartition(".")[0] + ".mount",
+            f"{prefix}.mount",
             f"Forbidden: mount {source.mount!r} is not a secrets engine a VaultSecret may read",
         )
-    if not _segments_ok(source.path) or (source.engine == "database" and "/" in source.path):
-        raise VaultPathNotAllowed(field, f"Invalid value: malformed Vault path {source.path!r}")
     patterns = allowed_patterns(config, namespace, source.engine)
     if not any(glob_matches(p, source.path) for p in patterns):
         what = "database role" if source.engine == "database" else "path"

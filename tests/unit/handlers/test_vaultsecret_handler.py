@@ -23,6 +23,7 @@ from mirage_operator.metrics import REGISTRY
 from mirage_operator.render.secret import HMAC_KEY_FIELD, secret_mac
 from mirage_operator.render.vaultsecret import restart_annotation
 from mirage_operator.sandbox.vault import EmulatedVault
+from mirage_operator.template_worker import TemplateRunner
 from mirage_operator.vault import VaultClient
 from mirage_operator.vault.schedule import BACKOFF_MIN
 from tests.unit.handlers.fakes import Connection, FakeKube
@@ -45,6 +46,7 @@ class Harness:
     events: list[tuple[str, str]]
     reconciler: handler.VaultSecretReconciler
     clients: list[VaultClient] = field(default_factory=list)
+    runners: list[TemplateRunner] = field(default_factory=list)
 
     def new_reconciler(self, **config: Any) -> handler.VaultSecretReconciler:
         """A reconciler of a fresh operator process (empty memory, new Vault client)."""
@@ -54,9 +56,11 @@ class Harness:
         )
         self.clients.append(client)
         context = OperatorContext(config=merged, kube=cast(Any, Connection(self.kube)))
-        return handler.VaultSecretReconciler(
+        reconciler = handler.VaultSecretReconciler(
             context, vault=client, clock=self.clock, jitter=lambda: 1.0
         )
+        self.runners.append(reconciler.templates)
+        return reconciler
 
     def create(self, name: str = "app", **spec: Any) -> dict[str, Any]:
         body = {
@@ -132,6 +136,8 @@ async def harness(
     yield made
     for client in made.clients:
         await client.close()
+    for runner in made.runners:
+        await runner.close()
 
 
 # --- sync ---------------------------------------------------------------------------------
@@ -266,7 +272,10 @@ async def test_change_made_while_the_operator_was_down_is_caught(h: Harness) -> 
 
 
 async def test_existing_secret_with_equal_data_is_adopted_without_restart(h: Harness) -> None:
-    h.create(rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}])
+    h.create(
+        rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}],
+        destination={"overwrite": True},
+    )
     encoded = {
         k: base64.b64encode(v.encode()).decode()
         for k, v in {"username": "app", "password": PASSWORD}.items()
@@ -280,7 +289,8 @@ async def test_existing_secret_with_equal_data_is_adopted_without_restart(h: Har
         }
     )
     await h.sync()
-    assert h.secret() is not None and h.secret()["metadata"]["ownerReferences"]  # type: ignore[index]
+    secret = h.secret()
+    assert secret is not None and secret["metadata"]["annotations"]["mirage.dev/adopted-by"]
     assert h.restarts() == []
 
 

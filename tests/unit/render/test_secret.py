@@ -112,7 +112,7 @@ def test_same_input_same_output() -> None:
     ("fields", "words"),
     [
         ({"keys": [{"from": "missing"}]}, "'missing' not found"),
-        ({"templates": {"x": "{{ data.missing }}"}}, "has no attribute 'missing'"),
+        ({"templates": {"x": "{{ data.missing }}"}}, "'missing' is undefined"),
         ({"templates": {"x": "{{ data.password | int + 'a' }}"}}, "TypeError"),
         ({"templates": {"x": "{{ data.password | b64dec }}"}}, "template 'x' failed"),
         ({"templates": {"x": "{{ data.password | fromjson }}"}}, "template 'x' failed"),
@@ -142,6 +142,7 @@ def test_data_errors_name_keys_never_values(fields: dict[str, Any], words: str) 
     assert words in str(caught.value)
     assert PASSWORD not in str(caught.value)
     assert caught.value.__cause__ is None  # no chained exception carrying a value either
+    assert caught.value.__context__ is None
 
 
 def test_invalid_vault_key_when_copying_everything() -> None:
@@ -229,7 +230,7 @@ def test_sandbox_errors_never_carry_values() -> None:
     with pytest.raises(SecretDataError) as caught:
         build(spec(templates={"x": "{{ data.password.nope }}"}))
     assert PASSWORD not in str(caught.value)
-    assert "str object" in str(caught.value)
+    assert "'nope' is undefined" in str(caught.value)
 
 
 @pytest.mark.parametrize("template", ["{{ x", "{% if %}", "{{ x | nosuch }}", "{% endfor %}"])

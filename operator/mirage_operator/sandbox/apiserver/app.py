@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from aiohttp import web
 
+from mirage_operator import yamlsafe
 from mirage_operator.errors import EmulatedAPIError
 from mirage_operator.sandbox.apiserver import discovery, protobuf, status, tables
 from mirage_operator.sandbox.apiserver.cluster import (
@@ -149,7 +149,10 @@ async def _body(request: web.Request) -> Any:
         return None
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
     if content_type.startswith("application/apply-patch"):
-        return raw.decode("utf-8")
+        try:
+            return yamlsafe.decode(raw, source="the request body")
+        except yamlsafe.YAMLInputError as exc:
+            raise status.bad_request(f"error decoding YAML: {exc.reason}") from None
     if content_type == "application/vnd.kubernetes.protobuf":
         try:
             return protobuf.decode(raw)
@@ -164,8 +167,10 @@ async def _body(request: web.Request) -> Any:
         return json.loads(raw)
     except ValueError:
         try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
+            return yamlsafe.load_one(
+                yamlsafe.decode(raw, source="the request body"), source="the request body"
+            )
+        except yamlsafe.YAMLInputError as exc:
             raise status.bad_request(f"the request body is neither JSON nor YAML: {exc}") from None
 
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
 from mirage_operator import schema as crd_schema
+from mirage_operator import yamlsafe
 from mirage_operator.errors import EmulatedAPIError, Problem
 from mirage_operator.sandbox.apiserver import defaults, managed, status, validation
 from mirage_operator.sandbox.apiserver.fieldtypes import BuiltinTypes, SchemaTypes, TypeOracle
@@ -1014,8 +1013,9 @@ def _parse_patch_body(body: Any) -> Any:
 def _parse_apply_body(body: Any) -> Obj:
     if isinstance(body, (bytes, str)):
         try:
-            parsed = yaml.safe_load(body)
-        except yaml.YAMLError as exc:
+            text = body if isinstance(body, str) else yamlsafe.decode(body, source="body")
+            parsed = yamlsafe.load_one(text, source="the apply configuration")
+        except yamlsafe.YAMLInputError as exc:
             raise status.bad_request(f"error decoding YAML: {exc}") from None
     else:
         parsed = copy.deepcopy(body)
