@@ -42,7 +42,7 @@ def require_path(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def openbao() -> Iterator[Any]:
-    """A real OpenBao dev server on loopback (one per test worker); see :mod:`tests.realservers`."""
+    """A real OpenBao server on loopback (one per test worker); see :mod:`tests.realservers`."""
     from tests.realservers import openbao_server
 
     yield from openbao_server()

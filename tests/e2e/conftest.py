@@ -10,7 +10,7 @@ Vault: the VaultSecret tests run on two backends (:func:`vault_cluster`):
 
 - ``emulated``: the emulated Vault beside the emulated API (its kubernetes auth checks
   ServiceAccount tokens with the API's TokenReview), with the operator of :func:`cluster`;
-- ``openbao``: a real Vault (by default an OpenBao dev server the tests start, with PostgreSQL
+- ``openbao``: a real Vault (by default an OpenBao server the tests start, with PostgreSQL
   behind its database engine) reviewing tokens at a second emulated API over loopback, with
   an operator of its own (:func:`openbao_cluster`). ``MIRAGE_E2E_VAULT_ADDR`` and
   ``MIRAGE_E2E_VAULT_TOKEN`` (a token allowed to mount engines, write policies and roles)
@@ -240,6 +240,12 @@ def vault_cluster(request: pytest.FixtureRequest) -> Cluster:
         cluster.require_vault()
         return cluster
     return request.getfixturevalue("openbao_cluster")  # type: ignore[no-any-return]
+
+
+def only_on(backend: str) -> pytest.MarkDecorator:
+    """Run a test of the two-Vault suite on ``backend`` alone: the fault it needs exists there
+    only (a real server's stop and start), so the other run would only be a skip."""
+    return pytest.mark.parametrize("vault_cluster", [backend], indirect=True)
 
 
 def _run(

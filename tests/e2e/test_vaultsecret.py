@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from mirage_operator.render.vaultsecret import restart_annotation
-from tests.e2e.conftest import Cluster, service, wait_ready
+from tests.e2e.conftest import Cluster, only_on, service, wait_ready
 from tests.e2e.helpers import assert_steady, wait_resyncs
 from tests.e2e.kube import Kube, wait_for
 from tests.e2e.vault import DB_TTL
@@ -287,6 +287,7 @@ def test_vault_outage_keeps_the_secret_and_recovers_within_one_backoff(
     assert time.monotonic() - back < 12
 
 
+@only_on("openbao")
 def test_vault_stopped_and_started_keeps_the_secret_and_needs_no_new_login(
     cluster: Cluster, tenant: str
 ) -> None:

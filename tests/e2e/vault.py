@@ -119,10 +119,9 @@ class VaultAdmin:
             self.require_emulator().unseal()
 
     def restart(self, while_down: Callable[[], None]) -> None:
-        """Stop the real server, call ``while_down``, start it again (unsealed: state kept);
-        skips on the emulator, whose connection faults ``tests/e2e/test_faults.py`` covers."""
-        if not isinstance(self.backend, RealBackend):
-            pytest.skip("stop and start is a real server's fault")
+        """Stop the real server, call ``while_down``, start it again (unsealed: state kept).
+        Real Vault only: the emulator's connection faults are ``tests/e2e/test_faults.py``'s."""
+        assert isinstance(self.backend, RealBackend), "stop and start is a real server's fault"
         server = self.backend.require_server()
         server.stop()
         try:
