@@ -21,7 +21,7 @@ from mirage_operator.render.vaultsecret import restart_annotation
 from tests.e2e.conftest import Cluster, only_on, service, wait_ready
 from tests.e2e.helpers import assert_steady, wait_resyncs
 from tests.e2e.kube import Kube, wait_for
-from tests.e2e.vault import DB_TTL
+from tests.e2e.vault import DB_TTL, LONG_DB_TTL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -350,17 +350,20 @@ def test_another_namespaces_path_is_refused_by_the_operator_and_by_vault_policy(
         assert vault.denials(f"{other}/shared/db") <= denials + 2
 
 
-def database_secret(kube: Kube, tenant: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """A VaultSecret issuing the tenant's database credentials, Ready; (object, credentials)."""
-    kube.apply(vault_secret("creds", tenant, f"{tenant}.app", vault={"engine": "database"}))
+def database_secret(
+    kube: Kube, tenant: str, role: str = "app", ttl: int = DB_TTL
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A VaultSecret issuing the tenant's database credentials of ``role`` (whose leases last
+    ``ttl``), Ready; (object, credentials)."""
+    kube.apply(vault_secret("creds", tenant, f"{tenant}.{role}", vault={"engine": "database"}))
     body = wait_ready(kube, tenant, "creds", kind="VaultSecret")
     creds = secret_data(kube, tenant, "creds")
     assert creds is not None and set(creds) == {"username", "password"}
-    assert body["status"]["leaseDuration"] == DB_TTL
+    assert body["status"]["leaseDuration"] == ttl
     return body, creds
 
 
-def renewal_past(kube: Kube, tenant: str, lease_id: str, expiry: str) -> str:
+def renewal_past(kube: Kube, tenant: str, lease_id: str, expiry: str, ttl: int = DB_TTL) -> str:
     """Wait until the lease was renewed to end after ``expiry`` (the same lease: credentials
     were renewed, not replaced); the new expiry."""
 
@@ -370,7 +373,7 @@ def renewal_past(kube: Kube, tenant: str, lease_id: str, expiry: str) -> str:
         later = status.get("leaseExpiry")
         return later if later and later > expiry else None
 
-    return wait_for(renewed, timeout=3 * DB_TTL, what=f"lease renewed past {expiry}")
+    return wait_for(renewed, timeout=3 * ttl, what=f"lease renewed past {expiry}")
 
 
 def valid_until(cluster: Cluster, username: str) -> Any:
@@ -412,7 +415,8 @@ def test_database_credentials_renewed_before_expiry_and_revoked_on_delete(
 
 def test_database_credentials_survive_an_operator_restart(cluster: Cluster, tenant: str) -> None:
     kube, vault = cluster.kube, cluster.require_vault()
-    body, creds = database_secret(kube, tenant)
+    # A lease longer than the restart takes: the restarted operator must find it alive.
+    body, creds = database_secret(kube, tenant, "long", LONG_DB_TTL)
     lease_id = body["status"]["leaseID"]
     secret_version = kube.get("Secret", tenant, "creds")["metadata"]["resourceVersion"]  # type: ignore[index]
 
@@ -420,7 +424,7 @@ def test_database_credentials_survive_an_operator_restart(cluster: Cluster, tena
     # The restarted operator takes the lease over from the status: it renews the same lease
     # (its old token is gone with the process, so a new login; the lease lives on).
     expiry = (kube.get("VaultSecret", tenant, "creds") or {})["status"]["leaseExpiry"]
-    renewal_past(kube, tenant, lease_id, expiry)
+    renewal_past(kube, tenant, lease_id, expiry, LONG_DB_TTL)
     assert vault.credentials_work(creds["username"], creds["password"])
     assert secret_data(kube, tenant, "creds") == creds
     assert kube.get("Secret", tenant, "creds")["metadata"]["resourceVersion"] == secret_version  # type: ignore[index]

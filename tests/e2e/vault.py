@@ -4,7 +4,8 @@ the Vault ``MIRAGE_E2E_VAULT_ADDR`` names).
 Per test namespace, :meth:`VaultAdmin.add_tenant` does what the Pulumi stacks do for a tenant:
 the ServiceAccount ``mirage-vault`` in the namespace, the tenant policy (reading only the
 namespace's own KV paths and database roles), the kubernetes auth role ``mirage-<namespace>``
-bound to that ServiceAccount, and the database role ``<namespace>.app``. Calls are counted from
+bound to that ServiceAccount, and the database roles ``<namespace>.app`` and
+``<namespace>.long`` (short and longer leases). Calls are counted from
 the emulator's request log or the real server's audit log, so the same assertions hold on both.
 Faults are real on OpenBao (seal and unseal, a revoked token); tests that need the emulator's
 fault injection call :meth:`VaultAdmin.require_emulator`.
@@ -29,6 +30,10 @@ DB_TTL = 10
 """Seconds a database lease lasts (renewed at two thirds): short, so that renewals happen
 within a test."""
 DB_MAX_TTL = 60
+LONG_DB_TTL = 30
+"""Seconds a lease of the role ``<namespace>.long`` lasts: longer than the operator process
+takes to stop and start again on a loaded 2-core machine (seen: 12 s), for the tests that
+restart it with a lease in flight."""
 
 
 @dataclass
@@ -84,9 +89,10 @@ class VaultAdmin:
             policies=[f"tenant-{namespace}"],
         )
         if self.emulator is not None or self.postgres is not None:
-            self.backend.add_database_role(
-                f"{namespace}.app", default_ttl=DB_TTL, max_ttl=DB_MAX_TTL
-            )
+            for role, ttl in (("app", DB_TTL), ("long", LONG_DB_TTL)):
+                self.backend.add_database_role(
+                    f"{namespace}.{role}", default_ttl=ttl, max_ttl=DB_MAX_TTL
+                )
 
     def put(self, path: str, data: Mapping[str, Any], *, mount: str = "secret") -> None:
         """Write ``data`` at ``path`` of a KV v2 mount (a new version)."""
