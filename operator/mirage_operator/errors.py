@@ -32,9 +32,20 @@ class Problem:
 class InvalidSpecError(MirageError):
     """The custom resource cannot be reconciled as written; retrying will not help."""
 
+    reason = "InvalidSpec"
+    """The reason of the ``Ready=False`` condition that reports it."""
+
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class ChildNameConflictError(InvalidSpecError):
+    """A child's name is taken by an object that another owner controls (two resources derive
+    the same name). The operator writes none of the conflicting children and names the other
+    owner; it tries again at each resync, so deleting or renaming either resource heals it."""
+
+    reason = "ChildNameConflict"
 
 
 class ConfigError(MirageError):
@@ -155,8 +166,9 @@ class SecretExistsError(SecretConflictError):
 
 class ChildOwnedElsewhere(TransientError):
     """An object with the name of one of a resource's children exists and is not that
-    resource's (made by hand, or controlled by another object): it is never taken over
-    (docs/adr/0069). Deleting or renaming it heals this."""
+    resource's and nobody controls it (made by hand, by Helm...): it is never taken over
+    (docs/adr/0069). Deleting or renaming it heals this. An object another owner controls is
+    a :class:`ChildNameConflictError` instead."""
 
     reason = "ChildOwnedElsewhere"
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.api import slo, vaultsecret
+from mirage_operator.api import k8svalidation, slo, vaultsecret
 from mirage_operator.errors import Problem
 
 IntOrString = int | str
@@ -206,10 +206,10 @@ class MirageServiceSpec:
             run_as_group=security.get("runAsGroup", 10001),
             fs_group=security.get("fsGroup", 10001),
             max_surge=rollout.get("maxSurge", "25%"),
-            max_unavailable=rollout.get("maxUnavailable", 0),
+            max_unavailable=_max_unavailable(rollout),
             termination_grace_period_seconds=rollout.get("terminationGracePeriodSeconds", 30),
             autoscaling=Autoscaling(
-                min_replicas=autoscaling.get("minReplicas", 2),
+                min_replicas=autoscaling.get("minReplicas", min(2, autoscaling["maxReplicas"])),
                 max_replicas=autoscaling["maxReplicas"],
                 target_cpu_utilization=autoscaling.get("targetCPUUtilization"),
                 target_memory_utilization=autoscaling.get("targetMemoryUtilization"),
@@ -234,6 +234,16 @@ class MirageServiceSpec:
             secrets=tuple(_secret(s) for s in spec.get("secrets", ())),
             monitoring=_monitoring(spec.get("monitoring", {})),
         )
+
+
+def _max_unavailable(rollout: Mapping[str, Any]) -> IntOrString:
+    """``maxUnavailable`` as written; unset, 0 (zero-downtime rollouts), or 1 when ``maxSurge``
+    is 0, since the API server refuses a Deployment where both are 0."""
+    if "maxUnavailable" in rollout:
+        value: IntOrString = rollout["maxUnavailable"]
+        return value
+    surge = rollout.get("maxSurge", "25%")
+    return 1 if k8svalidation.int_or_percent_value(surge) == 0 else 0
 
 
 def _probe(raw: Mapping[str, Any], *, default_path: str) -> Probe:
@@ -276,15 +286,36 @@ def _secret(raw: Mapping[str, Any]) -> SecretRef:
     )
 
 
+DEFAULT_SCRAPE_INTERVAL = "30s"
+DEFAULT_SCRAPE_TIMEOUT = "10s"
+
+
+def scrape_settings(metrics: Mapping[str, Any]) -> tuple[str, str]:
+    """``(interval, scrapeTimeout)`` of ``spec.monitoring.metrics``: each as written, else its
+    default bounded by the other (30s, or the timeout if longer; 10s, or the interval if
+    shorter), so that an unset field never breaks ``scrapeTimeout <= interval``."""
+    interval, timeout = metrics.get("interval"), metrics.get("scrapeTimeout")
+    if interval is None:
+        interval = DEFAULT_SCRAPE_INTERVAL
+        if timeout is not None and _duration_seconds(timeout) > _duration_seconds(interval):
+            interval = timeout
+    if timeout is None:
+        timeout = DEFAULT_SCRAPE_TIMEOUT
+        if _duration_seconds(interval) < _duration_seconds(timeout):
+            timeout = interval
+    return interval, timeout
+
+
 def _monitoring(raw: Mapping[str, Any]) -> Monitoring:
     metrics = raw.get("metrics", {})
+    interval, scrape_timeout = scrape_settings(metrics)
     return Monitoring(
         metrics=Metrics(
             enabled=metrics.get("enabled", True),
             port=metrics.get("port"),
             path=metrics.get("path", "/metrics"),
-            interval=metrics.get("interval", "30s"),
-            scrape_timeout=metrics.get("scrapeTimeout", "10s"),
+            interval=interval,
+            scrape_timeout=scrape_timeout,
             relabelings=tuple(metrics.get("relabelings", ())),
         ),
         slos=tuple(raw.get("slos", ())),
@@ -347,16 +378,6 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
                 Problem(field, f"Invalid value: {name!r}: no port of that name in spec.ports")
             )
 
-    metrics = monitoring.get("metrics", {})
-    timeout, interval = metrics.get("scrapeTimeout"), metrics.get("interval")
-    if timeout and interval and _duration_seconds(timeout) > _duration_seconds(interval):
-        problems.append(
-            Problem(
-                "spec.monitoring.metrics.scrapeTimeout",
-                f"Invalid value: {timeout!r}: must not exceed spec.monitoring.metrics.interval",
-            )
-        )
-
     env_names = [e["name"] for e in spec.get("env", [])]
     for index, secret in enumerate(spec.get("secrets", [])):
         expose = secret.get("expose", {})
@@ -372,7 +393,8 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
         (f"spec.secrets[{i}].expose.mountPath", s.get("expose", {}).get("mountPath"))
         for i, s in enumerate(spec.get("secrets", []))
     ]
-    claimed: dict[str, str] = {}
+    # The operator mounts a writable /tmp (the root filesystem is read-only).
+    claimed: dict[str, str] = {"/tmp": "the operator's /tmp volume"}  # noqa: S108
     for field, path in mounts:
         if path and path in claimed:
             problems.append(
@@ -380,6 +402,9 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
             )
         elif path:
             claimed[path] = field
+
+    problems += child_value_problems(spec)
+    problems += child_name_problems(str(body.get("metadata", {}).get("name", "")), spec)
 
     # The embedded VaultSecret and SLO specs obey their own kinds' rules.
     for index, secret in enumerate(spec.get("secrets", [])):
@@ -389,4 +414,94 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
     problems += slo.custom_rule_problems(
         monitoring.get("alerts", []), field="spec.monitoring.alerts"
     )
+    return problems
+
+
+def child_value_problems(spec: Mapping[str, Any]) -> list[Problem]:
+    """Every user value that lands in a child object, checked by the API server's own rules
+    (:mod:`k8svalidation`). The CRD schema says the same where it can; this also covers what it
+    cannot (the 256 KiB of annotations) and a cluster whose CRD is older than the operator."""
+    kv = k8svalidation
+    problems: list[Problem] = []
+    for index, port in enumerate(spec.get("ports", [])):
+        field = f"spec.ports[{index}]"
+        problems += kv.name_problems(port["name"], field=f"{field}.name", rule="port-name")
+        if "appProtocol" in port:
+            problems += kv.name_problems(
+                port["appProtocol"], field=f"{field}.appProtocol", rule="qualified-name"
+            )
+    for index, env in enumerate(spec.get("env", [])):
+        problems += kv.name_problems(
+            env["name"], field=f"spec.env[{index}].name", rule="env-var-name"
+        )
+    data = spec.get("config", {}).get("data", {})
+    for key in data:
+        problems += kv.name_problems(key, field="spec.config.data", rule="config-map-key")
+    problems += kv.data_size_problems(data, field="spec.config.data")
+    rollout = spec.get("rollout", {})
+    problems += kv.rolling_update_problems(
+        rollout.get("maxSurge"), rollout.get("maxUnavailable"), field="spec.rollout"
+    )
+    disruption = spec.get("disruption", {})
+    for name in ("minAvailable", "maxUnavailable"):
+        problems += kv.int_or_percent_problems(
+            disruption.get(name), field=f"spec.disruption.{name}", at_most_100_percent=True
+        )
+    allow_from = spec.get("networkPolicy", {}).get("allowFrom", [])
+    for index, caller in enumerate(allow_from):
+        field = f"spec.networkPolicy.allowFrom[{index}]"
+        if "service" in caller:
+            problems += kv.name_problems(
+                caller["service"], field=f"{field}.service", rule="dns1035-label"
+            )
+        if "namespace" in caller:
+            problems += kv.name_problems(
+                caller["namespace"], field=f"{field}.namespace", rule="dns1123-label"
+            )
+        problems += kv.label_problems(caller.get("podLabels", {}), field=f"{field}.podLabels")
+    ingress = spec.get("ingress")
+    if ingress:
+        problems += kv.annotation_problems(
+            ingress.get("annotations", {}), field="spec.ingress.annotations"
+        )
+        problems += kv.invalid("spec.ingress.host", ingress["host"], kv.is_not_ip(ingress["host"]))
+        secret = ingress.get("tls", {}).get("secretName")
+        if secret is not None:
+            problems += kv.name_problems(
+                secret, field="spec.ingress.tls.secretName", rule="dns1123-subdomain"
+            )
+    for index, secret in enumerate(spec.get("secrets", [])):
+        for env_index, mapping in enumerate(secret.get("expose", {}).get("env", [])):
+            field = f"spec.secrets[{index}].expose.env[{env_index}]"
+            problems += kv.name_problems(
+                mapping["name"], field=f"{field}.name", rule="env-var-name"
+            )
+            problems += kv.name_problems(
+                mapping["key"], field=f"{field}.key", rule="config-map-key"
+            )
+    return problems
+
+
+def child_name_problems(name: str, spec: Mapping[str, Any]) -> list[Problem]:
+    """Two objects of one kind that this MirageService (or its child VaultSecrets and SLOs)
+    would give the same name: refused, naming both fields, so that no object has two writers.
+
+    Names come from the builders (:mod:`mirage_operator.render.names`), so this check follows
+    them when they change.
+    """
+    # Imported here: the builders import this module for the spec's types.
+    from mirage_operator.render import names
+
+    claimed: dict[tuple[str, str], str] = {}
+    problems = []
+    for kind, child, field in names.derived_names(name, spec):
+        first = claimed.setdefault((kind, child), field)
+        if first != field:
+            problems.append(
+                Problem(
+                    field,
+                    f"Duplicate value: {kind} {child!r} is also the name derived from {first}; "
+                    "rename one of them",
+                )
+            )
     return problems

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage_operator.errors import Problem
+from mirage_operator.schema.regex import compile_re2
 
 # Defaults, equal to those of crds/mirage.dev_servicelevelobjectives.yaml (a test checks).
 DEFAULT_WINDOW = "30d"
@@ -36,7 +37,7 @@ _RANGE_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
 """The ``{{window}}`` placeholder of SLI queries (inner spaces allowed)."""
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 RESERVED_LABEL_PREFIX = "mirage_"
 
 
@@ -132,10 +133,17 @@ class Alerting:
         return self.page if severity == "page" else self.ticket
 
 
-def _alert_settings(raw: Mapping[str, Any] | None) -> AlertSettings:
+def lowest_threshold(severity: str, *, objective: float, window_days: int) -> float:
+    """The lowest error ratio at which the ``severity`` alert fires; 1 or more: never."""
+    budget = 1 - objective / 100
+    return min(a.factor(window_days) * budget for a in BURN_RATE_ALERTS if a.severity == severity)
+
+
+def _alert_settings(raw: Mapping[str, Any] | None, *, can_fire: bool) -> AlertSettings:
     raw = raw or {}
     return AlertSettings(
-        enabled=bool(raw.get("enabled", True)),
+        # Unset: on when it can fire, so that no default refuses a spec (ADR 0012).
+        enabled=bool(raw.get("enabled", can_fire)),
         labels=_pairs(raw.get("labels")),
         annotations=_pairs(raw.get("annotations")),
     )
@@ -195,16 +203,24 @@ class ServiceLevelObjectiveSpec:
         ``spec.service`` (a MirageService's embedded SLOs have none)."""
         name = service if service is not None else str(spec["service"])
         alerting = spec.get("alerting") or {}
+        window = str(spec.get("window", DEFAULT_WINDOW))
+
+        def settings(severity: str) -> AlertSettings:
+            lowest = lowest_threshold(
+                severity, objective=float(spec["objective"]), window_days=int(window[:-1])
+            )
+            return _alert_settings(alerting.get(severity), can_fire=lowest < 1)
+
         return cls(
             service=name,
             objective=float(spec["objective"]),
-            window=str(spec.get("window", DEFAULT_WINDOW)),
+            window=window,
             description=str(spec.get("description", "")),
             sli=_sli(spec["sli"], name),
             alerting=Alerting(
                 name=alerting.get("name"),
-                page=_alert_settings(alerting.get("page")),
-                ticket=_alert_settings(alerting.get("ticket")),
+                page=settings("page"),
+                ticket=settings("ticket"),
             ),
             labels=_pairs(spec.get("labels")),
         )
@@ -299,7 +315,7 @@ def spec_problems(spec: Mapping[str, Any], *, field: str = "spec") -> list[Probl
     if isinstance(preset, Mapping):
         regex = preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX)
         try:
-            re.compile(regex)
+            compile_re2(regex)  # Prometheus reads it as RE2
         except re.error as exc:
             problems.append(
                 Problem(f"{field}.sli.preset.errorStatusRegex", f"not a regular expression: {exc}")
@@ -319,27 +335,25 @@ def spec_problems(spec: Mapping[str, Any], *, field: str = "spec") -> list[Probl
 
 
 def _reachability_problems(spec: Mapping[str, Any], window: str, field: str) -> list[Problem]:
-    """An alert whose every threshold is an error ratio of 1 or more can never fire."""
+    """An alert asked for explicitly (``enabled: true``) whose every threshold is an error
+    ratio of 1 or more can never fire. Left unset, such an alert is simply not generated."""
     objective = spec.get("objective")
     if not isinstance(objective, int | float) or not 0 < objective < 100:
         return []
     if not re.fullmatch(r"[1-9][0-9]*d", window):
         return []
-    budget = 1 - objective / 100
     alerting = spec.get("alerting") or {}
     problems = []
     for severity in SEVERITIES:
-        if not (alerting.get(severity) or {}).get("enabled", True):
+        if (alerting.get(severity) or {}).get("enabled") is not True:
             continue
-        lowest = min(
-            a.factor(int(window[:-1])) * budget for a in BURN_RATE_ALERTS if a.severity == severity
-        )
+        lowest = lowest_threshold(severity, objective=objective, window_days=int(window[:-1]))
         if lowest >= 1:
             problems.append(
                 Problem(
                     f"{field}.objective",
                     f"the {severity} alert needs an error ratio above {lowest:.3g} and can never "
-                    f"fire; raise the objective or set alerting.{severity}.enabled to false",
+                    f"fire; raise the objective or leave alerting.{severity}.enabled unset",
                 )
             )
     return problems

@@ -8,15 +8,15 @@ enums, bounds, CEL rules), then check the rules a schema cannot say (each kind's
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from mirage_operator import API_VERSION, GROUP
-from mirage_operator.api import mirageservice, slo, vaultsecret
+from mirage_operator.api import k8svalidation, mirageservice, slo, vaultsecret
 from mirage_operator.crds import schema_for
 from mirage_operator.errors import InvalidSpecError, Problem
 from mirage_operator.schema import apply_defaults, prune, validate
+from mirage_operator.schema.values import ROOT_PATH
 
 Rules = Callable[[Mapping[str, Any]], list[Problem]]
 
@@ -26,9 +26,9 @@ KIND_RULES: dict[str, Rules] = {
     "ServiceLevelObjective": slo.rules,
 }
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-# Child names append a suffix to the service name; 63 characters is the label-value limit.
-_MAX_NAME = {"MirageService": 40}
+# metadata.name of each kind, by what it names: a MirageService names its Service (a DNS-1035
+# label); the others name objects whose names are DNS-1123 subdomains.
+_NAME_RULE = {"MirageService": "dns1035-label"}
 
 
 def is_mirage(document: Mapping[str, Any]) -> bool:
@@ -43,22 +43,8 @@ def _metadata_problems(document: Mapping[str, Any]) -> list[Problem]:
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         return [Problem("metadata.name", "Required value: name is required")]
-    limit = _MAX_NAME.get(str(document.get("kind")), 253)
-    if len(name) > limit:
-        return [
-            Problem(
-                "metadata.name", f"Invalid value: {name!r}: must be no more than {limit} characters"
-            )
-        ]
-    if not _DNS_SUBDOMAIN.match(name):
-        return [
-            Problem(
-                "metadata.name",
-                f"Invalid value: {name!r}: must consist of lower case alphanumeric characters, "
-                "'-' or '.', and must start and end with an alphanumeric character",
-            )
-        ]
-    return []
+    rule = _NAME_RULE.get(str(document.get("kind")), "dns1123-subdomain")
+    return k8svalidation.name_problems(name, field="metadata.name", rule=rule)
 
 
 def problems_of(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
@@ -82,7 +68,11 @@ def problems_of(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[Probl
     pruned, unknown = prune(schema, copy.deepcopy(dict(document)))
     problems += [Problem(path, "Unknown field") for path in unknown]
     defaulted: dict[str, Any] = apply_defaults(schema, pruned)
-    problems += validate(schema, defaulted)
+    found = validate(schema, defaulted)
+    if problems:
+        # The CRD's root rule on metadata.name says the same without the field's path.
+        found = [p for p in found if not (p.field == ROOT_PATH and "metadata.name" in p.reason)]
+    problems += found
     if not problems:
         problems += KIND_RULES[str(kind)](defaulted)
     return defaulted, problems

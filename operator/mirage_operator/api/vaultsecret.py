@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mirage_operator.config import parse_duration
+from mirage_operator.api import k8svalidation
+from mirage_operator.config import Config, parse_duration
 from mirage_operator.errors import Problem
 
 ENGINES = ("kv-v2", "kv-v1", "database")
@@ -22,11 +23,6 @@ ENGINES = ("kv-v2", "kv-v1", "database")
 
 DEFAULT_MOUNTS: Mapping[str, str] = {"kv-v2": "secret", "kv-v1": "secret", "database": "database"}
 """Mount used when ``spec.vault.mount`` is omitted (the schema cannot default by engine)."""
-
-SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-"""What Kubernetes accepts as a key of a Secret's data (besides not being ``.`` or ``..``)."""
-
-MAX_SECRET_KEY_LENGTH = 253
 
 REQUIRED_KEYS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "kubernetes.io/tls": ("all", ("tls.crt", "tls.key")),
@@ -49,17 +45,10 @@ normalise into another path); ``.`` and ``..`` are refused separately."""
 DATABASE_ROLE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 """A database role name, as Vault's database engine accepts it (``creds/<role>``)."""
 
-DEFAULT_REFRESH_INTERVAL = 3600.0
-"""Seconds between reads when a spec leaves ``refreshInterval`` unset (the CRD default)."""
-
 
 def is_secret_key(name: str) -> bool:
-    """Whether ``name`` is a valid key of a Kubernetes Secret's data."""
-    return (
-        bool(SECRET_KEY.match(name))
-        and name not in {".", ".."}
-        and len(name) <= MAX_SECRET_KEY_LENGTH
-    )
+    """Whether ``name`` is a valid key of a Kubernetes Secret's data (``IsConfigMapKey``)."""
+    return not k8svalidation.is_config_map_key(name)
 
 
 def missing_type_keys(secret_type: str, keys: frozenset[str] | set[str]) -> str | None:
@@ -165,7 +154,7 @@ class VaultSecretSpec:
         cls,
         spec: Mapping[str, Any],
         *,
-        default_refresh_interval: float = DEFAULT_REFRESH_INTERVAL,
+        default_refresh_interval: float = Config.vault_default_refresh_interval,
     ) -> VaultSecretSpec:
         """Build from a defaulted, schema-valid ``spec``. Also accepts the source part that a
         MirageService embeds (``destination`` and ``rolloutRestartTargets`` then default)."""
@@ -308,6 +297,12 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
     spec = body.get("spec", {})
     problems = source_rules(spec, prefix="spec")
     destination = spec.get("destination", {})
+    problems += k8svalidation.label_problems(
+        destination.get("labels", {}), field="spec.destination.labels"
+    )
+    problems += k8svalidation.annotation_problems(
+        destination.get("annotations", {}), field="spec.destination.annotations"
+    )
     secret_type = destination.get("type", "Opaque")
     if not problems and secret_type in REQUIRED_KEYS:
         keys = VaultSecretSpec.from_spec(spec).output_keys()

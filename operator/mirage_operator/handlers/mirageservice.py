@@ -16,8 +16,8 @@ from mirage_operator.handlers.reconciler import Reconciler, register_reconciler
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
 from mirage_operator.render.mirageservice import CHILD_KINDS, build_children, pod_checksum
+from mirage_operator.render.names import secret_name
 from mirage_operator.render.status import build_service_status, get_condition
-from mirage_operator.render.workload import secret_name
 
 
 def secret_state(

@@ -64,12 +64,12 @@ class Reconciler(abc.ABC):
             "observedGeneration": generation,
             "conditions": merge_conditions(
                 old_status.get("conditions"),
-                invalid_spec_conditions(str(error), generation=generation),
+                invalid_spec_conditions(str(error), generation=generation, reason=error.reason),
                 now=now(),
             ),
         }
         if await self.write_status(body, status):
-            common.post_event(body, "InvalidSpec", str(error), warning=True)
+            common.post_event(body, error.reason, str(error), warning=True)
 
     async def run(
         self, body: Mapping[str, Any], logger: kopf.Logger, *, raise_invalid: bool

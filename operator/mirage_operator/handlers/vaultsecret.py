@@ -346,6 +346,7 @@ class VaultSecretReconciler:
             vault_version=version if spec.vault.engine == "kv-v2" else None,
             lease=_lease_status(lease),
             force_sync=force if read is not None else None,
+            refresh_interval=spec.refresh_interval,
             now=common.now(),
         )
         await self._write_status(body, memory, old, status)

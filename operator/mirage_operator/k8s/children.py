@@ -18,10 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mirage_operator import metrics
-from mirage_operator.errors import ChildOwnedElsewhere
+from mirage_operator.errors import ChildNameConflictError, ChildOwnedElsewhere, Problem
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
-from mirage_operator.k8s.ownership import foreign_owner
+from mirage_operator.k8s.ownership import conflicting_owner, foreign_owner
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
@@ -173,13 +173,15 @@ async def converge_children(
     ``known`` names the ``(kind, name)`` children that existed after the previous sync, so
     that one found missing or changed counts as restored drift. ``keep`` names children to
     leave alone although not desired this round (a Deployment held back until its secrets
-    are synced).
+    are synced). A child that another owner controls is not written:
+    :class:`ChildNameConflictError` names it once the others are converged.
     """
     namespace = owner["metadata"]["namespace"]
     result = SyncResult()
     wanted = {_key(d): with_intent_hash(d) for d in desired}
     known_keys = set(known)
     foreigners: list[str] = []
+    conflicts: list[Problem] = []
 
     for key, body in wanted.items():
         resource = resources.for_kind(body["apiVersion"], body["kind"])
@@ -187,6 +189,12 @@ async def converge_children(
         if live is None:
             # Not owned (yet): an object of this name someone else made is never taken over.
             live = await kube.get(resource, namespace=namespace, name=key[1])
+            other = conflicting_owner(live, owner)
+            if other is not None:
+                conflicts.append(
+                    Problem("metadata.name", f"{key[0]} {key[1]} is controlled by {other}")
+                )
+                continue
             foreign = foreign_owner(live, owner) if live is not None else None
             if foreign is not None:
                 foreigners.append(foreign)
@@ -220,6 +228,8 @@ async def converge_children(
         )
         result.deleted.append(f"{key[0]}/{key[1]}")
         metrics.CHILDREN_DELETED.labels(kind=key[0]).inc()
+    if conflicts:
+        raise ChildNameConflictError(conflicts)
     if foreigners:
         raise ChildOwnedElsewhere(
             "; ".join(foreigners) + ": not taken over; delete or rename it", delay=60.0

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mirage_operator.api.k8svalidation import CONFIG_MAP_KEY_MAX_LENGTH, label_value, shorten
 from mirage_operator.api.slo import BURN_RATE_ALERTS, ServiceLevelObjectiveSpec
 from mirage_operator.config import Config
 from mirage_operator.render import prometheusrule as rules
@@ -342,11 +343,6 @@ def build_operator_dashboard(
 # --- one dashboard per SLO -------------------------------------------------------------------
 
 
-def slo_dashboard_name(slo_name: str) -> str:
-    """Name of the ConfigMap of an SLO's dashboard."""
-    return f"{slo_name}-slo-dashboard"
-
-
 def slo_dashboard_uid(*, namespace: str, slo_name: str, window: str) -> str:
     """A stable dashboard uid (Grafana allows 40 characters) unique per SLO and window."""
     digest = hashlib.sha256(f"{namespace}/{slo_name}/{window}".encode()).hexdigest()
@@ -473,11 +469,14 @@ def build_slo_dashboard(
     return _config_map(
         name=name,
         namespace=namespace,
-        file_name=f"mirage-slo-{namespace}-{slo_name}-{slo.window}.json",
+        file_name=shorten(
+            f"mirage-slo-{namespace}-{slo_name}-{slo.window}", limit=CONFIG_MAP_KEY_MAX_LENGTH - 5
+        )
+        + ".json",
         dashboard=slo_dashboard(namespace=namespace, slo=slo, slo_name=slo_name),
         labels={
             **standard_labels(name=slo.service, component="slo-dashboard"),
-            "mirage.dev/slo": slo_name,
+            "mirage.dev/slo": label_value(slo_name),
         },
         folder="Mirage SLOs",
         config=config,

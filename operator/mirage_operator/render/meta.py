@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from mirage_operator.api.k8svalidation import is_valid_label_value
+
 MANAGED_BY = "mirage-operator"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CHECKSUM_ANNOTATION = "mirage.dev/checksum"
@@ -41,7 +43,7 @@ def image_version(image: str) -> str | None:
     if ":" not in last:
         return None
     tag = last.rsplit(":", 1)[1]
-    return tag if len(tag) <= 63 else None
+    return None if is_valid_label_value(tag) else tag
 
 
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:

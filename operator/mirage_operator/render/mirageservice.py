@@ -13,6 +13,7 @@ from mirage_operator import API_VERSION
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.config import Config
 from mirage_operator.render.meta import checksum, object_meta, selector_labels, standard_labels
+from mirage_operator.render.names import secret_name, slo_name
 from mirage_operator.render.networking import build_ingress, build_network_policy, build_service
 from mirage_operator.render.prometheusrule import build_custom_rules
 from mirage_operator.render.scaling import build_hpa, build_pdb
@@ -21,7 +22,6 @@ from mirage_operator.render.workload import (
     build_config_map,
     build_deployment,
     build_service_account,
-    secret_name,
 )
 
 # Every kind a MirageService may own, in apply order (dependencies first). The operator deletes
@@ -82,7 +82,7 @@ def build_slo(
         "apiVersion": API_VERSION,
         "kind": "ServiceLevelObjective",
         "metadata": object_meta(
-            name=f"{service}-{slo['name']}",
+            name=slo_name(service, slo["name"]),
             namespace=namespace,
             labels=standard_labels(name=service, component="slo"),
             owner=owner,

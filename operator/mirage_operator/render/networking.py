@@ -8,6 +8,7 @@ from typing import Any
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.config import Config
 from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
+from mirage_operator.render.names import tls_secret_name
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -135,7 +136,10 @@ def build_ingress(
     }
     if ingress.tls_enabled:
         ingress_spec["tls"] = [
-            {"hosts": [ingress.host], "secretName": ingress.tls_secret_name or f"{name}-tls"}
+            {
+                "hosts": [ingress.host],
+                "secretName": ingress.tls_secret_name or tls_secret_name(name),
+            }
         ]
     return {
         "apiVersion": "networking.k8s.io/v1",

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mirage_operator.api.k8svalidation import label_value
 from mirage_operator.api.slo import (
     BURN_RATE_ALERTS,
     PLACEHOLDER,
@@ -25,6 +26,7 @@ from mirage_operator.api.slo import (
 )
 from mirage_operator.config import Config
 from mirage_operator.render.meta import object_meta, standard_labels
+from mirage_operator.render.names import custom_rules_name
 
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"
@@ -299,7 +301,7 @@ def build_prometheus_rule(
     series and burn-rate alerts, labelled so that the configured Prometheus selects it."""
     meta_labels = {
         **standard_labels(name=slo.service, component="slo"),
-        "mirage.dev/slo": slo_name,
+        "mirage.dev/slo": label_value(slo_name),
         **(labels or {}),
         # Last, so that the configured Prometheus always selects the rule.
         **dict(config.monitoring_labels),
@@ -311,11 +313,6 @@ def build_prometheus_rule(
         owner=owner,
         groups=build_slo_rules(namespace=namespace, slo=slo, slo_name=slo_name),
     )
-
-
-def custom_rules_name(service: str) -> str:
-    """Name of the PrometheusRule holding a MirageService's custom rules."""
-    return f"{service}-custom"
 
 
 def _custom_rule(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from typing import Any
 
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
 from mirage_operator.config import Config
-from mirage_operator.render.dashboards import build_slo_dashboard, slo_dashboard_name
+from mirage_operator.render.dashboards import build_slo_dashboard
+from mirage_operator.render.names import rule_name, slo_dashboard_name
 from mirage_operator.render.prometheusrule import build_prometheus_rule, rule_count
 from mirage_operator.render.status import condition, merge_conditions
 
@@ -17,11 +18,6 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),
 )
 """(apiVersion, kind) of every child a ServiceLevelObjective can have."""
-
-
-def rule_name(slo_name: str) -> str:
-    """Name of the PrometheusRule of the SLO ``slo_name`` (the same name)."""
-    return slo_name
 
 
 def build_slo_children(

@@ -46,14 +46,15 @@ def get_condition(obj: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any
     return None
 
 
-def invalid_spec_conditions(message: str, *, generation: int | None) -> list[dict[str, Any]]:
-    """Conditions of a resource whose spec cannot be reconciled as written."""
+def invalid_spec_conditions(
+    message: str, *, generation: int | None, reason: str = "InvalidSpec"
+) -> list[dict[str, Any]]:
+    """Conditions of a resource whose spec cannot be reconciled as written (``reason``:
+    ``InvalidSpec``, or a narrower one such as ``ChildNameConflict``)."""
     return [
-        condition("Ready", False, "InvalidSpec", message, generation=generation),
-        condition(
-            "Progressing", False, "InvalidSpec", "fix the spec to continue", generation=generation
-        ),
-        condition("Degraded", True, "InvalidSpec", message, generation=generation),
+        condition("Ready", False, reason, message, generation=generation),
+        condition("Progressing", False, reason, "fix the spec to continue", generation=generation),
+        condition("Degraded", True, reason, message, generation=generation),
     ]
 
 

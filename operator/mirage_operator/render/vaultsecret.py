@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mirage_operator.config import format_duration
 from mirage_operator.render.status import condition, merge_conditions
 
 RESTART_ANNOTATION_PREFIX = "secret-mac.mirage.dev/"
@@ -68,13 +69,15 @@ def synced_status(
     vault_version: int | None,
     lease: LeaseStatus | None,
     force_sync: str | None,
+    refresh_interval: float,
     now: str,
 ) -> dict[str, Any]:
     """The status of a VaultSecret whose Secret holds the current Vault data.
 
     ``source`` describes the Vault path (no values); ``last_sync`` is when Vault was last read
-    successfully; ``force_sync`` the force-sync annotation value acted on, if any. Fields that
-    no longer apply are ``None`` so that a merge patch removes them.
+    successfully; ``force_sync`` the force-sync annotation value acted on, if any;
+    ``refresh_interval`` the seconds between reads in effect (the spec's, or the operator's
+    setting). Fields that no longer apply are ``None`` so that a merge patch removes them.
     """
     conditions = [
         condition(
@@ -96,6 +99,7 @@ def synced_status(
         "leaseDuration": lease.duration if lease else None,
         "leaseExpiry": lease.expiry if lease else None,
         "lastForceSync": force_sync if force_sync is not None else old_status.get("lastForceSync"),
+        "refreshInterval": format_duration(refresh_interval),
         "conditions": merge_conditions(old_status.get("conditions"), conditions, now=now),
     }
 

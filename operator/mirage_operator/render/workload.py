@@ -13,20 +13,11 @@ from mirage_operator.render.meta import (
     selector_labels,
     standard_labels,
 )
+from mirage_operator.render.names import config_map_name, secret_name
 
 CONTAINER_NAME = "app"
 TMP_VOLUME = "tmp"
 CONFIG_VOLUME = "config"
-
-
-def config_map_name(service: str) -> str:
-    """Name of the ConfigMap holding a service's ``spec.config.data``."""
-    return f"{service}-config"
-
-
-def secret_name(service: str, secret: str) -> str:
-    """Name of the child VaultSecret (and of its Secret) for one ``spec.secrets`` entry."""
-    return f"{service}-{secret}"
 
 
 def build_service_account(

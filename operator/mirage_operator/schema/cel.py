@@ -199,7 +199,7 @@ def compile_rule(text: str) -> Compiled:
 # JSON to CEL values.
 
 _RESERVED = _RESERVED_WORDS | {"true", "false", "null", "in"}
-_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*$")
+_ESCAPABLE = re.compile(r"^[a-zA-Z_.\-/][a-zA-Z0-9_.\-/]*\Z")
 _META_KEYS = ("name", "generateName")
 
 
@@ -283,16 +283,16 @@ def _object_to_cel(schema: Mapping[str, Any], value: Mapping[str, Any], *, root:
     out: dict[Any, Any] = {}
     for name, item in value.items():
         sub = properties.get(name)
-        if sub is not None:
+        if embedded and name == "metadata" and isinstance(item, Mapping):
+            # Rules see only metadata.name and metadata.generateName (declared or not).
+            meta = {k: item[k] for k in _META_KEYS if isinstance(item.get(k), str)}
+            out[celtypes.StringType(name)] = dyn_to_cel(meta)
+        elif sub is not None:
             escaped = escape_property(name)
             if escaped is not None:
                 out[celtypes.StringType(escaped)] = to_cel(sub, item)
         elif embedded and name in ("apiVersion", "kind") and isinstance(item, str):
             out[celtypes.StringType(name)] = celtypes.StringType(item)
-        elif embedded and name == "metadata" and isinstance(item, Mapping):
-            # Rules see only metadata.name and metadata.generateName.
-            meta = {k: item[k] for k in _META_KEYS if isinstance(item.get(k), str)}
-            out[celtypes.StringType(name)] = dyn_to_cel(meta)
         elif isinstance(additional, Mapping):
             out[celtypes.StringType(name)] = to_cel(additional, item)
         elif additional is True or preserve:
@@ -326,9 +326,11 @@ def _undeclared(schema: Mapping[str, Any], names: list[str], *, root: bool) -> s
         declared = {escape_property(k): v for k, v in properties.items()}
         additional = node.get("additionalProperties")
         embedded = (root and i == 0) or node.get("x-kubernetes-embedded-resource") is True
-        if name in declared:
+        if embedded and name == "metadata":
+            node = None
+        elif name in declared:
             node = declared[name]
-        elif embedded and name in ("apiVersion", "kind", "metadata"):
+        elif embedded and name in ("apiVersion", "kind"):
             node = None
         elif isinstance(additional, Mapping):
             node = additional
@@ -430,7 +432,7 @@ def _eval_error(exc: Any) -> str:
     # function's own message (e.g. an unparsable quantity) is in the wrapped arguments.
     if text == "return error for overflow" and len(args) >= 3 and args[2]:
         text = str(args[2][0])
-    missing = re.match(r"no such member in mapping: '(.*)'$", text)
+    missing = re.match(r"no such member in mapping: '(.*)'\Z", text)
     if missing:
         return f"no such key: {missing[1]}"
     if "no matching overload" in text:

@@ -137,7 +137,7 @@ def _find(text: str, pattern: str) -> celtypes.StringType:
 
 
 def _find_all(text: str, pattern: str, limit: int = -1) -> celtypes.ListType:
-    found = [m.group(0) for m in re.finditer(str(pattern), str(text))]
+    found = [m.group(0) for m in compile_re2(str(pattern)).finditer(str(text))]
     if int(limit) >= 0:
         found = found[: int(limit)]
     return celtypes.ListType([celtypes.StringType(f) for f in found])
@@ -147,7 +147,7 @@ def _find_all(text: str, pattern: str, limit: int = -1) -> celtypes.ListType:
 # Quantities (k8s.io/apimachinery resource.Quantity), kept exact as fractions.
 
 _QUANTITY = re.compile(
-    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]?)$"
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]?)\Z"
 )
 _SUFFIXES: dict[str, Fraction] = {
     "": Fraction(1),

@@ -54,11 +54,6 @@ def _without_image() -> dict[str, Any]:
             "must be less than or equal to maxReplicas",
         ),
         (
-            service_body(autoscaling={"maxReplicas": 1, "targetCPUUtilization": 50}),
-            "spec.autoscaling.minReplicas",
-            "minReplicas (2 when unset)",
-        ),
-        (
             service_body(autoscaling={"maxReplicas": 2}),
             "spec.autoscaling",
             "targetCPUUtilization",
@@ -136,9 +131,9 @@ def _without_image() -> dict[str, Any]:
             "exactly one of alert and record",
         ),
         (
-            {**service_body(), "metadata": {"name": "x" * 41, "namespace": "a"}},
+            {**service_body(), "metadata": {"name": "x" * 64, "namespace": "a"}},
             "metadata.name",
-            "no more than 40",
+            "no more than 63",
         ),
         ({**service_body(), "apiVersion": "mirage.dev/v9"}, "apiVersion", "Unsupported value"),
         ({**service_body(), "kind": "MirageThing"}, "kind", "Unsupported value"),

@@ -358,8 +358,9 @@ def test_valid_specs_have_no_problems(spec: dict[str, Any]) -> None:
         ),
         (_spec(window="2d"), "spec.window", "3d"),
         (_spec(window="400d"), "spec.window", "365d"),
-        # 80%: the page needs an error ratio of 6 x 0.2 = 1.2 at least; the ticket stays possible.
-        (_spec(objective=80), "spec.objective", "page"),
+        # 80%: the page needs an error ratio of 6 x 0.2 = 1.2 at least; the ticket stays
+        # possible. Asked for explicitly, the page is refused (left unset, it is omitted).
+        (_spec(objective=80, alerting={"page": {"enabled": True}}), "spec.objective", "page"),
         (_spec(labels={"mirage_slo": "x"}), "spec.labels.mirage_slo", "reserved"),
         (
             _spec(alerting={"ticket": {"labels": {"alertname": "x"}}}),
@@ -383,12 +384,15 @@ def test_problems(spec: dict[str, Any], field: str, words: str) -> None:
 @pytest.mark.parametrize("days", [7, 28, 30])
 def test_objective_reachability_matches_the_thresholds(objective: float, days: int) -> None:
     budget = 1 - objective / 100
-    problems = {
-        reason.split()[1] for _, reason in _problems(_spec(objective=objective, window=f"{days}d"))
-    }
+    both = {"page": {"enabled": True}, "ticket": {"enabled": True}}
+    spec = _spec(objective=objective, window=f"{days}d", alerting=both)
+    problems = {reason.split()[1] for _, reason in _problems(spec)}
+    unset = ServiceLevelObjectiveSpec.from_spec(_spec(objective=objective, window=f"{days}d"))
     for severity in ("page", "ticket"):
         lowest = min(a.factor(days) for a in BURN_RATE_ALERTS if a.severity == severity)
-        assert (severity in problems) is (lowest * budget >= 1), (severity, lowest * budget)
+        never = lowest * budget >= 1
+        assert (severity in problems) is never, (severity, lowest * budget)
+        assert unset.alerting.settings(severity).enabled is not never
 
 
 def test_rules_ignores_a_body_without_spec() -> None:
@@ -433,3 +437,13 @@ def test_from_spec_does_not_mutate_its_input() -> None:
     ServiceLevelObjectiveSpec.from_spec(spec)
     assert spec == before
     assert not math.isnan(ServiceLevelObjectiveSpec.from_spec(spec).objective)
+
+
+def test_an_alert_that_can_never_fire_is_omitted_unless_asked_for() -> None:
+    # An unset "enabled" never makes a spec invalid (issue 9 item 9, ADR 0012).
+    assert _problems(_spec(objective=80)) == []
+    slo = ServiceLevelObjectiveSpec.from_spec(_spec(objective=80))
+    assert not slo.alerting.page.enabled
+    assert slo.alerting.ticket.enabled
+    high = ServiceLevelObjectiveSpec.from_spec(_spec(objective=99.9))
+    assert high.alerting.page.enabled and high.alerting.ticket.enabled

@@ -83,7 +83,7 @@ def test_names_columns_and_status(crd: dict[str, Any]) -> None:
     assert version["name"] == "v1alpha1"
     assert version["subresources"] == {"status": {}}
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Secret", "Engine", "Path", "Ready", "Last Sync", "Age"]
+    assert list(columns) == ["Secret", "Engine", "Path", "Ready", "Refresh", "Last Sync", "Age"]
     assert "Ready" in columns["Ready"]
 
 
@@ -109,7 +109,7 @@ def test_defaults(schema: dict[str, Any]) -> None:
     assert problems == []
     assert spec["vault"]["engine"] == "kv-v2"
     assert spec["destination"]["type"] == "Opaque"
-    assert spec["refreshInterval"] == "1h"
+    assert "refreshInterval" not in spec  # the operator's setting applies (item 17)
     assert "mount" not in spec["vault"]  # engine-dependent: defaulted by the operator
 
 

@@ -605,3 +605,45 @@ def test_register_adds_a_daemon_a_deletion_handler_and_the_watchers() -> None:
     watching = {h.id for h in registry._watching.get_all_handlers()}
     assert "sync" in spawning and "release" in changing
     assert {"wake", "secret-event"} <= watching
+
+
+# --- operator settings (issue 9 item 17) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("setting", "shown"), [(120.0, "2m"), (5400.0, "1h30m")])
+async def test_default_refresh_interval_setting_applies_when_the_spec_sets_none(
+    h: Harness, setting: float, shown: str
+) -> None:
+    h.create()
+    del h.kube.objects[("VaultSecret", NS, "app")]["spec"]["refreshInterval"]
+    h.reconciler = h.new_reconciler(vault_default_refresh_interval=setting)
+    delay = await h.sync()
+    assert delay == pytest.approx(min(setting, h.config.resync_interval), abs=1)  # capped
+    assert h.status()["refreshInterval"] == shown
+    h.clock.advance(setting - 5)
+    await h.sync()
+    assert h.reads() == 1
+    h.clock.advance(10)
+    await h.sync()
+    assert h.reads() == 2
+
+
+async def test_spec_refresh_interval_wins_over_the_setting(h: Harness) -> None:
+    h.create(refreshInterval="1m")
+    h.reconciler = h.new_reconciler(vault_default_refresh_interval=7200.0)
+    assert await h.sync() == pytest.approx(60, abs=1)
+    assert h.status()["refreshInterval"] == "1m"
+
+
+async def test_hmac_key_secret_and_operator_namespace_settings_name_the_key(h: Harness) -> None:
+    h.create()
+    h.reconciler = h.new_reconciler(operator_namespace="ops", hmac_key_secret="my-key")
+    await h.sync()
+    assert ("Secret", "ops", "my-key") in h.kube.objects
+    assert ("Secret", "mirage-system", "mirage-hmac-key") not in h.kube.objects
+
+
+async def test_resync_interval_setting_bounds_the_next_run(h: Harness) -> None:
+    h.create(refreshInterval="0")
+    h.reconciler = h.new_reconciler(resync_interval=42.0)
+    assert await h.sync() == pytest.approx(42.0)

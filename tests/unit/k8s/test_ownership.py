@@ -1,5 +1,7 @@
 """An object named like a child but made by someone else is never taken over (docs/adr/0069):
-``foreign_owner`` decides, ``converge_children`` skips it, converges the rest and reports it."""
+``foreign_owner`` decides, ``converge_children`` skips it, converges the rest and reports it —
+as ``ChildOwnedElsewhere`` when nobody controls it, as ``ChildNameConflict`` naming the
+controller when another owner does (docs/adr/0011)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mirage_operator.errors import ChildOwnedElsewhere
+from mirage_operator.errors import ChildNameConflictError, ChildOwnedElsewhere, MirageError
 from mirage_operator.k8s.children import converge_children
 from mirage_operator.k8s.ownership import foreign_owner
 from tests.unit.handlers.fakes import FakeKube
@@ -70,11 +72,19 @@ async def test_converge_children_never_takes_a_foreign_object_over(
         {**_object("ConfigMap", "shop-config"), "data": {"mine": "1"}},
         {**_object("ConfigMap", "shop-dashboard"), "data": {"mine": "2"}},
     ]
-    with pytest.raises(ChildOwnedElsewhere) as caught:
+    controlled = any(ref.get("controller") for ref in metadata.get("ownerReferences", []))
+    expected: type[MirageError] = ChildNameConflictError if controlled else ChildOwnedElsewhere
+    with pytest.raises(expected) as caught:
         await converge_children(
             kube, owner=OWNER, desired=desired, observed={}, field_manager="mirage"
         )
     assert kube.objects[("ConfigMap", "team-a", "shop-config")] == before
     assert ("ConfigMap", "team-a", "shop-dashboard") in kube.objects  # the rest converged
-    assert "ConfigMap/shop-config" in str(caught.value) and why in str(caught.value)
-    assert caught.value.reason == "ChildOwnedElsewhere"
+    message = str(caught.value)
+    if controlled:
+        other = metadata["ownerReferences"][0]
+        assert f"ConfigMap shop-config is controlled by {other['kind']} {other['name']}" in message
+        assert caught.value.reason == "ChildNameConflict"
+    else:
+        assert "ConfigMap/shop-config" in message and why in message
+        assert caught.value.reason == "ChildOwnedElsewhere"

@@ -59,8 +59,10 @@ def test_synced_status_reports_metadata_and_removes_what_no_longer_applies() -> 
         vault_version=None,
         lease=LeaseStatus("database/creds/team-a.app/l1", 300, NOW),
         force_sync=None,
+        refresh_interval=5400,
         now=NOW,
     )
+    assert status["refreshInterval"] == "1h30m"
     assert status["leaseID"] == "database/creds/team-a.app/l1" and status["leaseDuration"] == 300
     assert status["vaultVersion"] is None  # a merge patch removes it
     assert status["lastForceSync"] == "x"

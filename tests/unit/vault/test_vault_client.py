@@ -8,6 +8,7 @@ import ssl
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -497,3 +498,53 @@ async def test_metrics(vault: EmulatedVault, client: VaultClient) -> None:
     assert metric("mirage_vault_reads_total", engine="kv-v1", outcome="not_found") == missing + 1
     assert metric("mirage_vault_request_duration_seconds_count", operation="read") == latency + 3
     assert metric("mirage_vault_tokens_cached") == client.tokens_cached == 1
+
+
+# --- every login setting changes the login (issue 9 item 17) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"vault_token_audience": "https://vault.example"},
+            ("team-a", SA, "https://vault.example", 600),
+        ),
+        ({"vault_token_expiration": 900}, ("team-a", SA, "vault", 900)),
+        (
+            {"vault_auth_mode": "operator", "vault_operator_service_account": "mirage-operator"},
+            ("mirage-system", "mirage-operator", "vault", 600),
+        ),
+    ],
+)
+async def test_token_request_follows_the_settings(
+    vault: EmulatedVault,
+    make_client: Callable[..., VaultClient],
+    token_requests: TokenRequests,
+    overrides: dict[str, Any],
+    expected: tuple[str, str, str, int],
+) -> None:
+    client = make_client(**overrides)
+    vault.put_kv("team-a/app", {"a": "1"})
+    await client.read("team-a", KV2)
+    assert token_requests.calls == [expected]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"vault_operator_role": "nope"}, "nope"),
+        ({"vault_operator_service_account": "someone-else"}, "someone-else"),
+    ],
+)
+async def test_operator_mode_logs_in_with_the_configured_identity(
+    vault: EmulatedVault,
+    make_client: Callable[..., VaultClient],
+    overrides: dict[str, str],
+    words: str,
+) -> None:
+    client = make_client(vault_auth_mode="operator", **overrides)
+    vault.put_kv("team-a/app", {"a": "1"})
+    with pytest.raises(VaultPermissionDenied) as caught:
+        await client.read("team-a", KV2)
+    assert words in str(caught.value)

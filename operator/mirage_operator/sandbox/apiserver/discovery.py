@@ -61,7 +61,7 @@ def _crd_preferred(catalog: Catalog, group: str) -> str | None:
 
 def _version_rank(version: str) -> tuple[int, int, int]:
     """Kubernetes version priority: GA > beta > alpha, higher numbers first."""
-    match = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", version)
+    match = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?\Z", version)
     if not match:
         return (3, 0, 0)
     major, stage, minor = match.groups()
