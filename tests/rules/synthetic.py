@@ -30,11 +30,17 @@ def minutes(duration: str) -> int:
     return int(duration[:-1]) * _MINUTES[duration[-1]]
 
 
+# Lowest factor per severity (ADR 0050): below 1 a service within its budget would alert.
+FLOOR = {"page": 2.0, "ticket": 1.0}
+
+
 def thresholds(severity: str, window_days: int, budget: float) -> list[tuple[int, int, float]]:
-    """(long minutes, short minutes, error-ratio threshold) of each pair of an alert, with the
-    workbook's 30d factors scaled by ``window_days / 30`` as the issue specifies."""
+    """(long minutes, short minutes, error-ratio threshold) of each pair of an alert: the
+    workbook's 30d factors, scaled by ``window_days / 30`` below 30 days (never above), and
+    never below the severity's floor."""
+    scale = min(window_days, 30) / 30
     return [
-        (minutes(long), minutes(short), factor * window_days / 30 * budget)
+        (minutes(long), minutes(short), max(FLOOR[severity], factor * scale) * budget)
         for long, short, factor in WORKBOOK_30D[severity]
     ]
 

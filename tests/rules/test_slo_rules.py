@@ -33,7 +33,8 @@ from tests.rules.synthetic import (
     thresholds,
 )
 
-WINDOWS = ("7d", "28d", "30d")
+# Every kind of allowed window: the shortest (3d), below, at and above the workbook's 30 days.
+WINDOWS = ("3d", "7d", "14d", "28d", "30d", "90d")
 OBJECTIVE = 99.9
 EXTRA_LABELS = {"team": "payments"}
 
@@ -339,6 +340,10 @@ def test_burn_rate_alerts_on_synthetic_traffic(
     rule = _build(kind, window)
     page = thresholds("page", days, budget)
     ticket = thresholds("ticket", days, budget)
+    # The model itself: every threshold is at least the budget, and every page threshold above
+    # every ticket threshold, so that a slow burn can ticket without paging.
+    assert min(limit for _, _, limit in ticket) >= budget
+    assert min(limit for _, _, limit in page) > max(limit for _, _, limit in ticket[1:])
     scenarios = []
 
     # Fast burn: an error ratio six times the 1h page threshold after an hour of health; the
@@ -376,19 +381,21 @@ def test_burn_rate_alerts_on_synthetic_traffic(
     _budget_checks(s, budget)
     scenarios.append(s)
 
-    # Healthy: half the lowest ticket threshold for three hours: nothing fires.
-    end = 180
-    healthy = Traffic((Phase(end, RPS, healthy_ratio),))
+    # Just within budget: a steady 0.9x the budget's error ratio for seven hours (longer than
+    # every short window and the 6h long window) meets the objective: nothing fires.
+    end = 420
+    within = 0.9 * budget
+    healthy = Traffic((Phase(end, RPS, within),))
     s = Scenario(rule, kind, window, healthy)
-    for at in (10, 90, end):
+    for at in (10, 65, 125, 365, end):
         s.alert("page", at, firing=False)
         s.alert("ticket", at, firing=False)
-    s.close_to("mirage_slo:error_budget_remaining:ratio", end, 1 - healthy_ratio / budget, 1e-3)
+    s.close_to("mirage_slo:error_budget_remaining:ratio", end, 1 - within / budget, 1e-3)
     s.close_to("mirage_slo:objective:ratio", end, OBJECTIVE / 100, 1e-12)
     s.close_to("mirage_slo:error_budget:ratio", end, budget, 1e-12)
     s.close_to("mirage_slo:period:days", end, days, 0)
-    s.close_to("mirage_slo:period_burn_rate:ratio", end, healthy_ratio / budget, 1e-3)
-    s.close_to("mirage_slo:current_burn_rate:ratio", end, healthy_ratio / budget, 1e-3)
+    s.close_to("mirage_slo:period_burn_rate:ratio", end, within / budget, 1e-3)
+    s.close_to("mirage_slo:current_burn_rate:ratio", end, within / budget, 1e-3)
     scenarios.append(s)
 
     if kind in ("availability", "events"):

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mirage_operator.api import alerttemplate, promql
 from mirage_operator.errors import Problem
-from mirage_operator.schema.regex import compile_re2
 
 # Defaults, equal to those of crds/mirage.dev_servicelevelobjectives.yaml (a test checks).
 DEFAULT_WINDOW = "30d"
@@ -37,7 +37,6 @@ _RANGE_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
 """The ``{{window}}`` placeholder of SLI queries (inner spaces allowed)."""
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 RESERVED_LABEL_PREFIX = "mirage_"
 
 
@@ -46,12 +45,21 @@ def range_seconds(duration: str) -> int:
     return int(duration[:-1]) * _RANGE_SECONDS[duration[-1]]
 
 
+REFERENCE_WINDOW_DAYS = 30
+"""The compliance window of the SRE workbook's table; budget fractions are fractions of a
+budget of this many days (see :meth:`BurnRateAlert.factor`)."""
+
+MIN_FACTOR = {"page": 2.0, "ticket": 1.0}
+"""Lowest burn-rate factor per severity. Below 1 a service that meets its objective would
+alert; a page below 2 would wake someone for a burn that leaves half the window's budget."""
+
+
 @dataclass(frozen=True)
 class BurnRateAlert:
     """One window pair of the SRE workbook's multi-window multi-burn-rate alerts.
 
-    ``budget_fraction`` of the error budget spent within ``long`` is what the pair detects;
-    the burn-rate factor follows from it and the compliance period (:meth:`factor`).
+    ``budget_fraction`` of a 30-day error budget spent within ``long`` is what the pair
+    detects; the burn-rate factor follows from it and the compliance window (:meth:`factor`).
     """
 
     severity: str
@@ -61,13 +69,22 @@ class BurnRateAlert:
     budget_fraction: float
 
     def factor(self, window_days: int) -> float:
-        """Burn-rate factor for a compliance window of ``window_days`` days: the rate at which
-        ``budget_fraction`` of the budget is gone after ``long`` (14.4 for 1h at 30d)."""
-        return self.budget_fraction * window_days * 86400 / range_seconds(self.long)
+        """Burn-rate factor (multiple of the error budget's ratio) for a compliance window of
+        ``window_days`` days.
+
+        ``budget_fraction * min(window, 30d) / long``, at least ``MIN_FACTOR[severity]``:
+        the workbook's 14.4, 6, 3, 1 from 30 days up; shorter windows scale down with the
+        window (the same fraction of a smaller budget) but never below 1 (ticket) or 2 (page),
+        so that a steady error ratio within the budget fires nothing at any window. Longer
+        windows keep the 30-day factors rather than scaling up, or a steady burn between 1 and
+        3 times the budget would exhaust a 90-day budget without a ticket (ADR 0050).
+        """
+        days = min(window_days, REFERENCE_WINDOW_DAYS)
+        scaled = self.budget_fraction * days * 86400 / range_seconds(self.long)
+        return max(MIN_FACTOR[self.severity], scaled)
 
 
-# 30d factors 14.4, 6, 3, 1 (SRE workbook, "Alerting on SLOs", table 5-8); keeping the budget
-# fraction constant scales them linearly with the window (28d: 13.44, 5.6, 2.8, 0.933).
+# 30d factors 14.4, 6, 3, 1 (SRE workbook, "Alerting on SLOs", table 5-8); 7d: 3.36, 2, 1, 1.
 BURN_RATE_ALERTS: tuple[BurnRateAlert, ...] = (
     BurnRateAlert("page", "1h", "5m", 0.02),
     BurnRateAlert("page", "6h", "30m", 0.05),
@@ -228,40 +245,8 @@ class ServiceLevelObjectiveSpec:
 
 # --- rules the schema cannot express ---------------------------------------------------------
 
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
 
-
-def promql_syntax_problem(expr: str) -> str | None:
-    """A cheap sanity check of a PromQL expression (balanced brackets, closed strings), or
-    ``None``. Not a parser: ``promtool`` has the last word; this catches typos early."""
-    stack: list[str] = []
-    quote: str | None = None
-    escaped = False
-    for char in expr:
-        if quote is not None:
-            if escaped:
-                escaped = False
-            elif char == "\\" and quote != "`":
-                escaped = True
-            elif char == quote:
-                quote = None
-            continue
-        if char in "\"'`":
-            quote = char
-        elif char in _OPENERS:
-            stack.append(_OPENERS[char])
-        elif char in ")]}" and (not stack or stack.pop() != char):
-            return f"unbalanced {char!r}"
-    if quote is not None:
-        return f"unterminated string starting with {quote}"
-    if stack:
-        return f"missing {stack[-1]!r}"
-    if not expr.strip():
-        return "empty expression"
-    return None
-
-
-def _query_problems(query: str, field: str) -> list[Problem]:
+def _query_problems(query: str, field: str, *, types: tuple[str, ...]) -> list[Problem]:
     problems: list[Problem] = []
     if not PLACEHOLDER.search(query):
         problems.append(Problem(field, "must contain the {{window}} placeholder as its range"))
@@ -270,8 +255,10 @@ def _query_problems(query: str, field: str) -> list[Problem]:
     )
     if unknown:
         problems.append(Problem(field, f"unknown placeholder {', '.join(unknown)}"))
-    # Check the query as it will be written, with a real range in place of the placeholder.
-    reason = promql_syntax_problem(PLACEHOLDER.sub("5m", query))
+        return problems
+    # Check the query as it will be written, with a real range in place of the placeholder
+    # (every window Mirage substitutes is a one-unit duration, like 5m).
+    reason = promql.typed_expression_problem(PLACEHOLDER.sub("5m", query), types=types)
     if reason:
         problems.append(Problem(field, f"not valid PromQL: {reason}"))
     return problems
@@ -280,10 +267,43 @@ def _query_problems(query: str, field: str) -> list[Problem]:
 def _label_problems(labels: Mapping[str, Any], field: str, *, reserved: bool) -> list[Problem]:
     problems = []
     for key in labels:
-        if not _LABEL_NAME.match(key) or key.startswith("__"):
-            problems.append(Problem(f"{field}.{key}", "not a Prometheus label name"))
+        reason = promql.label_name_problem(key)
+        if reason:
+            problems.append(Problem(f"{field}.{key}", reason))
         elif reserved and (key.startswith(RESERVED_LABEL_PREFIX) or key == "alertname"):
             problems.append(Problem(f"{field}.{key}", "label reserved for the operator"))
+    return problems
+
+
+def _template_problems(
+    values: Mapping[str, Any], field: str, *, annotations: bool = False
+) -> list[Problem]:
+    """Alert label values and annotations are Go templates Prometheus must be able to parse;
+    annotation names must be label names (rulefmt)."""
+    problems = []
+    for key, value in values.items():
+        if annotations and (reason := promql.annotation_name_problem(key)):
+            problems.append(Problem(f"{field}.{key}", reason))
+        if isinstance(value, str) and (reason := alerttemplate.template_problem(value)):
+            problems.append(Problem(f"{field}.{key}", f"not a valid alert template: {reason}"))
+    return problems
+
+
+def _preset_problems(preset: Mapping[str, Any], field: str) -> list[Problem]:
+    """Each matcher of a preset must be one Prometheus parses: label names, regex (RE2)."""
+    problems = []
+    regex = preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX)
+    if isinstance(regex, str) and (reason := promql.regex_problem(regex)):
+        problems.append(
+            Problem(
+                f"{field}.errorStatusRegex",
+                f"not a regular expression Prometheus accepts: {reason}",
+            )
+        )
+    status = preset.get("statusLabel", DEFAULT_STATUS_LABEL)
+    if isinstance(status, str) and (reason := promql.label_name_problem(status)):
+        problems.append(Problem(f"{field}.statusLabel", reason))
+    problems += _label_problems(preset.get("selector") or {}, f"{field}.selector", reserved=False)
     return problems
 
 
@@ -307,28 +327,26 @@ def spec_problems(spec: Mapping[str, Any], *, field: str = "spec") -> list[Probl
     if isinstance(events, Mapping):
         for key in ("errorQuery", "totalQuery"):
             if isinstance(events.get(key), str):
-                problems += _query_problems(events[key], f"{field}.sli.events.{key}")
+                path = f"{field}.sli.events.{key}"
+                problems += _query_problems(events[key], path, types=("vector",))
     raw = sli.get("raw")
     if isinstance(raw, Mapping) and isinstance(raw.get("errorRatioQuery"), str):
-        problems += _query_problems(raw["errorRatioQuery"], f"{field}.sli.raw.errorRatioQuery")
+        problems += _query_problems(
+            raw["errorRatioQuery"], f"{field}.sli.raw.errorRatioQuery", types=("vector", "scalar")
+        )
     preset = sli.get("preset")
     if isinstance(preset, Mapping):
-        regex = preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX)
-        try:
-            compile_re2(regex)  # Prometheus reads it as RE2
-        except re.error as exc:
-            problems.append(
-                Problem(f"{field}.sli.preset.errorStatusRegex", f"not a regular expression: {exc}")
-            )
-        problems += _label_problems(
-            preset.get("selector") or {}, f"{field}.sli.preset.selector", reserved=False
-        )
+        problems += _preset_problems(preset, f"{field}.sli.preset")
     problems += _label_problems(spec.get("labels") or {}, f"{field}.labels", reserved=True)
     alerting = spec.get("alerting") or {}
     for severity in SEVERITIES:
         settings = alerting.get(severity) or {}
-        problems += _label_problems(
-            settings.get("labels") or {}, f"{field}.alerting.{severity}.labels", reserved=True
+        labels = settings.get("labels") or {}
+        problems += _label_problems(labels, f"{field}.alerting.{severity}.labels", reserved=True)
+        problems += _template_problems(labels, f"{field}.alerting.{severity}.labels")
+        annotations = settings.get("annotations") or {}
+        problems += _template_problems(
+            annotations, f"{field}.alerting.{severity}.annotations", annotations=True
         )
     problems += _reachability_problems(spec, window, field)
     return problems
@@ -369,16 +387,35 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
 
 def custom_rule_problems(items: Sequence[Mapping[str, Any]], *, field: str) -> list[Problem]:
     """Problems of custom alerting/recording rules (a MirageService's ``spec.monitoring.alerts``)
-    that the schema cannot express; ``field`` is the list's path."""
+    that the schema cannot express; ``field`` is the list's path. Every rule this accepts
+    passes ``promtool check rules`` (tests/rules/test_rule_corpus.py)."""
     problems: list[Problem] = []
     for index, item in enumerate(items):
         path = f"{field}[{index}]"
+        problems += _rule_name_problems(item, path)
         expr = item.get("expr")
-        if isinstance(expr, str):
-            reason = promql_syntax_problem(expr)
-            if reason:
-                problems.append(Problem(f"{path}.expr", f"not valid PromQL: {reason}"))
+        if isinstance(expr, str) and (reason := promql.expression_problem(expr)):
+            problems.append(Problem(f"{path}.expr", f"not valid PromQL: {reason}"))
+        duration = item.get("for")
+        if isinstance(duration, str) and (reason := promql.duration_problem(duration)):
+            problems.append(Problem(f"{path}.for", reason))
         if item.get("record") and (item.get("for") or item.get("annotations")):
             problems.append(Problem(path, "a recording rule takes neither for nor annotations"))
-        problems += _label_problems(item.get("labels") or {}, f"{path}.labels", reserved=False)
+        labels = item.get("labels") or {}
+        problems += _label_problems(labels, f"{path}.labels", reserved=False)
+        if item.get("alert"):
+            problems += _template_problems(labels, f"{path}.labels")
+            annotations = item.get("annotations") or {}
+            problems += _template_problems(annotations, f"{path}.annotations", annotations=True)
     return problems
+
+
+def _rule_name_problems(item: Mapping[str, Any], path: str) -> list[Problem]:
+    # The schema's patterns say the same; checked here too so that no path to a rule file
+    # (a schema engine whose "$" matches before a final newline) lets a bad name through.
+    record, alert = item.get("record"), item.get("alert")
+    if isinstance(record, str) and (reason := promql.metric_name_problem(record)):
+        return [Problem(f"{path}.record", reason)]
+    if isinstance(alert, str) and (reason := promql.alert_name_problem(alert)):
+        return [Problem(f"{path}.alert", reason)]
+    return []

@@ -9,12 +9,15 @@ import kopf
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.api.validation import admit
+from mirage_operator.errors import TransientError
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.handlers.reconciler import Reconciler, register_reconciler
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
+from mirage_operator.k8s.handover import hand_over
+from mirage_operator.k8s.hardening import restore_secure_defaults
 from mirage_operator.render.mirageservice import CHILD_KINDS, build_children, pod_checksum
 from mirage_operator.render.names import secret_name
 from mirage_operator.render.status import build_service_status, get_condition
@@ -74,6 +77,12 @@ class ServiceReconciler(Reconciler):
             desired = [d for d in desired if d["kind"] != "Deployment"]
             keep.append(("Deployment", name))
         known = {(c["kind"], c["name"]) for c in old_status.get("children", [])}
+        # Fields we stop applying (replicas when autoscaling starts) keep their live value.
+        handed = await hand_over(
+            kube, desired=desired, observed=observed, field_manager=config.field_manager
+        )
+        if handed:
+            common.post_event(body, "HandedOver", "kept at the live value: " + "; ".join(handed))
         result = await converge_children(
             kube,
             owner=body,
@@ -84,6 +93,15 @@ class ServiceReconciler(Reconciler):
             keep=keep,
         )
         common.post_sync_events(body, result)
+        deployment = result.live.get(("Deployment", name)) or observed.get(("Deployment", name))
+        hardening = await restore_secure_defaults(
+            kube,
+            before=observed.get(("Deployment", name)),
+            after=deployment,
+            field_manager=config.field_manager,
+        )
+        if hardening.reverted:
+            common.post_event(body, "InsecureFieldReverted", hardening.message(), warning=True)
 
         children = [
             {"apiVersion": d["apiVersion"], "kind": d["kind"], "name": d["metadata"]["name"]}
@@ -92,14 +110,16 @@ class ServiceReconciler(Reconciler):
         status = build_service_status(
             generation=generation,
             old_status=old_status,
-            deployment=result.live.get(("Deployment", name)) or observed.get(("Deployment", name)),
+            deployment=deployment,
             children=children,
             pending_secrets=pending,
-            failing_children=failing_children(observed),
+            failing_children=failing_children(observed) + hardening.unreverted(),
             checksum=pod_checksum(spec=spec, secret_macs=macs),
             now=now(),
         )
         await self.write_status(body, status)
+        if hardening.failed:
+            raise TransientError(f"Deployment/{name}: insecure fields not reverted yet")
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
 
 

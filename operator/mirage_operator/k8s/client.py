@@ -151,13 +151,22 @@ class KubeClient:
         )
 
     async def merge_patch(
-        self, resource: Resource, *, namespace: str | None, name: str, patch: Mapping[str, Any]
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None,
+        name: str,
+        patch: Mapping[str, Any],
+        field_manager: str | None = None,
     ) -> dict[str, Any] | None:
-        """JSON-merge-patch an object (used for rollout restarts); ``None`` when it is gone."""
+        """JSON-merge-patch an object (rollout restarts, reverting insecure fields); ``None``
+        when it is gone. Without ``field_manager`` the server names the manager after the
+        user agent."""
         self._check(resource, "patch")
         return await self._request(
             "PATCH",
             resource.path(namespace=namespace, name=name),
+            params={"fieldManager": field_manager} if field_manager else None,
             body=patch,
             content_type=MERGE_PATCH,
             allow_404=True,

@@ -78,12 +78,13 @@ def build_network_policy(
                 "ports": [{"port": port.name, "protocol": port.protocol}],
             }
         )
+    # ``ingress`` is applied even when empty (deny all): owning the list means a rule another
+    # manager adds (an allow-all ``{}``) is drift that the next apply removes (ADR 0080).
     policy_spec: dict[str, Any] = {
         "podSelector": {"matchLabels": selector_labels(name=name)},
         "policyTypes": ["Ingress"],
+        "ingress": rules,
     }
-    if rules:
-        policy_spec["ingress"] = rules
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

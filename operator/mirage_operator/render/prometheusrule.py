@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mirage_operator.api.alerttemplate import literal
 from mirage_operator.api.k8svalidation import label_value
+from mirage_operator.api.promql import quote
 from mirage_operator.api.slo import (
     BURN_RATE_ALERTS,
     PLACEHOLDER,
@@ -88,14 +90,8 @@ def promql_number(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _quote(value: str) -> str:
-    """A PromQL double-quoted string literal."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
 def _matchers(pairs: Sequence[tuple[str, str]], *extra: str) -> str:
-    items = [f"{key}={_quote(value)}" for key, value in pairs]
+    items = [f"{key}={quote(value)}" for key, value in pairs]
     return "{" + ",".join([*items, *extra]) + "}"
 
 
@@ -110,10 +106,10 @@ def _events_queries(slo: ServiceLevelObjectiveSpec, window: str) -> tuple[str, s
     if isinstance(sli, PresetSLI):
         if sli.type == "http-availability":
             total = f"sum(rate({sli.metric}{_matchers(sli.selector)}[{window}]))"
-            status = f"{sli.status_label}=~{_quote(sli.error_status_regex)}"
+            status = f"{sli.status_label}=~{quote(sli.error_status_regex)}"
             errors = f"sum(rate({sli.metric}{_matchers(sli.selector, status)}[{window}]))"
             return errors, total
-        threshold = f"le={_quote(sli.latency_threshold or '+Inf')}"
+        threshold = f"le={quote(sli.latency_threshold or '+Inf')}"
         total = f"sum(rate({sli.metric}_count{_matchers(sli.selector)}[{window}]))"
         fast = f"sum(rate({sli.metric}_bucket{_matchers(sli.selector, threshold)}[{window}]))"
         return f"({total} - {fast})", total
@@ -204,7 +200,10 @@ def _alert_rules(
             )
             explained.append(f"{pair.factor(days):.4g}x over {pair.long} and {pair.short}")
         objective = f"{promql_number(slo.objective)}% over {slo.window}"
-        annotations = {
+        # Prometheus expands alert labels and annotations as templates: what Mirage writes is
+        # literal text (a "{{" in a description or a label value stays text); only the user's
+        # alert labels and annotations are templates, checked by validation.
+        generated = {
             "summary": (
                 f"{slo.service}: SLO {slo_name} ({objective}) is burning its error budget "
                 f"too fast ({severity})"
@@ -214,6 +213,9 @@ def _alert_rules(
                 f"budget ({budget}) {', or '.join(explained)}."
                 + (f" {slo.description}" if slo.description else "")
             ),
+        }
+        annotations = {
+            **{key: literal(value) for key, value in generated.items()},
             **dict(settings.annotations),
         }
         rules.append(
@@ -222,7 +224,7 @@ def _alert_rules(
                 "expr": " or ".join(conditions),
                 "labels": {
                     **defaults[severity],
-                    **labels,
+                    **{key: literal(value) for key, value in labels.items()},
                     **dict(settings.labels),
                     LABEL_SEVERITY: severity,
                 },
@@ -246,7 +248,7 @@ def identity_labels(
 
 def series_selector(labels: Mapping[str, str]) -> str:
     """A PromQL label matcher block selecting exactly ``labels``: ``{k="v",...}``."""
-    return "{" + ",".join(f"{k}={_quote(v)}" for k, v in labels.items()) + "}"
+    return "{" + ",".join(f"{k}={quote(v)}" for k, v in labels.items()) + "}"
 
 
 def build_slo_rules(

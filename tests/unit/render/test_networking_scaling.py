@@ -64,7 +64,8 @@ def test_network_policy_without_metrics_or_ingress_has_no_allow_rule(
     policy = build_network_policy(
         name="api", namespace="shop", spec=spec, config=config, owner=None
     )
-    assert "ingress" not in policy["spec"]  # policyTypes Ingress with no rule: deny all
+    # policyTypes Ingress with no rule: deny all; the empty list is applied, so owned.
+    assert policy["spec"]["ingress"] == []
 
 
 def test_network_policy_allows_callers_and_the_ingress_controller(

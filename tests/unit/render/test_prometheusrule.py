@@ -123,18 +123,21 @@ def test_period_ratio_is_traffic_weighted_for_events_and_time_averaged_for_raw()
 
 
 @pytest.mark.parametrize(
-    ("window", "objective"), [("30d", 99.9), ("28d", 99.9), ("7d", 99.5), ("30d", 99.95)]
+    ("window", "objective"),
+    [("30d", 99.9), ("28d", 99.9), ("7d", 99.5), ("30d", 99.95), ("3d", 99.0), ("90d", 99.9)],
 )
 def test_alert_thresholds_are_scaled_workbook_factors(window: str, objective: float) -> None:
     days = int(window[:-1])
     budget = 1 - objective / 100
     workbook = {"page": [14.4, 6.0], "ticket": [3.0, 1.0]}
+    floor = {"page": 2.0, "ticket": 1.0}
     alerts = _alerts(_build(_slo(window=window, objective=objective)))
     for severity, factors in workbook.items():
         pairs = re.findall(r"> \(([0-9.e-]+) \* ([0-9.e-]+)\)", alerts[severity]["expr"])
         # Each factor appears twice: once for the long window, once for the short one.
-        got = sorted({float(f) for f, _ in pairs}, reverse=True)
-        assert got == pytest.approx([f * days / 30 for f in factors], rel=1e-9)
+        got = [float(f) for f, _ in pairs[::2]]
+        want = [max(floor[severity], f * min(days, 30) / 30) for f in factors]
+        assert got == pytest.approx(want, rel=1e-9)
         assert len(pairs) == 4
         assert [float(b) for _, b in pairs] == pytest.approx([budget] * 4, rel=1e-9)
 

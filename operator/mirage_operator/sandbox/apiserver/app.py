@@ -440,6 +440,7 @@ class Handler:
             MERGE_PATCH,
             {"spec": {"replicas": replicas}},
             options,
+            subresource="scale",  # managedFields name the subresource, as the real server's do
         )
         return _json(_scale(route.rt, result.obj))
 

@@ -166,8 +166,17 @@ def horizontal_pod_autoscaler(obj: Obj) -> None:
             rules.setdefault(key, copy.deepcopy(value))
 
 
+def replicas(obj: Obj) -> None:
+    """SetDefaults_StatefulSet and SetDefaults_ReplicaSet, ``spec.replicas`` only: the
+    operator writes neither kind; a workload a user applies beside it gets the default that
+    an autoscaler hand-over depends on."""
+    _map(obj, "spec").setdefault("replicas", 1)
+
+
 _BY_KIND: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("apps", "Deployment"): deployment,
+    ("apps", "StatefulSet"): replicas,
+    ("apps", "ReplicaSet"): replicas,
     ("", "Service"): service,
     ("", "Secret"): secret,
     ("networking.k8s.io", "NetworkPolicy"): network_policy,
