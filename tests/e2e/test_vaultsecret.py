@@ -187,7 +187,8 @@ def test_restart_targets_roll_only_on_change_even_across_operator_restarts(
 
     def wait_reads(more: int) -> None:
         target = reads() + more
-        wait_for(lambda: reads() >= target, what=f"{more} more reads of {path}")
+        # Polled: a generous bound for an operator (re)start on a loaded machine.
+        wait_for(lambda: reads() >= target, timeout=60, what=f"{more} more reads of {path}")
 
     kube.apply(worker(tenant))
     vault.put(path, {"token": secret_value()})
