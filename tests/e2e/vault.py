@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
+from mirage_operator import tenancy
 from mirage_operator.sandbox.tenants import STANDARD_MOUNTS, tenant_policy
 from mirage_operator.sandbox.vault import EmulatedVault
 from tests.e2e.kube import Kube
 from tests.realservers import Postgres
 from tests.vaultbackends import EmulatedBackend, RealBackend, VaultBackend
 
-SERVICE_ACCOUNT = "mirage-vault"
+SERVICE_ACCOUNT = tenancy.SERVICE_ACCOUNT
 DB_TTL = 10
 """Seconds a database lease lasts (renewed at two thirds): short, so that renewals happen
 within a test."""
@@ -81,12 +82,13 @@ class VaultAdmin:
                 "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace},
             }
         )
-        self.backend.add_policy(f"tenant-{namespace}", tenant_policy(namespace, STANDARD_MOUNTS))
+        policy = tenancy.vault_policy_name(namespace)
+        self.backend.add_policy(policy, tenant_policy(namespace, STANDARD_MOUNTS))
         self.backend.add_role(
-            f"mirage-{namespace}",
+            tenancy.vault_role(namespace),
             service_accounts=[SERVICE_ACCOUNT],
             namespaces=[namespace],
-            policies=[f"tenant-{namespace}"],
+            policies=[policy],
         )
         if self.emulator is not None or self.postgres is not None:
             for role, ttl in (("app", DB_TTL), ("long", LONG_DB_TTL)):
