@@ -147,13 +147,22 @@ def operator_vault_env(address: str) -> dict[str, str]:
     }
 
 
+# The projects' own CRDs of every platform kind the operator writes, read in place.
+THIRD_PARTY_GROUPS = (
+    "monitoring.coreos.com",
+    "security.istio.io",
+    "networking.istio.io",
+    "traefik.io",
+)
+
+
 def _crds() -> list[dict[str, Any]]:
-    third_party = require_path(THIRD_PARTY_CRDS / "monitoring.coreos.com")
     return [
         *load_crds(),
         *(
             yaml.safe_load(p.read_text(encoding="utf-8"))
-            for p in sorted(third_party.glob("*.yaml"))
+            for group in THIRD_PARTY_GROUPS
+            for p in sorted(require_path(THIRD_PARTY_CRDS / group).glob("*.yaml"))
         ),
     ]
 
