@@ -6,8 +6,8 @@ The sandbox cannot rely on the real CRDs being around, so it installs minimal on
 ``PeerAuthentication``, ``AuthorizationPolicy``, ``RequestAuthentication``
 (``security.istio.io/v1``) and ``DestinationRule`` (``networking.istio.io/v1``), Traefik's
 ``Middleware`` (``traefik.io/v1alpha1``), each with a ``spec`` that keeps unknown fields. Tests
-that want the real schemas load them with :func:`load_monitoring_crds` from a directory (the project keeps
-them outside the repository, under ``../shared/third_party/crds/<group>``).
+that want the real schemas load them with :func:`load_monitoring_crds` from a directory (the
+project keeps them outside the repository, under ``../shared/third_party/crds/<group>``).
 """
 
 from __future__ import annotations
