@@ -26,7 +26,7 @@ _KINDS = {
 }
 
 # (group, version, category) -> kind -> (plural, short names), as the projects name them
-_PLATFORM_KINDS = {
+_PLATFORM_KINDS: dict[tuple[str, str, str], dict[str, tuple[str, list[str]]]] = {
     ("security.istio.io", "v1", "istio-io"): {
         "PeerAuthentication": ("peerauthentications", ["pa"]),
         "AuthorizationPolicy": ("authorizationpolicies", ["ap"]),
