@@ -76,14 +76,20 @@ def test_mesh_children_lifecycle(cluster: Cluster, ns: str) -> None:
         lambda: len(kube.get("AuthorizationPolicy", ns, "api")["spec"]["rules"]) == 4,
         what="caller added to the AuthorizationPolicy",
     )
-    assert_steady(cluster, ns)
+    # The Deployment is applied before the policies in one reconcile: already final here.
     assert template_generation(cluster, ns)[0] == generation
 
     # Off: the mesh children go, the pod template changes once.
     kube.apply(service("api", ns, ingress={"host": "api.example.com"}))
     wait_ready(kube, ns, "api")
     wait_for(lambda: not present(cluster, ns), what="mesh children removed")
-    assert_steady(cluster, ns)
     after, template = template_generation(cluster, ns)
     assert after == generation + 1
     assert "sidecar.istio.io/inject" not in template["metadata"]["labels"]
+
+    # On again, with other callers in the same change: one more pod template, no more.
+    kube.apply(meshed(ns, [{"namespace": "billing"}]))
+    wait_ready(kube, ns, "api")
+    wait_for(lambda: present(cluster, ns) == MESH_CHILDREN, what="mesh children back")
+    assert_steady(cluster, ns)
+    assert template_generation(cluster, ns)[0] == after + 1
