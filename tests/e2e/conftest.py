@@ -1,7 +1,8 @@
 """The e2e harness: the real ``mirage run`` process against the emulated API (or a real cluster).
 
 Without ``MIRAGE_E2E_KUBECONFIG`` each test worker starts the emulated Kubernetes API server
-in a thread, installs the Mirage CRDs and prometheus-operator's (from ../shared/third_party),
+in a thread, installs the Mirage CRDs, prometheus-operator's and the Istio and Traefik kinds' (from
+../shared/third_party),
 and runs ``mirage run`` as a subprocess against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing
 at a real cluster (CRDs installed, nothing else running the operator), the same tests run
 there; tests that need the emulator's fault injection or request log are skipped.
@@ -31,6 +32,8 @@ import pytest
 import yaml
 
 from mirage_operator.crds import load_crds
+from mirage_operator.k8s import resources
+from mirage_operator.render.mirageservice import OPTIONAL_CHILD_KINDS
 from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
 from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 from tests.conftest import THIRD_PARTY_CRDS, require_path
@@ -147,23 +150,17 @@ def operator_vault_env(address: str) -> dict[str, str]:
     }
 
 
-# The projects' own CRDs of every platform kind the operator writes, read in place.
-THIRD_PARTY_GROUPS = (
-    "monitoring.coreos.com",
-    "security.istio.io",
-    "networking.istio.io",
-    "traefik.io",
-)
-
-
 def _crds() -> list[dict[str, Any]]:
+    """Mirage's CRDs and the projects' own CRDs of every platform kind the operator writes
+    (prometheus-operator's, and Istio's and Traefik's it may own), read in place."""
+    monitoring = sorted(require_path(THIRD_PARTY_CRDS / "monitoring.coreos.com").glob("*.yaml"))
+    platform = [
+        require_path(THIRD_PARTY_CRDS / r.group / f"{r.plural}.yaml")
+        for r in (resources.for_kind(*kind) for kind in OPTIONAL_CHILD_KINDS)
+    ]
     return [
         *load_crds(),
-        *(
-            yaml.safe_load(p.read_text(encoding="utf-8"))
-            for group in THIRD_PARTY_GROUPS
-            for p in sorted(require_path(THIRD_PARTY_CRDS / group).glob("*.yaml"))
-        ),
+        *(yaml.safe_load(p.read_text(encoding="utf-8")) for p in [*monitoring, *platform]),
     ]
 
 
