@@ -1,9 +1,8 @@
 """The e2e harness: the real ``mirage run`` process against the emulated API (or a real cluster).
 
 Without ``MIRAGE_E2E_KUBECONFIG`` each test worker starts the emulated Kubernetes API server
-in a thread, installs the Mirage CRDs, prometheus-operator's and the Istio and Traefik kinds' (from
-../shared/third_party),
-and runs ``mirage run`` as a subprocess against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing
+in a thread, installs the Mirage CRDs, prometheus-operator's and those of the Istio and Traefik
+kinds the operator writes (from ../shared/third_party), and runs ``mirage run`` as a subprocess against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing
 at a real cluster (CRDs installed, nothing else running the operator), the same tests run
 there; tests that need the emulator's fault injection or request log are skipped.
 
