@@ -4,7 +4,8 @@ Without ``MIRAGE_E2E_KUBECONFIG`` each test worker starts the emulated Kubernete
 in a thread, installs the Mirage CRDs, prometheus-operator's and those of the Istio and Traefik
 kinds the operator writes (from ../shared/third_party), and runs ``mirage run`` as a subprocess
 against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing at a real cluster (CRDs installed, nothing
-else running the operator), the same tests run there; tests that need the emulator's fault injection or request log are skipped.
+else running the operator), the same tests run there; tests that need the emulator's fault
+injection or request log are skipped.
 
 Vault: in emulator mode an emulated Vault runs beside the emulated API (its kubernetes auth
 checks ServiceAccount tokens with the API's TokenReview) and the operator is pointed at it.
