@@ -36,7 +36,9 @@ def _workload(name: str) -> dict[str, Any]:
     return {"matchLabels": selector_labels(name=name)}
 
 
-def _meta(name: str, namespace: str, service: str, owner: Mapping[str, Any] | None) -> Any:
+def _meta(
+    name: str, namespace: str, service: str, owner: Mapping[str, Any] | None
+) -> dict[str, Any]:
     return object_meta(
         name=name, namespace=namespace, labels=standard_labels(name=service), owner=owner
     )
