@@ -1,10 +1,11 @@
 """The e2e harness: the real ``mirage run`` process against the emulated API (or a real cluster).
 
 Without ``MIRAGE_E2E_KUBECONFIG`` each test worker starts the emulated Kubernetes API server
-in a thread, installs the Mirage CRDs and prometheus-operator's (from ../shared/third_party),
-and runs ``mirage run`` as a subprocess against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing
-at a real cluster (CRDs installed, nothing else running the operator), the same tests run
-there; tests that need the emulator's fault injection or request log are skipped.
+in a thread, installs the Mirage CRDs, prometheus-operator's and those of the Istio and Traefik
+kinds the operator writes (from ../shared/third_party), and runs ``mirage run`` as a subprocess
+against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing at a real cluster (CRDs installed, nothing
+else running the operator), the same tests run there; tests that need the emulator's fault
+injection or request log are skipped.
 
 Vault: the VaultSecret tests run on two backends (:func:`vault_cluster`):
 
@@ -40,6 +41,8 @@ import pytest
 import yaml
 
 from mirage_operator.crds import load_crds
+from mirage_operator.k8s import resources
+from mirage_operator.render.mirageservice import OPTIONAL_CHILD_KINDS
 from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
 from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 from tests.conftest import THIRD_PARTY_CRDS, require_path
@@ -161,13 +164,16 @@ def operator_vault_env(address: str) -> dict[str, str]:
 
 
 def _crds() -> list[dict[str, Any]]:
-    third_party = require_path(THIRD_PARTY_CRDS / "monitoring.coreos.com")
+    """Mirage's CRDs and the projects' own CRDs of every platform kind the operator writes
+    (prometheus-operator's, and Istio's and Traefik's it may own), read in place."""
+    monitoring = sorted(require_path(THIRD_PARTY_CRDS / "monitoring.coreos.com").glob("*.yaml"))
+    platform = [
+        require_path(THIRD_PARTY_CRDS / r.group / f"{r.plural}.yaml")
+        for r in (resources.for_kind(*kind) for kind in OPTIONAL_CHILD_KINDS)
+    ]
     return [
         *load_crds(),
-        *(
-            yaml.safe_load(p.read_text(encoding="utf-8"))
-            for p in sorted(third_party.glob("*.yaml"))
-        ),
+        *(yaml.safe_load(p.read_text(encoding="utf-8")) for p in [*monitoring, *platform]),
     ]
 
 
