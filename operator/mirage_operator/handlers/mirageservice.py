@@ -19,7 +19,11 @@ from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
 from mirage_operator.k8s.handover import hand_over
 from mirage_operator.k8s.hardening import restore_secure_defaults
-from mirage_operator.render.mirageservice import CHILD_KINDS, build_children, pod_checksum
+from mirage_operator.render.mirageservice import (
+    CHILD_KINDS,
+    build_children,
+    pod_checksum,
+)
 from mirage_operator.render.names import secret_name
 from mirage_operator.render.status import build_service_status, get_condition
 
