@@ -26,6 +26,8 @@ def test_parents_in_many_namespaces_become_ready_with_their_slos(cluster: Cluste
     for ns, name in names:
         cluster.kube.apply(service(name, ns, monitoring={"slos": [SLO]}))
     for ns, name in names:
-        wait_ready(cluster.kube, ns, f"{name}-availability", kind="ServiceLevelObjective", timeout=60)
+        wait_ready(
+            cluster.kube, ns, f"{name}-availability", kind="ServiceLevelObjective", timeout=60
+        )
     for ns, name in names:
         wait_ready(cluster.kube, ns, name, timeout=60)

@@ -15,7 +15,6 @@ from mirage_operator.api.validation import admit, problems_of
 from mirage_operator.config import Config
 from mirage_operator.errors import InvalidSpecError
 from mirage_operator.render.mirageservice import (
-    CHILD_KINDS,
     build_children,
 )
 from tests.schemas import is_platform_object, validate_platform_object
