@@ -170,25 +170,32 @@ def run(liveness: str) -> None:
     """Run the operator against the current kubeconfig or in-cluster config."""
     from mirage_operator.handlers import register
     from mirage_operator.handlers.activities import connection_info, failure_cause
+    from mirage_operator.leadership import elector_for, run_elected
 
     config = _config()
     try:
-        connection_info(kopf.OperatorSettings())
+        info = connection_info(kopf.OperatorSettings())
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
     logs.configure(config)
     registry = kopf.OperatorRegistry()
-    register(registry, config)
-    try:
-        asyncio.run(
-            kopf.operator(
-                registry=registry,
-                standalone=True,
-                clusterwide=not config.namespaces,
-                namespaces=list(config.namespaces),
-                liveness_endpoint=liveness or None,
-            )
+    context = register(registry, config)
+
+    async def operator() -> None:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,  # the Lease, not kopf's peering, decides who runs (ADR 0110)
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            liveness_endpoint=liveness or None,
         )
+
+    try:
+        if config.leader_election:
+            elector = elector_for(config, info, context)
+            asyncio.run(run_elected(elector, operator, liveness=liveness))
+        else:
+            asyncio.run(operator())
     except Exception as exc:  # kopf logged the details; the command says why, in one line
         raise click.ClickException(f"the operator stopped: {failure_cause(exc)}") from None
 

@@ -78,6 +78,10 @@ class KubernetesAPIError(TransientError):
         super().__init__(f"Kubernetes API {status}: {message}", delay=delay)
 
 
+class NotLeaderError(MirageError):
+    """A write was refused because this replica does not hold the leader election Lease."""
+
+
 class SecretDataError(MirageError):
     """The data read from Vault does not fit the VaultSecret (a listed key is missing, a
     template fails, the Secret type's required keys are absent). Fixing Vault or the spec

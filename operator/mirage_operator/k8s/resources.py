@@ -203,6 +203,14 @@ CRD = Resource(
     namespaced=False,
 )
 
+LEASE = Resource(
+    "coordination.k8s.io/v1",
+    "Lease",
+    "leases",
+    _verbs("get", "create", "update"),
+    "leader election among the operator's replicas (its own Lease, by name)",
+)
+
 ALL: tuple[Resource, ...] = (
     MIRAGE_SERVICE,
     MIRAGE_SERVICE_STATUS,
@@ -227,6 +235,7 @@ ALL: tuple[Resource, ...] = (
     PROMETHEUS_RULE,
     NAMESPACE,
     CRD,
+    LEASE,
 )
 
 

@@ -1,0 +1,110 @@
+"""``mirage run`` with leader election: wait as a standby, lead with kopf, hand over on exit.
+
+A standby is a started process — imports done, configuration checked, API credentials read,
+the liveness endpoint answering — that holds no watch: kopf's pause closes its watch streams
+(it cannot keep them open without processing them), so kopf starts when the Lease is won and
+lists each resource then (docs/adr/0110). Losing the Lease ends the process at once, as
+client-go's leader election does: a fresh start as a standby is the only safe state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import urllib.parse
+from collections.abc import Awaitable, Callable
+
+import kopf
+from aiohttp import web
+
+from mirage_operator.config import Config
+from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.k8s.client import KubeClient
+from mirage_operator.k8s.leaderelection import ElectionSettings, LeaderElector, default_identity
+
+log = logging.getLogger(__name__)
+
+EXIT_LOST_LEASE = 3
+"""Exit status of a leader that lost its Lease (the kubelet restarts it as a standby)."""
+
+
+def elector_for(
+    config: Config, info: kopf.ConnectionInfo, context: OperatorContext
+) -> LeaderElector:
+    """The candidate of this process; the handlers' client then writes only while it leads,
+    and every request names the candidate."""
+    identity = config.leader_election_identity or default_identity()
+    context.kube.identity = identity
+    # Its own HTTP session: renewals never queue behind the reconcilers' requests.
+    client = KubeClient(info, user_agent=context.kube.user_agent, timeout=config.renew_deadline)
+    elector = LeaderElector(
+        client,
+        ElectionSettings(
+            namespace=config.operator_namespace,
+            name=config.leader_election_lease,
+            identity=identity,
+            lease_duration=config.lease_duration,
+            renew_deadline=config.renew_deadline,
+            retry_period=config.retry_period,
+        ),
+    )
+    context.kube.may_write = lambda: elector.is_leader
+    return elector
+
+
+async def _standby_liveness(url: str) -> web.AppRunner | None:
+    # The kubelet probes kopf's endpoint; until kopf runs, this stands in for it.
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    app = web.Application()
+
+    async def standby(_: web.Request) -> web.Response:
+        return web.json_response({"standby": True})
+
+    app.router.add_get(parts.path or "/", standby)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, parts.hostname, parts.port, reuse_address=True).start()
+    return runner
+
+
+def _lost() -> None:
+    # Writes already stopped (the client checks is_leader); kopf's own in-flight calls and
+    # Vault calls stop with the process.
+    logging.shutdown()
+    os._exit(EXIT_LOST_LEASE)
+
+
+async def run_elected(
+    elector: LeaderElector, operator: Callable[[], Awaitable[None]], *, liveness: str
+) -> None:
+    """Wait for the Lease (SIGTERM/SIGINT meanwhile end the wait), run ``operator`` while
+    leading, and release the Lease when it returns."""
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.ensure_future(elector.acquire())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, waiting.cancel)
+    runner = await _standby_liveness(liveness)
+    try:
+        await waiting
+    except asyncio.CancelledError:
+        log.info("Stopped while standing by")
+        return
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        if runner is not None:
+            await runner.cleanup()
+    keeper = asyncio.create_task(elector.keep(on_lost=_lost))
+    try:
+        await operator()
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        await elector.release()
+        await elector.close()
