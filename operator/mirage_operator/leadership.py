@@ -14,8 +14,10 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import kopf
 from aiohttp import web
@@ -26,6 +28,8 @@ from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.leaderelection import ElectionSettings, LeaderElector, default_identity
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 EXIT_LOST_LEASE = 3
 """Exit status of a leader that lost its Lease (the kubelet restarts it as a standby)."""
@@ -72,11 +76,44 @@ async def _standby_liveness(url: str) -> web.AppRunner | None:
     return runner
 
 
+def warm_up() -> None:
+    """Validate the bundled examples once: the first validation compiles the schemas' CEL
+    rules (seconds of CPU), which a standby does before it leads rather than after."""
+    from mirage_operator.api.validation import problems_of
+    from mirage_operator.sandbox.session import EXAMPLES
+    from mirage_operator.yamlsafe import read_objects
+
+    for document in read_objects([EXAMPLES], on_error=lambda _: None):
+        problems_of(document.body)
+
+
 def _lost() -> None:
     # Writes already stopped (the client checks is_leader); kopf's own in-flight calls and
     # Vault calls stop with the process.
     logging.shutdown()
     os._exit(EXIT_LOST_LEASE)
+
+
+class _ElectionThread:
+    """The elector on its own thread and event loop, as client-go runs it in its own
+    goroutine: a reconcile that holds the operator's loop (CPU-bound validation, a slow
+    handler) cannot delay a renewal past the deadline."""
+
+    def __init__(self, elector: LeaderElector) -> None:
+        self.elector = elector
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="leader-election", daemon=True
+        )
+        self.thread.start()
+
+    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the elector's loop; cancelling the caller cancels it."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 async def run_elected(
@@ -85,7 +122,8 @@ async def run_elected(
     """Wait for the Lease (SIGTERM/SIGINT meanwhile end the wait), run ``operator`` while
     leading, and release the Lease when it returns."""
     loop = asyncio.get_running_loop()
-    waiting = asyncio.ensure_future(elector.acquire())
+    election = _ElectionThread(elector)
+    waiting = asyncio.ensure_future(election.run(elector.acquire()))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, waiting.cancel)
     runner = await _standby_liveness(liveness)
@@ -93,18 +131,20 @@ async def run_elected(
         await waiting
     except asyncio.CancelledError:
         log.info("Stopped while standing by")
+        election.stop()
         return
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         if runner is not None:
             await runner.cleanup()
-    keeper = asyncio.create_task(elector.keep(on_lost=_lost))
+    keeper = asyncio.ensure_future(election.run(elector.keep(on_lost=_lost)))
     try:
         await operator()
     finally:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
-        await elector.release()
-        await elector.close()
+        await election.run(elector.release())
+        await election.run(elector.close())
+        election.stop()

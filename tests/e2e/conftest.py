@@ -61,6 +61,9 @@ class Operator:
     kubeconfig: Path
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    identity: str = "e2e-operator"
+    """Its name in the leader election Lease: the same across restarts, so that a restarted
+    operator renews its own Lease at once instead of waiting out a dead holder's."""
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     _log: IO[bytes] | None = None
@@ -75,6 +78,7 @@ class Operator:
             "MIRAGE_METRICS_PORT": str(self.metrics_port),
             "MIRAGE_LOG_FORMAT": "text",
             "MIRAGE_LOG_LEVEL": "INFO",
+            "MIRAGE_LEADER_ELECTION_IDENTITY": self.identity,
             **self.extra_env,
         }
         self._log = self.log_path.open("ab")
