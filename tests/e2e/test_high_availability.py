@@ -66,12 +66,18 @@ class HA:
         """A started ``mirage run`` named ``identity`` in the Lease."""
         operator = Operator(
             kubeconfig=self.kubeconfig,
-            log_path=self.workdir / f"{identity}.log",
+            log_path=self.workdir / f"{identity}-{uuid.uuid4().hex[:6]}.log",
             identity=identity,
             extra_env={**operator_vault_env(self.vault.address), **ELECTION_ENV, **env},
         )
         operator.start()
         self.running.append(operator)
+        return operator
+
+    def standby(self, identity: str, **env: str) -> Operator:
+        """A started ``mirage run`` that is up and waiting for the Lease."""
+        operator = self.operator(identity, **env)
+        wait_for(lambda: "Waiting to lead" in operator.log, what=f"{identity} standing by")
         return operator
 
     def namespace(self) -> str:
@@ -131,8 +137,7 @@ def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) 
     ns = ha.namespace()
     a = ha.operator("a")
     ha.wait_holder("a")
-    b = ha.operator("b")
-    wait_for(lambda: "Waiting to lead" in b.log, what="b standing by")
+    b = ha.standby("b")
     kube.apply(service("first", ns))
     first = wait_ready(kube, ns, "first")
     # The standby wrote nothing but the Lease; the leader wrote the children.
@@ -183,8 +188,7 @@ def test_sigterm_hands_over_within_two_seconds(ha_cluster: HA) -> None:
     ns = ha.namespace()
     a = ha.operator("a")
     ha.wait_holder("a")
-    b = ha.operator("b")
-    wait_for(lambda: "Waiting to lead" in b.log, what="b standing by")
+    b = ha.standby("b")
     stopped_at = time.monotonic()
     assert a.process is not None
     a.process.terminate()
@@ -214,7 +218,7 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
     )
     a = ha.operator("a")
     ha.wait_holder("a")
-    b = ha.operator("b")
+    b = ha.standby("b")
     kube.apply(
         {
             "apiVersion": "mirage.dev/v1alpha1",
