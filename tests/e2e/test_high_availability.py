@@ -77,7 +77,9 @@ class HA:
     def standby(self, identity: str, **env: str) -> Operator:
         """A started ``mirage run`` that is up and waiting for the Lease."""
         operator = self.operator(identity, **env)
-        wait_for(lambda: "Waiting to lead" in operator.log, what=f"{identity} standing by")
+        wait_for(
+            lambda: "Waiting to lead" in operator.log, timeout=60, what=f"{identity} standing by"
+        )
         return operator
 
     def namespace(self) -> str:
@@ -135,7 +137,7 @@ def ha_cluster(ha: HA) -> Iterator[HA]:
 def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) -> None:
     ha, kube = ha_cluster, ha_cluster.kube
     ns = ha.namespace()
-    a = ha.operator("a")
+    a = ha.standby("a")
     ha.wait_holder("a")
     b = ha.standby("b")
     kube.apply(service("first", ns))
@@ -186,7 +188,7 @@ def _events(kube: Kube, namespace: str, name: str) -> list[tuple[str, int]]:
 def test_sigterm_hands_over_within_two_seconds(ha_cluster: HA) -> None:
     ha, kube = ha_cluster, ha_cluster.kube
     ns = ha.namespace()
-    a = ha.operator("a")
+    a = ha.standby("a")
     ha.wait_holder("a")
     b = ha.standby("b")
     stopped_at = time.monotonic()
@@ -216,7 +218,7 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
         ttl=TOKEN_TTL,
         max_ttl=3600,
     )
-    a = ha.operator("a")
+    a = ha.standby("a")
     ha.wait_holder("a")
     b = ha.standby("b")
     kube.apply(
@@ -268,13 +270,13 @@ def test_shards_converge_only_their_namespaces_and_report_the_rest(ha_cluster: H
     one, two, nobody = ha.namespace(), ha.namespace(), ha.namespace()
     for ns in (one, two, nobody):
         kube.apply(service("svc", ns))
-    first = ha.operator(
+    first = ha.standby(
         "shard-one",
         MIRAGE_NAMESPACES=one,
         MIRAGE_LEADER_ELECTION_LEASE="mirage-operator-one",
         MIRAGE_SHARD_NAMESPACES=f"{one},{two}",
     )
-    ha.operator(
+    ha.standby(
         "shard-two", MIRAGE_NAMESPACES=two, MIRAGE_LEADER_ELECTION_LEASE="mirage-operator-two"
     )
     ha.wait_holder("shard-one", lease="mirage-operator-one")
