@@ -117,7 +117,11 @@ CONFIG_MAP = Resource(
     "v1", "ConfigMap", "configmaps", _CHILD, "service configuration and Grafana dashboards"
 )
 SECRET = Resource(
-    "v1", "Secret", "secrets", _CHILD, "Secrets synced from Vault, and the operator's HMAC key"
+    "v1",
+    "Secret",
+    "secrets",
+    _CHILD,
+    "Secrets synced from Vault, and the operator's keys and kept Vault tokens",
 )
 SERVICE = Resource("v1", "Service", "services", _CHILD, "each service's Service")
 EVENT = Resource(
