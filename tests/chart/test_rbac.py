@@ -25,9 +25,7 @@ def resource_name(resource: Resource) -> str:
     return f"{resource.plural}/{resource.subresource}" if resource.subresource else resource.plural
 
 
-def rule(
-    resource: Resource, names: Iterable[str] = (), verbs: Iterable[str] | None = None
-) -> Rule:
+def rule(resource: Resource, names: Iterable[str] = (), verbs: Iterable[str] | None = None) -> Rule:
     """The grant a table row calls for, optionally narrowed to object names or some verbs."""
     granted = resource.verbs if verbs is None else frozenset(verbs)
     return (resource.group, resource_name(resource), granted, tuple(names))

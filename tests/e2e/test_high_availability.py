@@ -139,7 +139,7 @@ def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) 
     ns = ha.namespace()
     a = ha.standby("a")
     ha.wait_holder("a")
-    b = ha.standby("b")
+    ha.standby("b")
     kube.apply(service("first", ns))
     first = wait_ready(kube, ns, "first")
     # The standby wrote nothing but the Lease; the leader wrote the children.
@@ -190,7 +190,7 @@ def test_sigterm_hands_over_within_two_seconds(ha_cluster: HA) -> None:
     ns = ha.namespace()
     a = ha.standby("a")
     ha.wait_holder("a")
-    b = ha.standby("b")
+    ha.standby("b")
     stopped_at = time.monotonic()
     assert a.process is not None
     a.process.terminate()

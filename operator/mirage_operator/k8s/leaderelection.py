@@ -142,6 +142,10 @@ class LeaderElector:
         """One attempt, as client-go's ``tryAcquireOrRenew``; True when this candidate leads."""
         s = self.settings
         now = self._wall_clock()
+        # client-go's fast path: the leader renews the Lease it last wrote, without a GET
+        # (a 409 means someone else wrote it: then read it as a candidate would).
+        if self.is_leader and self._observed is not None and await self._renew_observed(now):
+            return True
         try:
             current = await self._client.get(resources.LEASE, namespace=s.namespace, name=s.name)
             if current is None:
@@ -183,6 +187,24 @@ class LeaderElector:
             return self.is_leader
         self._observe(updated)
         return self._won()
+
+    async def _renew_observed(self, now: float) -> bool:
+        assert self._observed is not None
+        s = self.settings
+        spec = {**(self._observed.get("spec") or {}), "renewTime": _micro_time(now)}
+        try:
+            updated = await self._client.replace(
+                resources.LEASE,
+                namespace=s.namespace,
+                name=s.name,
+                body={**self._observed, "spec": spec},
+            )
+        except KubernetesAPIError as exc:
+            metrics.LEADER_ELECTION_ERRORS.labels(code=str(exc.status)).inc()
+            return False
+        self._observe(updated)
+        self._won()
+        return True
 
     def _won(self) -> bool:
         self._renewed_at = self._clock()
