@@ -148,6 +148,22 @@ def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) 
     assert {"deployments", "mirageservices"} <= writers["a"], writers
     deployment = kube.get("Deployment", ns, "first")
     assert deployment is not None
+    # The Lease's cost: calls per retry period, scaled to the chart's default of 2 s.
+    window_start = time.time()
+    wait_for(lambda: time.time() > window_start + 3, what="a 3 s window")
+    calls = {
+        who: sum(
+            1
+            for r in ha.api.requests
+            if window_start <= r.time <= window_start + 3
+            and r.resource == "leases"
+            and r.user_agent.endswith(f"({who})")
+        )
+        for who in ("a", "b")
+    }
+    per_period = {who: n / (3 / (0.25 * 1.1)) for who, n in calls.items()}
+    print(f"Lease calls per retry period: {per_period}")
+    assert per_period["a"] <= 1.5  # the leader: one PUT per renewal, no GET
     events_before = _events(kube, ns, "first")
 
     killed_at, since = time.monotonic(), time.time()
