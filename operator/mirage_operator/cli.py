@@ -205,9 +205,13 @@ def run(liveness: str) -> None:
         if config.leader_election:
             elector = elector_for(config, info, context)
             warm_up()
-            asyncio.run(run_elected(elector, operator, liveness=liveness))
+            asyncio.run(
+                run_elected(elector, operator, liveness=liveness, metrics_port=config.metrics_port)
+            )
         else:
             asyncio.run(operator())
+    except StartupError as exc:  # a standby's endpoint could not listen
+        raise click.ClickException(f"the operator stopped: {exc}") from None
     except Exception as exc:  # kopf logged the details; the command says why, in one line
         raise click.ClickException(f"the operator stopped: {failure_cause(exc)}") from None
 

@@ -23,9 +23,11 @@ import kopf
 from aiohttp import web
 
 from mirage_operator.config import Config
+from mirage_operator.errors import StartupError
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.leaderelection import ElectionSettings, LeaderElector, default_identity
+from mirage_operator.metrics import start_metrics_server
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +61,34 @@ def elector_for(
     return elector
 
 
-async def _standby_liveness(url: str) -> web.AppRunner | None:
-    # The kubelet probes kopf's endpoint; until kopf runs, this stands in for it.
-    if not url:
-        return None
-    parts = urllib.parse.urlsplit(url)
-    app = web.Application()
+async def _standby_endpoints(liveness: str, metrics_port: int) -> list[web.AppRunner]:
+    # Until kopf runs, these stand in for its liveness endpoint (the kubelet probes it) and for
+    # the leader's metrics (mirage_leader 0); both are closed before kopf binds the ports.
+    runners = []
+    try:
+        if metrics_port:
+            runners.append(await start_metrics_server(metrics_port))
+        if liveness:
+            parts = urllib.parse.urlsplit(liveness)
+            app = web.Application()
 
-    async def standby(_: web.Request) -> web.Response:
-        return web.json_response({"standby": True})
+            async def standby(_: web.Request) -> web.Response:
+                return web.json_response({"standby": True})
 
-    app.router.add_get(parts.path or "/", standby)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, parts.hostname, parts.port, reuse_address=True).start()
-    return runner
+            app.router.add_get(parts.path or "/", standby)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            runners.append(runner)
+            host, port = parts.hostname or "0.0.0.0", parts.port or 0  # noqa: S104
+            try:
+                await web.TCPSite(runner, host, port, reuse_address=True).start()
+            except OSError as exc:
+                raise StartupError.listening("liveness endpoint", host, port, exc) from None
+    except BaseException:
+        for runner in runners:
+            await runner.cleanup()
+        raise
+    return runners
 
 
 def warm_up() -> None:
@@ -117,16 +132,20 @@ class _ElectionThread:
 
 
 async def run_elected(
-    elector: LeaderElector, operator: Callable[[], Awaitable[None]], *, liveness: str
+    elector: LeaderElector,
+    operator: Callable[[], Awaitable[None]],
+    *,
+    liveness: str,
+    metrics_port: int,
 ) -> None:
     """Wait for the Lease (SIGTERM/SIGINT meanwhile end the wait), run ``operator`` while
     leading, and release the Lease when it returns."""
     loop = asyncio.get_running_loop()
+    runners = await _standby_endpoints(liveness, metrics_port)
     election = _ElectionThread(elector)
     waiting = asyncio.ensure_future(election.run(elector.acquire()))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, waiting.cancel)
-    runner = await _standby_liveness(liveness)
     try:
         await waiting
     except asyncio.CancelledError:
@@ -136,7 +155,7 @@ async def run_elected(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()
     keeper = asyncio.ensure_future(election.run(elector.keep(on_lost=_lost)))
     try:
