@@ -9,7 +9,8 @@ from typing import Any
 import kopf
 import pytest
 
-from mirage_operator.errors import KubernetesAPIError, NotLeaderError
+from mirage_operator.config import Config
+from mirage_operator.errors import ConfigError, KubernetesAPIError, NotLeaderError
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.leaderelection import ElectionSettings, LeaderElector
@@ -191,3 +192,28 @@ async def test_a_replica_that_does_not_lead_writes_nothing_but_the_lease() -> No
     with pytest.raises(KubernetesAPIError):
         await client.replace(resources.LEASE, namespace="ns", name="l", body=body)
     await client.close()
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"MIRAGE_LEASE_DURATION": "10", "MIRAGE_RENEW_DEADLINE": "10"}, "MIRAGE_RENEW_DEADLINE"),
+        ({"MIRAGE_RENEW_DEADLINE": "3", "MIRAGE_RETRY_PERIOD": "3"}, "MIRAGE_RETRY_PERIOD"),
+        ({"MIRAGE_NAMESPACES": "a,b", "MIRAGE_SHARD_NAMESPACES": "a,c"}, "b"),
+    ],
+)
+def test_election_terms_and_shards_that_cannot_work_are_refused_at_start(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Config.from_env(environ)
+
+
+def test_the_default_terms_are_client_gos() -> None:
+    config = Config.from_env({"MIRAGE_LEADER_ELECTION": "true", "MIRAGE_VAULT_TOKEN_SECRET": "t"})
+    assert (config.lease_duration, config.renew_deadline, config.retry_period) == (15, 10, 2)
+    assert config.leader_election and config.leader_election_lease == "mirage-operator"
+    assert (config.vault_token_secret, config.vault_token_key_secret) == (
+        "t",
+        "mirage-vault-token-key",
+    )
