@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mirage_operator import tenancy
 from mirage_operator.api import k8svalidation
 from mirage_operator.errors import ConfigError
 
@@ -188,7 +189,8 @@ class Config:
     """Log format: ``json`` (one object per line) or ``text``."""
 
     ingress_class: str = field(
-        default="traefik", metadata=_env("INGRESS_CLASS", _parse_name("dns1123-subdomain"))
+        default=tenancy.INGRESS_CLASS,
+        metadata=_env("INGRESS_CLASS", _parse_name("dns1123-subdomain")),
     )
     """IngressClass name set on every Ingress the operator creates."""
 
@@ -204,14 +206,14 @@ class Config:
     """Namespace of the Prometheus pods, allowed to scrape each service's metrics port."""
 
     monitoring_labels: tuple[tuple[str, str], ...] = field(
-        default=(("release", "kube-prometheus-stack"),),
+        default=tenancy.MONITORING_LABELS,
         metadata=_env("MONITORING_LABELS", _parse_labels),
     )
     """Labels (``k=v,k2=v2``) on every ServiceMonitor and PrometheusRule, so that the
     Prometheus of a kube-prometheus-stack release selects them."""
 
     dashboard_labels: tuple[tuple[str, str], ...] = field(
-        default=(("grafana_dashboard", "1"),), metadata=_env("DASHBOARD_LABELS", _parse_labels)
+        default=tenancy.DASHBOARD_LABELS, metadata=_env("DASHBOARD_LABELS", _parse_labels)
     )
     """Labels on every Grafana dashboard ConfigMap (the Grafana sidecar's selector)."""
 
@@ -236,21 +238,23 @@ class Config:
     so Vault policy keeps tenants apart; ``operator``: one login as the operator itself (small
     installs; only the operator's allowed-path check keeps tenants apart)."""
 
-    vault_auth_mount: str = field(default="kubernetes", metadata=_env("VAULT_AUTH_MOUNT"))
+    vault_auth_mount: str = field(default=tenancy.AUTH_MOUNT, metadata=_env("VAULT_AUTH_MOUNT"))
     """Mount path of Vault's kubernetes auth method."""
 
     vault_role_template: str = field(
-        default="mirage-{namespace}",
+        default=tenancy.VAULT_ROLE_TEMPLATE,
         metadata=_env("VAULT_ROLE_TEMPLATE", _parse_template("namespace")),
     )
     """Vault role a tenant namespace logs in with; ``{namespace}`` is replaced."""
 
     vault_service_account: str = field(
-        default="mirage-vault", metadata=_env("VAULT_SERVICE_ACCOUNT")
+        default=tenancy.SERVICE_ACCOUNT, metadata=_env("VAULT_SERVICE_ACCOUNT")
     )
     """ServiceAccount, in each tenant namespace, whose short-lived token logs in to Vault."""
 
-    vault_token_audience: str = field(default="vault", metadata=_env("VAULT_TOKEN_AUDIENCE"))
+    vault_token_audience: str = field(
+        default=tenancy.TOKEN_AUDIENCE, metadata=_env("VAULT_TOKEN_AUDIENCE")
+    )
     """Audience of the ServiceAccount tokens requested for Vault logins."""
 
     vault_token_expiration: int = field(
@@ -270,7 +274,7 @@ class Config:
     """The operator's ServiceAccount (in ``operator_namespace``), used in ``operator`` mode."""
 
     vault_allowed_paths: tuple[str, ...] = field(
-        default=("{namespace}/*",),
+        default=tenancy.KV_PATH_TEMPLATES,
         metadata=_env("VAULT_ALLOWED_PATHS", _parse_templates("namespace")),
     )
     """Comma-separated globs of the KV paths (under any one-segment mount) a namespace may
@@ -278,7 +282,7 @@ class Config:
     anything, ``/`` included."""
 
     vault_allowed_database_roles: tuple[str, ...] = field(
-        default=("{namespace}", "{namespace}.*"),
+        default=tenancy.DATABASE_ROLE_TEMPLATES,
         metadata=_env("VAULT_ALLOWED_DATABASE_ROLES", _parse_templates("namespace")),
     )
     """Comma-separated globs of the database roles a namespace may use. The default uses a dot

@@ -10,7 +10,6 @@ that need the emulator (faults, the request log, database leases) are skipped th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +17,13 @@ from typing import Any
 import hvac
 import pytest
 
+from mirage_operator import tenancy
 from mirage_operator.config import Config
-from mirage_operator.sandbox.tenants import STANDARD_MOUNTS, add_tenant, tenant_policy
+from mirage_operator.sandbox.tenants import STANDARD_MOUNTS, add_tenant
 from mirage_operator.sandbox.vault import EmulatedVault
 from tests.e2e.kube import Kube
 
-SERVICE_ACCOUNT = "mirage-vault"
+SERVICE_ACCOUNT = tenancy.SERVICE_ACCOUNT
 DB_TTL = 10
 """Seconds a database lease lasts (renewed at two thirds): short, so that renewals happen
 within a test."""
@@ -61,18 +61,19 @@ class VaultAdmin:
             )
             return
         assert self.client is not None
-        policy = "\n".join(
-            f'path "{path}" {{ capabilities = {json.dumps(caps)} }}'
-            for path, caps in tenant_policy(namespace, STANDARD_MOUNTS).items()
+        # The tenant contract, as the stacks configure it (stacks/components/vault.py).
+        policy = tenancy.vault_policy_name(namespace)
+        self.client.sys.create_or_update_policy(
+            name=policy, policy=tenancy.tenant_policy_hcl(namespace, STANDARD_MOUNTS)
         )
-        self.client.sys.create_or_update_policy(name=f"tenant-{namespace}", policy=policy)
-        self.client.auth.kubernetes.create_role(
-            name=f"mirage-{namespace}",
+        self.client.write(
+            f"auth/{tenancy.AUTH_MOUNT}/role/{tenancy.vault_role(namespace)}",
             bound_service_account_names=[SERVICE_ACCOUNT],
             bound_service_account_namespaces=[namespace],
-            policies=[f"tenant-{namespace}"],
-            ttl="1h",
-            audience="vault",
+            token_policies=[policy],
+            token_no_default_policy=True,
+            token_ttl="1h",
+            audience=tenancy.TOKEN_AUDIENCE,
         )
 
     def put(self, path: str, data: Mapping[str, Any], *, mount: str = "secret") -> None:

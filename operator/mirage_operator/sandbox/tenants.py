@@ -1,10 +1,11 @@
 """The emulated Vault set up the way the Pulumi stacks set up a real one, for the sandbox and
 the e2e tests.
 
-Per tenant namespace: a policy reading only the namespace's own KV paths and database roles
-(and revoking its leases), and the kubernetes auth role ``mirage-<namespace>`` bound to the
-ServiceAccount ``mirage-vault`` of that namespace (names from :class:`Config`, as the
-operator uses them). :func:`seed_sources` writes demo values (random, never printed) at every
+Per tenant namespace: the policy of the tenant contract (:mod:`mirage_operator.tenancy`:
+reading only the namespace's own KV paths and database roles, renewing and revoking only its
+own leases), and the kubernetes auth role ``mirage-<namespace>`` bound to the ServiceAccount
+``mirage-vault`` of that namespace (names from :class:`Config`, as the operator uses them).
+:func:`seed_sources` writes demo values (random, never printed) at every
 Vault source the given custom resources name, so that they converge without a real Vault.
 """
 
@@ -15,35 +16,36 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from mirage_operator import tenancy
 from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.config import Config
 from mirage_operator.sandbox.vault import EmulatedVault
 
-STANDARD_MOUNTS: Mapping[str, str] = {"secret": "kv-v2", "kv": "kv-v1", "database": "database"}
+STANDARD_MOUNTS: Mapping[str, str] = tenancy.MOUNTS
 """The secrets engines the Pulumi stacks mount (mount path to engine)."""
 
 _TEMPLATE_KEY = re.compile(r"""data\.([A-Za-z_][A-Za-z0-9_]*)|data\[\s*['"]([^'"]+)['"]\s*\]""")
 
 
-def tenant_policy(namespace: str, mounts: Mapping[str, str]) -> dict[str, list[str]]:
-    """A tenant's policy: path glob to capabilities, for each mount by its engine."""
-    rules: dict[str, list[str]] = {}
-    for mount, engine in sorted(mounts.items()):
-        if engine == "kv-v2":
-            rules[f"{mount}/data/{namespace}/*"] = ["read"]
-        elif engine == "kv-v1":
-            rules[f"{mount}/{namespace}/*"] = ["read"]
-        else:
-            rules[f"{mount}/creds/{namespace}"] = ["read"]
-            rules[f"{mount}/creds/{namespace}.*"] = ["read"]
-    rules["sys/leases/revoke"] = ["update"]
-    return rules
+def tenant_policy(
+    namespace: str, mounts: Mapping[str, str], *, config: Config | None = None
+) -> dict[str, list[str]]:
+    """A tenant's policy (:func:`tenancy.tenant_policy_rules` with the templates of
+    ``config``): path glob to capabilities, for each mount by its engine."""
+    config = config or Config()
+    rules = tenancy.tenant_policy_rules(
+        namespace,
+        mounts,
+        kv_paths=config.vault_allowed_paths,
+        database_roles=config.vault_allowed_database_roles,
+    )
+    return {path: list(caps) for path, caps in rules.items()}
 
 
 def add_tenant(vault: EmulatedVault, namespace: str, *, config: Config) -> None:
     """Make ``namespace`` a tenant: its policy and its kubernetes auth role."""
-    policy = f"tenant-{namespace}"
-    vault.add_policy(policy, tenant_policy(namespace, vault.mounts))
+    policy = tenancy.vault_policy_name(namespace)
+    vault.add_policy(policy, tenant_policy(namespace, vault.mounts, config=config))
     vault.add_role(
         config.vault_role_template.format(namespace=namespace),
         service_accounts=[config.vault_service_account],

@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
@@ -69,6 +70,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 RENEW_FRACTION = 2 / 3
 """Tokens and leases are renewed once this fraction of their TTL has passed."""
+
+_LEASE_SUFFIX = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+"""The random part of a Vault lease ID (base62, and ``.<namespace id>`` in Enterprise; the
+emulated Vault's are URL-safe base64, so ``-`` or ``_`` may come first): one path segment,
+never ``.`` or ``..``."""
 
 BACKOFF_BASE = 0.2
 BACKOFF_CAP = 5.0
@@ -557,7 +563,8 @@ class VaultClient:
         # Only leases of the source's own role are touched: a status cannot point elsewhere.
         check_allowed(self._config, namespace, source)
         prefix = f"{source.mount}/creds/{source.path}/"
-        if not lease_id.startswith(prefix):
+        # The ID goes into a URL path: one plain segment after the prefix, nothing else.
+        if not lease_id.startswith(prefix) or not _LEASE_SUFFIX.fullmatch(lease_id[len(prefix) :]):
             raise VaultPathNotAllowed("status.leaseID", f"Forbidden: lease is not one of {prefix}*")
 
     def next_check_at(self, namespace: str, lease: Lease) -> float:
@@ -570,11 +577,14 @@ class VaultClient:
         """Renew ``lease`` by its first grant; the answer may be capped by the max TTL."""
         self._check_lease(namespace, source, lease.lease_id)
         increment = int(lease.increment or lease.duration)
+        # The path form (not hvac's sys.renew_lease, which sends the ID in the body): only a
+        # path names the lease to Vault policy, so a tenant's policy can scope it (ADR 0102).
+        path = f"sys/leases/renew/{lease.lease_id}"
         answer, _ = await self._authed(
             namespace,
             "renew_lease",
-            "sys/leases/renew",
-            lambda c: c.sys.renew_lease(lease_id=lease.lease_id, increment=increment),
+            path,
+            lambda c: c.adapter.put(f"/v1/{path}", json={"increment": increment}),
         )
         duration = float(answer.get("lease_duration") or 0)
         return replace(
@@ -628,11 +638,9 @@ class VaultClient:
         """Revoke a lease (on delete). A lease Vault no longer knows counts as revoked."""
         self._check_lease(namespace, source, lease_id)
         try:
+            path = f"sys/leases/revoke/{lease_id}"  # the path form, as in renew_lease
             await self._authed(
-                namespace,
-                "revoke_lease",
-                "sys/leases/revoke",
-                lambda c: c.sys.revoke_lease(lease_id=lease_id),
+                namespace, "revoke_lease", path, lambda c: c.adapter.put(f"/v1/{path}")
             )
         except VaultError as exc:
             if type(exc) is not VaultError:  # 400 "lease not found": already gone

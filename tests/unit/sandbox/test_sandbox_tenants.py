@@ -58,7 +58,13 @@ def test_tenant_policy_covers_each_engine_for_the_namespace_only() -> None:
         "database/creds/shop.*": ["read"],
         "kv/shop/*": ["read"],
         "secret/data/shop/*": ["read"],
-        "sys/leases/revoke": ["update"],
+        "sys/leases/renew/database/creds/shop/*": ["update"],
+        "sys/leases/renew/database/creds/shop.*": ["update"],
+        "sys/leases/revoke/database/creds/shop/*": ["update"],
+        "sys/leases/revoke/database/creds/shop.*": ["update"],
+        "auth/token/lookup-self": ["read"],
+        "auth/token/renew-self": ["update"],
+        "auth/token/revoke-self": ["update"],
     }
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from mirage_operator.errors import Problem
 from mirage_operator.schema import validate
+from mirage_operator.schema.regex import compile_re2
 
 
 def _wrap(schema: dict[str, Any]) -> dict[str, Any]:
@@ -409,11 +409,13 @@ def test_embedded_resource_needs_api_version_and_kind() -> None:
     assert problems == [Problem("spec.x.apiVersion", "Required value: must not be empty")]
 
 
-def test_validating_a_200_field_object_is_fast() -> None:
+def test_validating_again_compiles_no_pattern_again() -> None:
+    """Cost is measured in benchmarks/; here the behaviour that keeps it low: a pattern is
+    compiled once per text, not once per field or per call (counted by the cache)."""
     properties: dict[str, Any] = {}
     spec: dict[str, Any] = {}
     for i in range(100):
-        properties[f"s{i}"] = {"type": "string", "maxLength": 64, "pattern": "^[a-z0-9-]*$"}
+        properties[f"s{i}"] = {"type": "string", "maxLength": 64, "pattern": f"^[a-z0-9-]*{i}$"}
         properties[f"n{i}"] = {"type": "integer", "minimum": 0, "format": "int32"}
         spec[f"s{i}"] = f"value-{i}"
         spec[f"n{i}"] = i
@@ -423,10 +425,7 @@ def test_validating_a_200_field_object_is_fast() -> None:
     }
     obj = {"spec": spec}
     assert validate(schema, obj) == []
-    runs = 50
-    start = time.perf_counter()
-    for _ in range(runs):
-        validate(schema, obj)
-    per_call = (time.perf_counter() - start) / runs
-    # About 0.3 ms on a laptop; a generous bound keeps this stable on a busy CI runner.
-    assert per_call < 0.005
+    compiled = compile_re2.cache_info().misses
+    for _ in range(50):
+        assert validate(schema, obj) == []
+    assert compile_re2.cache_info().misses == compiled

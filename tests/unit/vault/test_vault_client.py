@@ -350,7 +350,7 @@ async def test_lease_renewed_at_two_thirds_then_replaced_before_max_ttl(
 
     same, nothing = await client.ensure_credentials("team-a", DB, lease)
     assert (same, nothing) == (lease, None)
-    assert vault.count(path="sys/leases/renew") == 0
+    assert vault.count(path="sys/leases/renew/*") == 0
 
     renewals = 0
     while True:
@@ -362,7 +362,7 @@ async def test_lease_renewed_at_two_thirds_then_replaced_before_max_ttl(
         renewals += 1
         assert lease.lease_id == first
     assert renewals >= 2
-    assert vault.count(path="sys/leases/renew", status=200) == renewals
+    assert vault.count(path="sys/leases/renew/*", status=200) == renewals
     assert lease.lease_id != first
     assert fresh.data["username"] != data.data["username"]
     # The old lease is left to expire at its max TTL: pods may still be using it.
@@ -432,10 +432,54 @@ async def test_revoke_lease(vault: EmulatedVault, client: VaultClient) -> None:
     await client.revoke_lease("team-a", DB, read.lease.lease_id)  # already gone: fine
 
 
-async def test_lease_of_another_role_is_refused(vault: EmulatedVault, client: VaultClient) -> None:
+@pytest.mark.parametrize(
+    "lease_id",
+    [
+        "database/creds/team-b.app/xyz",  # another tenant's role
+        "database/creds/team-a.app",  # no ID
+        "database/creds/team-a.app/",
+        "database/creds/team-a.app/../../team-b.app/xyz",  # climbs out in the URL path
+        "database/creds/team-a.app/xyz/extra",
+        "database/creds/team-a.app/..",
+        "database/creds/team-a.app/xyz?lease_id=database/creds/team-b.app/abc",
+        "database/creds/team-a.app/xyz#frag",
+        "database/creds/team-a.application/xyz",
+        "database/creds/team-a.app/.hidden",
+        "database/creds/team-a.app/x%2F..%2Fy",
+    ],
+)
+async def test_lease_of_another_role_is_refused(
+    vault: EmulatedVault, client: VaultClient, lease_id: str
+) -> None:
+    # The ID becomes part of the URL path (sys/leases/revoke/<id>): nothing but one plain
+    # segment after the role's own prefix may reach Vault.
     with pytest.raises(VaultPathNotAllowed):
-        await client.revoke_lease("team-a", DB, "database/creds/team-b.app/xyz")
+        await client.revoke_lease("team-a", DB, lease_id)
+    with pytest.raises(VaultPathNotAllowed):
+        await client.renew_lease("team-a", DB, Lease(lease_id, 60, 0))
     assert vault.requests == []
+
+
+@pytest.mark.parametrize("suffix", ["-Ab3_x", "_9zQ-", "AbC123.ns1"])
+async def test_lease_ids_of_the_role_pass_the_check(
+    vault: EmulatedVault, client: VaultClient, suffix: str
+) -> None:
+    # URL-safe base64 (the emulated Vault's IDs) may start with - or _; Enterprise adds .<ns>.
+    await client.revoke_lease("team-a", DB, f"database/creds/team-a.app/{suffix}")
+    assert vault.count("PUT", f"sys/leases/revoke/database/creds/team-a.app/{suffix}") == 1
+
+
+async def test_leases_are_renewed_and_revoked_by_their_path(
+    vault: EmulatedVault, client: VaultClient
+) -> None:
+    # Only the path forms name the lease to Vault policy (ADR 0102).
+    read = await client.read("team-a", DB)
+    assert read.lease is not None
+    await client.renew_lease("team-a", DB, read.lease)
+    await client.revoke_lease("team-a", DB, read.lease.lease_id)
+    assert vault.count("PUT", f"sys/leases/renew/{read.lease.lease_id}", status=200) == 1
+    assert vault.count("PUT", f"sys/leases/revoke/{read.lease.lease_id}", status=204) == 1
+    assert vault.count(path="sys/leases/renew") + vault.count(path="sys/leases/revoke") == 0
 
 
 # --- TLS ----------------------------------------------------------------------------------

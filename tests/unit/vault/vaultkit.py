@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mirage_operator import tenancy
 from mirage_operator.config import Config
 from mirage_operator.sandbox.vault import EmulatedVault, static_reviewer
 from mirage_operator.vault import VaultClient
@@ -61,15 +62,7 @@ class Sleeps:
 def seed(vault: EmulatedVault) -> None:
     """Per tenant: a policy reading its own KV paths and database roles, and a role."""
     for ns in TENANTS:
-        vault.add_policy(
-            ns,
-            {
-                f"secret/data/{ns}/*": ["read"],
-                f"kv/{ns}/*": ["read"],
-                f"database/creds/{ns}.*": ["read"],
-                "sys/leases/revoke": ["update"],
-            },
-        )
+        vault.add_policy(ns, tenancy.tenant_policy_rules(ns))
         vault.add_role(
             f"mirage-{ns}",
             service_accounts=[SA],
