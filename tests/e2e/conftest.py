@@ -15,6 +15,7 @@ they are skipped (see :mod:`tests.e2e.vault`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -175,6 +176,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             vault = VaultAdmin(kube=kube, address=REAL_VAULT, client=client)
         yield from _run(kube, kubeconfig, workdir, emulator=None, vault=vault)
         return
+    with emulated(workdir) as (server, kubeconfig, kube, vault):
+        yield from _run(kube, kubeconfig, workdir, emulator=server, vault=vault)
+
+
+@contextlib.contextmanager
+def emulated(workdir: Path) -> Iterator[tuple[APIServer, Path, Kube, VaultAdmin]]:
+    """The emulated API (CRDs installed, a kubeconfig in ``workdir``) and an emulated Vault
+    whose kubernetes auth trusts it."""
     with (
         run_apiserver_in_thread() as server,
         VaultThread(EmulatedVault(token_reviewer=apiserver_reviewer(server))) as vault_thread,
@@ -183,7 +192,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
         kube = Kube(kubeconfig)
         vault = VaultAdmin(kube=kube, address=vault_thread.address, emulator=vault_thread.vault)
-        yield from _run(kube, kubeconfig, workdir, emulator=server, vault=vault)
+        yield server, kubeconfig, kube, vault
 
 
 def _run(

@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
-from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
+from mirage_operator.sandbox.apiserver.server import APIServer
 from tests.e2e.conftest import (
     OPERATOR_NAMESPACE,
     REAL_CLUSTER,
     Operator,
-    _crds,
+    emulated,
     operator_vault_env,
     service,
     wait_ready,
@@ -82,6 +81,12 @@ class HA:
         )
         return operator
 
+    def leader_and_standby(self) -> tuple[Operator, Operator]:
+        """``a`` holding the Lease, ``b`` standing by."""
+        a = self.standby("a")
+        self.wait_holder("a")
+        return a, self.standby("b")
+
     def namespace(self) -> str:
         name = f"ha-{uuid.uuid4().hex[:8]}"
         self.kube.create_namespace(name)
@@ -110,15 +115,8 @@ class HA:
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HA]:
     workdir = tmp_path_factory.mktemp("ha")
-    with (
-        run_apiserver_in_thread() as server,
-        VaultThread(EmulatedVault(token_reviewer=apiserver_reviewer(server))) as vault_thread,
-    ):
-        server.install_crds(_crds())
-        kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
-        kube = Kube(kubeconfig)
+    with emulated(workdir) as (server, kubeconfig, kube, vault):
         kube.create_namespace(OPERATOR_NAMESPACE)
-        vault = VaultAdmin(kube=kube, address=vault_thread.address, emulator=vault_thread.vault)
         state = HA(server, kube, vault, kubeconfig, workdir, [])
         yield state
         for operator in state.running:
@@ -137,9 +135,7 @@ def ha_cluster(ha: HA) -> Iterator[HA]:
 def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) -> None:
     ha, kube = ha_cluster, ha_cluster.kube
     ns = ha.namespace()
-    a = ha.standby("a")
-    ha.wait_holder("a")
-    ha.standby("b")
+    a, _ = ha.leader_and_standby()
     kube.apply(service("first", ns))
     first = wait_ready(kube, ns, "first")
     # The standby wrote nothing but the Lease; the leader wrote the children.
@@ -204,9 +200,7 @@ def _events(kube: Kube, namespace: str, name: str) -> list[tuple[str, int]]:
 def test_sigterm_hands_over_within_two_seconds(ha_cluster: HA) -> None:
     ha, kube = ha_cluster, ha_cluster.kube
     ns = ha.namespace()
-    a = ha.standby("a")
-    ha.wait_holder("a")
-    ha.standby("b")
+    a, _ = ha.leader_and_standby()
     stopped_at = time.monotonic()
     assert a.process is not None
     a.process.terminate()
@@ -234,9 +228,7 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
         ttl=TOKEN_TTL,
         max_ttl=3600,
     )
-    a = ha.standby("a")
-    ha.wait_holder("a")
-    b = ha.standby("b")
+    a, b = ha.leader_and_standby()
     kube.apply(
         {
             "apiVersion": "mirage.dev/v1alpha1",
