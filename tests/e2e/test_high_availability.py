@@ -212,6 +212,13 @@ def test_sigterm_hands_over_within_two_seconds(ha_cluster: HA) -> None:
     assert "Released the Lease" in a.log
     kube.apply(service("after", ns))
     wait_ready(kube, ns, "after", timeout=10)
+    # A standby stopped while waiting leaves quietly, and the Lease as it is.
+    c = ha.standby("c")
+    assert c.process is not None
+    c.process.terminate()
+    assert c.process.wait(10) == 0, c.log[-2000:]
+    assert "Stopped while standing by" in c.log
+    assert ha.holder() == "b"
 
 
 def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -> None:
