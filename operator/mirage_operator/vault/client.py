@@ -606,6 +606,10 @@ class VaultClient:
         to expire (pods may still use it)."""
         if lease is not None:
             self._check_lease(namespace, source, lease.lease_id)
+        if self._kept is not None and self._key(namespace) not in self._tokens:
+            # A new process: the kept token is the lease's lifeline, so it is taken up (and
+            # from now on renewed when due) even while the lease itself needs nothing.
+            await self._token(namespace)
         now = self._clock()
         token_due = self.token_renew_at(namespace)
         if token_due is not None and now >= token_due:
