@@ -23,9 +23,9 @@ all: test
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+# Reinstall only when pyproject.toml or the extras installed here change.
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,stacks]'
 	touch $@
 
 install: $(VENV)/.installed

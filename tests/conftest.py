@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +38,19 @@ def require_path(path: Path) -> Path:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[Any]:
+    """A real OpenBao server on loopback (one per test worker); see :mod:`tests.realservers`."""
+    from tests.realservers import openbao_server
+
+    yield from openbao_server()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server on loopback (one per test worker)."""
+    from tests.realservers import postgres_server
+
+    yield from postgres_server()

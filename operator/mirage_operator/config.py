@@ -116,6 +116,13 @@ def _parse_seconds(raw: str) -> float:
     return value
 
 
+def _parse_http_url(raw: str) -> str:
+    # Written into every forwardAuth Middleware: refused at start, not by Traefik later.
+    if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", raw):
+        raise ValueError(f"expected an http:// or https:// URL without query, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def _parse_choice(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in choices:
@@ -204,6 +211,29 @@ class Config:
         default="monitoring", metadata=_env("PROMETHEUS_NAMESPACE", _parse_name("dns1123-label"))
     )
     """Namespace of the Prometheus pods, allowed to scrape each service's metrics port."""
+
+    mesh_default: bool = field(default=False, metadata=_env("MESH_DEFAULT", _parse_bool))
+    """Whether a MirageService joins the Istio mesh when its ``spec.mesh.enabled`` is unset."""
+
+    mesh_trust_domain: str = field(
+        default="cluster.local",
+        metadata=_env("MESH_TRUST_DOMAIN", _parse_name("dns1123-subdomain")),
+    )
+    """Istio trust domain, the first part of each caller's identity
+    (``<domain>/ns/<namespace>/sa/<service account>``) in AuthorizationPolicies."""
+
+    cluster_domain: str = field(
+        default="cluster.local",
+        metadata=_env("CLUSTER_DOMAIN", _parse_name("dns1123-subdomain")),
+    )
+    """DNS domain of the cluster, for the fully qualified host of each DestinationRule."""
+
+    oauth2_proxy_url: str = field(
+        default="http://oauth2-proxy.oauth2-proxy.svc.cluster.local",
+        metadata=_env("OAUTH2_PROXY_URL", _parse_http_url),
+    )
+    """Base URL of the platform's OAuth2 Proxy, which the forwardAuth Middleware of
+    ``spec.ingress.auth.oidc`` asks (at ``/oauth2/auth``) whether a person is signed in."""
 
     monitoring_labels: tuple[tuple[str, str], ...] = field(
         default=tenancy.MONITORING_LABELS,

@@ -1,16 +1,26 @@
 """The e2e harness: the real ``mirage run`` process against the emulated API (or a real cluster).
 
 Without ``MIRAGE_E2E_KUBECONFIG`` each test worker starts the emulated Kubernetes API server
-in a thread, installs the Mirage CRDs and prometheus-operator's (from ../shared/third_party),
-and runs ``mirage run`` as a subprocess against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing
-at a real cluster (CRDs installed, nothing else running the operator), the same tests run
-there; tests that need the emulator's fault injection or request log are skipped.
+in a thread, installs the Mirage CRDs, prometheus-operator's and those of the Istio and Traefik
+kinds the operator writes (from ../shared/third_party), and runs ``mirage run`` as a subprocess
+against it. With ``MIRAGE_E2E_KUBECONFIG`` pointing at a real cluster (CRDs installed, nothing
+else running the operator), the same tests run there; tests that need the emulator's fault
+injection or request log are skipped.
 
-Vault: in emulator mode an emulated Vault runs beside the emulated API (its kubernetes auth
-checks ServiceAccount tokens with the API's TokenReview) and the operator is pointed at it.
-On a real cluster the Vault tests run only when ``MIRAGE_E2E_VAULT_ADDR`` and
-``MIRAGE_E2E_VAULT_TOKEN`` name a Vault whose kubernetes auth trusts that cluster; otherwise
-they are skipped (see :mod:`tests.e2e.vault`).
+Vault: the VaultSecret tests run on two backends (:func:`vault_cluster`):
+
+- ``emulated``: the emulated Vault beside the emulated API (its kubernetes auth checks
+  ServiceAccount tokens with the API's TokenReview), with the operator of :func:`cluster`;
+- ``openbao``: a real Vault (by default an OpenBao server the tests start, with PostgreSQL
+  behind its database engine) reviewing tokens at a second emulated API over loopback, with
+  an operator of its own (:func:`openbao_cluster`). ``MIRAGE_E2E_VAULT_ADDR`` and
+  ``MIRAGE_E2E_VAULT_TOKEN`` (a token allowed to mount engines, write policies and roles)
+  replace the started OpenBao with that Vault; it must reach the emulated API on loopback.
+
+On a real cluster (``MIRAGE_E2E_KUBECONFIG``) only the real Vault runs, and only when
+``MIRAGE_E2E_VAULT_ADDR`` names one whose kubernetes auth already trusts that cluster (and
+whose database engine has what the tests use); ``MIRAGE_E2E_VAULT_AUDIT_LOG`` names its file
+audit log, for the tests that count calls. Otherwise the Vault tests are skipped.
 """
 
 from __future__ import annotations
@@ -32,14 +42,20 @@ import pytest
 import yaml
 
 from mirage_operator.crds import load_crds
+from mirage_operator.k8s import resources
+from mirage_operator.render.mirageservice import OPTIONAL_CHILD_KINDS
 from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
 from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 from tests.conftest import THIRD_PARTY_CRDS, require_path
 from tests.e2e.kube import Kube, wait_for
 from tests.e2e.vault import VaultAdmin
+from tests.realservers import AuditLog
+from tests.vaultbackends import EmulatedBackend, RealBackend, configure_real_vault
 
 REAL_CLUSTER = os.environ.get("MIRAGE_E2E_KUBECONFIG")
 REAL_VAULT = os.environ.get("MIRAGE_E2E_VAULT_ADDR")
+REAL_VAULT_AUDIT = os.environ.get("MIRAGE_E2E_VAULT_AUDIT_LOG")
+BACKENDS = ("emulated", "openbao")
 RESYNC_SECONDS = 3
 OPERATOR_NAMESPACE = "mirage-system"
 ALLOWED_PATHS = "{namespace}/*,*/shared/*"
@@ -153,13 +169,16 @@ def operator_vault_env(address: str) -> dict[str, str]:
 
 
 def _crds() -> list[dict[str, Any]]:
-    third_party = require_path(THIRD_PARTY_CRDS / "monitoring.coreos.com")
+    """Mirage's CRDs and the projects' own CRDs of every platform kind the operator writes
+    (prometheus-operator's, and Istio's and Traefik's it may own), read in place."""
+    monitoring = sorted(require_path(THIRD_PARTY_CRDS / "monitoring.coreos.com").glob("*.yaml"))
+    platform = [
+        require_path(THIRD_PARTY_CRDS / r.group / f"{r.plural}.yaml")
+        for r in (resources.for_kind(*kind) for kind in OPTIONAL_CHILD_KINDS)
+    ]
     return [
         *load_crds(),
-        *(
-            yaml.safe_load(p.read_text(encoding="utf-8"))
-            for p in sorted(third_party.glob("*.yaml"))
-        ),
+        *(yaml.safe_load(p.read_text(encoding="utf-8")) for p in [*monitoring, *platform]),
     ]
 
 
@@ -170,10 +189,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if REAL_CLUSTER:
         kubeconfig = Path(REAL_CLUSTER)
         kube = Kube(kubeconfig)
-        vault = None
-        if REAL_VAULT:
-            client = hvac.Client(url=REAL_VAULT, token=os.environ["MIRAGE_E2E_VAULT_TOKEN"])
-            vault = VaultAdmin(kube=kube, address=REAL_VAULT, client=client)
+        vault = VaultAdmin(kube, given_vault()) if REAL_VAULT else None
         yield from _run(kube, kubeconfig, workdir, emulator=None, vault=vault)
         return
     with emulated(workdir) as (server, kubeconfig, kube, vault):
@@ -191,8 +207,64 @@ def emulated(workdir: Path) -> Iterator[tuple[APIServer, Path, Kube, VaultAdmin]
         server.install_crds(_crds())
         kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
         kube = Kube(kubeconfig)
-        vault = VaultAdmin(kube=kube, address=vault_thread.address, emulator=vault_thread.vault)
+        vault = VaultAdmin(kube, EmulatedBackend(vault_thread.vault, vault_thread.address))
         yield server, kubeconfig, kube, vault
+
+
+def given_vault() -> RealBackend:
+    """The Vault ``MIRAGE_E2E_VAULT_ADDR`` names."""
+    assert REAL_VAULT
+    audit = AuditLog(Path(REAL_VAULT_AUDIT)) if REAL_VAULT_AUDIT else None
+    client = hvac.Client(url=REAL_VAULT, token=os.environ["MIRAGE_E2E_VAULT_TOKEN"])
+    return RealBackend(client, REAL_VAULT, _audit=audit)
+
+
+@pytest.fixture(scope="session")
+def openbao_cluster(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    """A second emulated API and operator, whose Vault is real: the OpenBao the tests start
+    (or the one ``MIRAGE_E2E_VAULT_ADDR`` names), its database engine on a real PostgreSQL."""
+    workdir = tmp_path_factory.mktemp("e2e-openbao")
+    postgres = request.getfixturevalue("postgres")
+    if REAL_VAULT:
+        backend = given_vault()
+    else:
+        bao = request.getfixturevalue("openbao")
+        backend = RealBackend(bao.client(), bao.address, server=bao, _audit=bao.audit)
+    with run_apiserver_in_thread() as server:
+        server.install_crds(_crds())
+        kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
+        kube = Kube(kubeconfig)
+        configure_real_vault(
+            backend.client,
+            kubernetes_url=server.url,
+            reviewer_token=server.admin_token,
+            postgres=postgres,
+        )
+        vault = VaultAdmin(kube, backend, postgres=postgres)
+        yield from _run(kube, kubeconfig, workdir, emulator=server, vault=vault)
+
+
+@pytest.fixture(params=BACKENDS)
+def vault_cluster(request: pytest.FixtureRequest) -> Cluster:
+    """The cluster whose operator reads the emulated Vault, then the one reading a real Vault
+    (for tests parametrised over both)."""
+    if request.param == "emulated":
+        if REAL_CLUSTER:
+            pytest.skip("the emulated Vault runs beside the emulated API only")
+        return request.getfixturevalue("cluster")  # type: ignore[no-any-return]
+    if REAL_CLUSTER:
+        cluster: Cluster = request.getfixturevalue("cluster")
+        cluster.require_vault()
+        return cluster
+    return request.getfixturevalue("openbao_cluster")  # type: ignore[no-any-return]
+
+
+def only_on(backend: str) -> pytest.MarkDecorator:
+    """Run a test of the two-Vault suite on ``backend`` alone: the fault it needs exists there
+    only (a real server's stop and start), so the other run would only be a skip."""
+    return pytest.mark.parametrize("vault_cluster", [backend], indirect=True)
 
 
 def _run(

@@ -1,20 +1,23 @@
-"""A small synchronous Kubernetes REST client for the e2e tests, built from a kubeconfig.
+"""The e2e tests' Kubernetes client: the official ``kubernetes`` Python client (its dynamic
+client, with discovery), built from a kubeconfig.
 
 It talks to the emulated API server or, when ``MIRAGE_E2E_KUBECONFIG`` is set, to a real
-cluster, so the same tests run against both. Only token and client-certificate auth.
+cluster, so the same tests run against both, and the emulator is exercised by the request
+shapes another client library sends (not only the operator's own client's).
 """
 
 from __future__ import annotations
 
-import base64
-import tempfile
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
-import yaml
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError
 
 T = TypeVar("T")
 
@@ -33,6 +36,11 @@ PLURALS: dict[str, tuple[str, str]] = {
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
     "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),
     "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules"),
+    "PeerAuthentication": ("/apis/security.istio.io/v1", "peerauthentications"),
+    "AuthorizationPolicy": ("/apis/security.istio.io/v1", "authorizationpolicies"),
+    "RequestAuthentication": ("/apis/security.istio.io/v1", "requestauthentications"),
+    "DestinationRule": ("/apis/networking.istio.io/v1", "destinationrules"),
+    "Middleware": ("/apis/traefik.io/v1alpha1", "middlewares"),
     "MirageService": ("/apis/mirage.dev/v1alpha1", "mirageservices"),
     "VaultSecret": ("/apis/mirage.dev/v1alpha1", "vaultsecrets"),
     "ServiceLevelObjective": ("/apis/mirage.dev/v1alpha1", "servicelevelobjectives"),
@@ -56,108 +64,75 @@ def wait_for(
 
 
 class Kube:
-    """REST calls with the credentials of the kubeconfig's current context."""
+    """Calls with the credentials of the kubeconfig's current context."""
 
     def __init__(self, kubeconfig: Path) -> None:
-        config = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
-        context = next(
-            c["context"] for c in config["contexts"] if c["name"] == config["current-context"]
-        )
-        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-        self.server = cluster["server"].rstrip("/")
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = "mirage-e2e"
-        if user.get("token"):
-            self.session.headers["Authorization"] = f"Bearer {user['token']}"
-        self._tmp = tempfile.TemporaryDirectory(prefix="mirage-e2e-")
-        self.session.verify = self._file(cluster, "certificate-authority") or not cluster.get(
-            "insecure-skip-tls-verify", False
-        )
-        cert, key = self._file(user, "client-certificate"), self._file(user, "client-key")
-        if cert and key:
-            self.session.cert = (cert, key)
+        self.api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+        self.api_client.user_agent = "mirage-e2e"
+        self.dynamic = DynamicClient(self.api_client)
 
-    def _file(self, section: Mapping[str, Any], name: str) -> str | None:
-        if section.get(name):
-            return str(section[name])
-        if section.get(f"{name}-data"):
-            path = Path(self._tmp.name) / name
-            path.write_bytes(base64.b64decode(section[f"{name}-data"]))
-            return str(path)
-        return None
+    def resource(self, kind: str) -> Any:
+        """The dynamic client's resource for ``kind`` (found through discovery)."""
+        prefix, _ = PLURALS[kind]
+        api_version = prefix.removeprefix("/apis/").removeprefix("/api/")
+        return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     @staticmethod
-    def path(
-        kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None
-    ) -> str:
-        """The REST path of a collection or object."""
-        prefix, plural = PLURALS[kind]
-        parts = [prefix]
-        if namespace and kind not in CLUSTER_SCOPED:
-            parts.append(f"namespaces/{namespace}")
-        parts.append(plural)
-        if name:
-            parts.append(name)
-        if sub:
-            parts.append(sub)
-        return "/".join(parts)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One call; the caller checks the status."""
-        return self.session.request(method, self.server + path, timeout=30, **kwargs)
+    def _namespace(kind: str, namespace: str | None) -> str | None:
+        return None if kind in CLUSTER_SCOPED else namespace
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The object, or ``None``."""
-        response = self.request("GET", self.path(kind, namespace, name))
-        if response.status_code == 404:
+        try:
+            found = self.resource(kind).get(name=name, namespace=self._namespace(kind, namespace))
+        except NotFoundError:
             return None
-        response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return found.to_dict()  # type: ignore[no-any-return]
 
     def list(
         self, kind: str, namespace: str | None = None, selector: str | None = None
     ) -> list[dict[str, Any]]:
         """Every object of ``kind`` in ``namespace`` matching ``selector``."""
-        params = {"labelSelector": selector} if selector else None
-        response = self.request("GET", self.path(kind, namespace), params=params)
-        response.raise_for_status()
-        return response.json()["items"]  # type: ignore[no-any-return]
+        found = self.resource(kind).get(
+            namespace=self._namespace(kind, namespace), label_selector=selector
+        )
+        return found.to_dict()["items"]  # type: ignore[no-any-return]
 
     def apply(self, body: Mapping[str, Any], *, manager: str = "mirage-e2e") -> dict[str, Any]:
         """Server-side apply ``body`` as a user would with ``kubectl apply --server-side``."""
         meta = body["metadata"]
-        response = self.request(
-            "PATCH",
-            self.path(body["kind"], meta.get("namespace"), meta["name"]),
-            params={"fieldManager": manager, "force": "true"},
-            data=yaml.safe_dump(dict(body)),
-            headers={"Content-Type": "application/apply-patch+yaml"},
-        )
-        if response.status_code >= 400:
-            raise AssertionError(f"apply failed: {response.status_code} {response.text}")
-        return response.json()  # type: ignore[no-any-return]
+        try:
+            applied = self.resource(body["kind"]).server_side_apply(
+                body=dict(body),
+                name=meta["name"],
+                namespace=self._namespace(body["kind"], meta.get("namespace")),
+                field_manager=manager,
+                force_conflicts=True,
+            )
+        except ApiException as exc:
+            raise AssertionError(f"apply failed: {exc.status} {exc.body}") from None
+        return applied.to_dict()  # type: ignore[no-any-return]
 
     def merge_patch(
         self, kind: str, namespace: str | None, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A JSON merge patch, as ``kubectl patch --type merge`` sends."""
-        response = self.request(
-            "PATCH",
-            self.path(kind, namespace, name),
-            json=dict(patch),
-            headers={"Content-Type": "application/merge-patch+json"},
+        patched = self.resource(kind).patch(
+            body=dict(patch),
+            name=name,
+            namespace=self._namespace(kind, namespace),
+            content_type="application/merge-patch+json",
         )
-        response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return patched.to_dict()  # type: ignore[no-any-return]
 
     def delete(self, kind: str, namespace: str | None, name: str) -> None:
         """Delete with background propagation; a missing object is fine."""
-        response = self.request(
-            "DELETE", self.path(kind, namespace, name), json={"propagationPolicy": "Background"}
-        )
-        if response.status_code not in (200, 202, 404):
-            response.raise_for_status()
+        with contextlib.suppress(NotFoundError):
+            self.resource(kind).delete(
+                name=name,
+                namespace=self._namespace(kind, namespace),
+                body={"propagationPolicy": "Background"},
+            )
 
     def create_namespace(self, name: str) -> None:
         """Create a namespace (labelled so tests can find their own)."""

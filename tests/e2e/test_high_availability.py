@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from mirage_operator import tenancy
 from mirage_operator.sandbox.apiserver.server import APIServer
 from tests.e2e.conftest import (
     OPERATOR_NAMESPACE,
@@ -228,10 +229,10 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
     ha.vault.add_tenant(ns)
     # A short-lived token for this tenant: the test outlives the one process A logged in with.
     emulated.add_role(
-        f"mirage-{ns}",
-        service_accounts=["mirage-vault"],
+        tenancy.vault_role(ns),
+        service_accounts=[tenancy.SERVICE_ACCOUNT],
         namespaces=[ns],
-        policies=[f"tenant-{ns}"],
+        policies=[tenancy.vault_policy_name(ns)],
         ttl=TOKEN_TTL,
         max_ttl=3600,
     )
@@ -241,7 +242,8 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
             "apiVersion": "mirage.dev/v1alpha1",
             "kind": "VaultSecret",
             "metadata": {"name": "db", "namespace": ns},
-            "spec": {"vault": {"engine": "database", "path": f"{ns}.app"}},
+            # A lease longer than the test: only the kept token keeps it alive.
+            "spec": {"vault": {"engine": "database", "path": f"{ns}.long"}},
         }
     )
     body = wait_ready(kube, ns, "db", kind="VaultSecret")
@@ -254,7 +256,7 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
     killed_at = time.monotonic()
     a.stop(kill=True)
     ha.wait_holder("b", timeout=LEASE_DURATION + 5)
-    logins = emulated.logins(f"mirage-{ns}")
+    logins = emulated.logins(tenancy.vault_role(ns))
 
     # Past the lifetime of A's token (had nobody renewed it, its leases would be revoked).
     def outlived() -> bool:
@@ -268,7 +270,7 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
     username = base64.b64decode(secret["data"]["username"]).decode()
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert emulated.credentials_valid(username, password)
-    assert emulated.logins(f"mirage-{ns}") == logins, "B logged in instead of renewing A's token"
+    assert emulated.logins(tenancy.vault_role(ns)) == logins, "B logged in instead of renewing A's token"
     assert "Using the Vault token kept by a previous operator process" in b.log
 
 

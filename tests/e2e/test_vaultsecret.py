@@ -1,8 +1,10 @@
-"""VaultSecret end to end: the real operator process, the (emulated) API server and Vault.
+"""VaultSecret end to end: the real operator process, the (emulated) API server and Vault,
+each test on both Vaults: the emulated one and a real OpenBao (with a real PostgreSQL behind
+its database engine).
 
 Clocks are the operator's own: refresh intervals of seconds, a 3 s resync (its Secret list
 calls count reconciles), database leases of 10 s. Vault calls are counted from the emulated
-Vault's request log, Kubernetes writes from the emulated API's.
+Vault's request log or OpenBao's audit log, Kubernetes writes from the emulated API's.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ import pytest
 import requests
 
 from mirage_operator.render.vaultsecret import restart_annotation
-from tests.e2e.conftest import Cluster, service, wait_ready
+from tests.e2e.conftest import Cluster, only_on, service, wait_ready
 from tests.e2e.helpers import assert_steady, wait_resyncs
 from tests.e2e.kube import Kube, wait_for
-from tests.e2e.vault import DB_TTL
+from tests.e2e.vault import DB_TTL, LONG_DB_TTL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+
+@pytest.fixture
+def cluster(vault_cluster: Cluster) -> Cluster:
+    """Every test here runs on both Vaults (``ns`` and ``tenant`` follow this override)."""
+    return vault_cluster
 
 
 def vault_secret(name: str, namespace: str, path: str, **spec: Any) -> dict[str, Any]:
@@ -139,10 +147,9 @@ def test_rotation_rolls_the_service_deployment_exactly_once(cluster: Cluster, te
     if cluster.emulator is not None:
         # Refreshes keep reading Vault (unchanged data) across resyncs: no second rollout.
         # (Child events also trigger reconciles, so the Vault reads are the clock here.)
-        emulated = vault.require_emulator()
-        reads = emulated.count("GET", f"secret/data/{path}")
+        reads = vault.reads(path)
         wait_for(
-            lambda: emulated.count("GET", f"secret/data/{path}") >= reads + 2,
+            lambda: vault.reads(path) >= reads + 2,
             timeout=20,
             what="two more refreshes of unchanged data",
         )
@@ -173,15 +180,15 @@ def test_restart_targets_roll_only_on_change_even_across_operator_restarts(
     cluster: Cluster, tenant: str
 ) -> None:
     kube, vault = cluster.kube, cluster.require_vault()
-    emulated = vault.require_emulator()
     path = f"{tenant}/worker"
 
     def reads() -> int:
-        return emulated.count("GET", f"secret/data/{path}")
+        return vault.reads(path)
 
     def wait_reads(more: int) -> None:
         target = reads() + more
-        wait_for(lambda: reads() >= target, what=f"{more} more reads of {path}")
+        # Polled: a generous bound for an operator (re)start on a loaded machine.
+        wait_for(lambda: reads() >= target, timeout=60, what=f"{more} more reads of {path}")
 
     kube.apply(worker(tenant))
     vault.put(path, {"token": secret_value()})
@@ -223,18 +230,17 @@ def test_refresh_zero_reads_only_on_spec_change_or_force_sync(
 ) -> None:
     kube, vault = cluster.kube, cluster.require_vault()
     emulator = cluster.require_emulator()
-    emulated = vault.require_emulator()
     path = f"{tenant}/static"
     first, second = secret_value(), secret_value()
     vault.put(path, {"key": first})
     kube.apply(vault_secret("static", tenant, path, refreshInterval="0"))
     wait_ready(kube, tenant, "static", kind="VaultSecret")
-    reads = emulated.count("GET", f"secret/data/{path}")
+    reads = vault.reads(path)
 
     vault.put(path, {"key": second})
     wait_resyncs(emulator, tenant, time.time(), count=2, resource="secrets", verb="get")
     assert secret_data(kube, tenant, "static") == {"key": first}
-    assert emulated.count("GET", f"secret/data/{path}") == reads
+    assert vault.reads(path) == reads
 
     kube.merge_patch(
         "VaultSecret",
@@ -251,14 +257,13 @@ def test_refresh_zero_reads_only_on_spec_change_or_force_sync(
         what="lastForceSync recorded",
     )
     wait_resyncs(emulator, tenant, time.time(), count=1, resource="secrets", verb="get")
-    assert emulated.count("GET", f"secret/data/{path}") == reads + 1
+    assert vault.reads(path) == reads + 1
 
 
 def test_vault_outage_keeps_the_secret_and_recovers_within_one_backoff(
     cluster: Cluster, tenant: str
 ) -> None:
     kube, vault = cluster.kube, cluster.require_vault()
-    emulated = vault.require_emulator()
     path = f"{tenant}/outage"
     value = secret_value()
     vault.put(path, {"key": value})
@@ -267,11 +272,11 @@ def test_vault_outage_keeps_the_secret_and_recovers_within_one_backoff(
     secret = kube.get("Secret", tenant, "outage")
     assert secret is not None
 
-    emulated.seal()
+    vault.seal()  # OpenBao's own seal on the real server
     try:
         ready = wait_condition(kube, tenant, "outage", "False", "VaultUnavailable")
     finally:
-        emulated.unseal()
+        vault.unseal()
     back = time.monotonic()
     assert "keeps its last good data" in ready["message"]
     after = kube.get("Secret", tenant, "outage")
@@ -281,6 +286,34 @@ def test_vault_outage_keeps_the_secret_and_recovers_within_one_backoff(
     wait_condition(kube, tenant, "outage", "True", "SecretSynced")
     # The first retries come after 5 s, then 10 s: one backoff, not a minute.
     assert time.monotonic() - back < 12
+
+
+@only_on("openbao")
+def test_vault_stopped_and_started_keeps_the_secret_and_needs_no_new_login(
+    cluster: Cluster, tenant: str
+) -> None:
+    kube, vault = cluster.kube, cluster.require_vault()
+    path = f"{tenant}/restart"
+    vault.put(path, {"key": secret_value()})
+    kube.apply(vault_secret("restart", tenant, path, refreshInterval="1s"))
+    wait_ready(kube, tenant, "restart", kind="VaultSecret")
+    before = kube.get("Secret", tenant, "restart")
+    logins = vault.logins(f"mirage-{tenant}")
+
+    def down() -> None:
+        ready = wait_condition(kube, tenant, "restart", "False", "VaultUnavailable")
+        assert "keeps its last good data" in ready["message"]
+
+    vault.restart(down)  # a real process stop; started again from its storage
+    after = kube.get("Secret", tenant, "restart")
+    assert before is not None and after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    rotated = secret_value()
+    vault.put(path, {"key": rotated})
+    wait_for(lambda: secret_data(kube, tenant, "restart") == {"key": rotated}, timeout=40)
+    wait_condition(kube, tenant, "restart", "True", "SecretSynced")
+    # Vault kept the token across its restart: the operator did not need to log in again.
+    assert vault.logins(f"mirage-{tenant}") == logins
 
 
 def test_another_namespaces_path_is_refused_by_the_operator_and_by_vault_policy(
@@ -303,9 +336,8 @@ def test_another_namespaces_path_is_refused_by_the_operator_and_by_vault_policy(
     assert kube.get("Secret", tenant, "theirs") is None
     assert kube.get("Secret", tenant, "shared") is None
     if cluster.emulator is not None:
-        emulated = vault.require_emulator()
-        assert emulated.count(path=f"secret/data/{other}/db") == 0
-        denials = emulated.count(path=f"secret/data/{other}/shared/db", status=403)
+        assert vault.reads(f"{other}/db") == 0
+        denials = vault.denials(f"{other}/shared/db")
         assert denials >= 1
         # No retry storm: the invalid spec is not retried at all, the denied read backs off.
         # (A healthy VaultSecret's resyncs are the clock.)
@@ -316,44 +348,93 @@ def test_another_namespaces_path_is_refused_by_the_operator_and_by_vault_policy(
         wait_resyncs(cluster.emulator, tenant, start, count=3, resource="secrets", verb="get")
         writes = cluster.emulator.write_calls("vaultsecrets", tenant, since=start)
         assert [r for r in writes if r.name == "theirs"] == []
-        assert emulated.count(path=f"secret/data/{other}/shared/db", status=403) <= denials + 2
+        assert vault.denials(f"{other}/shared/db") <= denials + 2
+
+
+def database_secret(
+    kube: Kube, tenant: str, role: str = "app", ttl: int = DB_TTL
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A VaultSecret issuing the tenant's database credentials of ``role`` (whose leases last
+    ``ttl``), Ready; (object, credentials)."""
+    kube.apply(vault_secret("creds", tenant, f"{tenant}.{role}", vault={"engine": "database"}))
+    body = wait_ready(kube, tenant, "creds", kind="VaultSecret")
+    creds = secret_data(kube, tenant, "creds")
+    assert creds is not None and set(creds) == {"username", "password"}
+    assert body["status"]["leaseDuration"] == ttl
+    return body, creds
+
+
+def renewal_past(kube: Kube, tenant: str, lease_id: str, expiry: str, ttl: int = DB_TTL) -> str:
+    """Wait until the lease was renewed to end after ``expiry`` (the same lease: credentials
+    were renewed, not replaced); the new expiry."""
+
+    def renewed() -> str | None:
+        status = (kube.get("VaultSecret", tenant, "creds") or {}).get("status", {})
+        assert status.get("leaseID") == lease_id, "credentials replaced instead of renewed"
+        later = status.get("leaseExpiry")
+        return later if later and later > expiry else None
+
+    return wait_for(renewed, timeout=3 * ttl, what=f"lease renewed past {expiry}")
+
+
+def valid_until(cluster: Cluster, username: str) -> Any:
+    """The PostgreSQL role's VALID UNTIL (real Vault only; ``None`` on the emulator)."""
+    vault = cluster.require_vault()
+    if vault.postgres is None:
+        return None
+    role = vault.postgres.role(username)
+    assert role is not None, f"role {username} missing"
+    return role[1]
 
 
 def test_database_credentials_renewed_before_expiry_and_revoked_on_delete(
     cluster: Cluster, tenant: str
 ) -> None:
     kube, vault = cluster.kube, cluster.require_vault()
-    emulated = vault.require_emulator()
-    kube.apply(vault_secret("creds", tenant, f"{tenant}.app", vault={"engine": "database"}))
-    body = wait_ready(kube, tenant, "creds", kind="VaultSecret")
-    creds = secret_data(kube, tenant, "creds")
-    assert creds is not None and set(creds) == {"username", "password"}
+    body, creds = database_secret(kube, tenant)
+    user, password = creds["username"], creds["password"]
+    assert vault.credentials_work(user, password)  # a real login on PostgreSQL
     lease_id, first_expiry = body["status"]["leaseID"], body["status"]["leaseExpiry"]
-    assert body["status"]["leaseDuration"] == DB_TTL
+    first_until = valid_until(cluster, user)
 
-    def renewals_past(expiry: str) -> str | None:
-        status = (kube.get("VaultSecret", tenant, "creds") or {}).get("status", {})
-        assert status.get("leaseID") == lease_id, "credentials replaced instead of renewed"
-        later = status.get("leaseExpiry")
-        return later if later and later > expiry else None
-
-    second_expiry = wait_for(lambda: renewals_past(first_expiry), timeout=3 * DB_TTL)
-    wait_for(lambda: renewals_past(second_expiry), timeout=3 * DB_TTL)
-    # Two renewals in, the first grant has run out: the same credentials still work.
-    assert emulated.credentials_valid(creds["username"], creds["password"])
+    second_expiry = renewal_past(kube, tenant, lease_id, first_expiry)
+    renewal_past(kube, tenant, lease_id, second_expiry)
+    # Two renewals in, the first grant has run out: the same credentials still work, and
+    # the renewals moved the role's VALID UNTIL.
+    assert vault.credentials_work(user, password)
     assert secret_data(kube, tenant, "creds") == creds
+    if first_until is not None:
+        assert valid_until(cluster, user) > first_until
 
     kube.delete("VaultSecret", tenant, "creds")
     wait_for(lambda: kube.get("VaultSecret", tenant, "creds") is None, what="VaultSecret gone")
-    assert lease_id not in emulated.active_leases()
-    assert not emulated.credentials_valid(creds["username"], creds["password"])
+    assert not vault.lease_alive(lease_id)
+    assert not vault.credentials_work(user, password)
+    if vault.postgres is not None:
+        assert vault.postgres.role(user) is None, "revocation dropped the role"
+
+
+def test_database_credentials_survive_an_operator_restart(cluster: Cluster, tenant: str) -> None:
+    kube, vault = cluster.kube, cluster.require_vault()
+    # A lease longer than the restart takes: the restarted operator must find it alive.
+    body, creds = database_secret(kube, tenant, "long", LONG_DB_TTL)
+    lease_id = body["status"]["leaseID"]
+    secret_version = kube.get("Secret", tenant, "creds")["metadata"]["resourceVersion"]  # type: ignore[index]
+
+    cluster.operator.restart()
+    # The restarted operator takes the lease over from the status: it renews the same lease
+    # (its old token is gone with the process, so a new login; the lease lives on).
+    expiry = (kube.get("VaultSecret", tenant, "creds") or {})["status"]["leaseExpiry"]
+    renewal_past(kube, tenant, lease_id, expiry, LONG_DB_TTL)
+    assert vault.credentials_work(creds["username"], creds["password"])
+    assert secret_data(kube, tenant, "creds") == creds
+    assert kube.get("Secret", tenant, "creds")["metadata"]["resourceVersion"] == secret_version  # type: ignore[index]
 
 
 def test_vault_calls_one_login_per_token_lifetime_and_one_read_per_refresh(
     cluster: Cluster, tenant: str
 ) -> None:
     kube, vault = cluster.kube, cluster.require_vault()
-    emulated = vault.require_emulator()
     refresh = 1
     paths = {name: f"{tenant}/calls/{name}" for name in ("a", "b")}
     for name, path in paths.items():
@@ -363,7 +444,7 @@ def test_vault_calls_one_login_per_token_lifetime_and_one_read_per_refresh(
         wait_ready(kube, tenant, name, kind="VaultSecret")
 
     def reads(path: str) -> int:
-        return emulated.count("GET", f"secret/data/{path}")
+        return vault.reads(path)
 
     before = {name: reads(path) for name, path in paths.items()}
     start = time.monotonic()
@@ -372,7 +453,7 @@ def test_vault_calls_one_login_per_token_lifetime_and_one_read_per_refresh(
     for name, path in paths.items():
         assert reads(path) - before[name] <= elapsed / refresh + 1, name
     # Both VaultSecrets share their namespace's token: one login for the token's lifetime.
-    assert emulated.logins(role=f"mirage-{tenant}") == 1
+    assert vault.logins(f"mirage-{tenant}") == 1
 
 
 def test_secret_values_appear_nowhere_but_in_the_secret(cluster: Cluster, tenant: str) -> None:
@@ -398,13 +479,13 @@ def test_secret_values_appear_nowhere_but_in_the_secret(cluster: Cluster, tenant
             ),
             what="rotated",
         )
-    if cluster.vault is not None and cluster.vault.emulator is not None:
+    if cluster.emulator is not None:
         # The failure path too: errors are reported by reason and path.
-        cluster.vault.emulator.seal()
+        vault.seal()
         try:
             wait_condition(kube, tenant, "leaky-leak", "False", "VaultUnavailable")
         finally:
-            cluster.vault.emulator.unseal()
+            vault.unseal()
         wait_ready(kube, tenant, "leaky-leak", kind="VaultSecret")
 
     texts = {
@@ -432,3 +513,22 @@ def test_namespace_without_its_vault_service_account_is_told_so(cluster: Cluster
     assert kube.get("Secret", ns, "db") is None
     kube.delete("VaultSecret", ns, "db")
     wait_for(lambda: kube.get("VaultSecret", ns, "db") is None, what="VaultSecret deleted")
+
+
+def test_a_token_revoked_behind_the_operators_back_is_replaced_by_one_login(
+    cluster: Cluster, tenant: str
+) -> None:
+    kube, vault = cluster.kube, cluster.require_vault()
+    path = f"{tenant}/revoked"
+    role = f"mirage-{tenant}"
+    vault.put(path, {"key": secret_value()})
+    kube.apply(vault_secret("revoked", tenant, path, refreshInterval="1s"))
+    wait_ready(kube, tenant, "revoked", kind="VaultSecret")
+    logins = vault.logins(role)
+    vault.revoke_token_of(path)  # on OpenBao: auth/token/revoke-accessor, as an admin would
+
+    rotated = secret_value()
+    vault.put(path, {"key": rotated})
+    wait_for(lambda: secret_data(kube, tenant, "revoked") == {"key": rotated}, what="rotated")
+    assert vault.logins(role) == logins + 1
+    assert condition(kube, tenant, "revoked")["status"] == "True"

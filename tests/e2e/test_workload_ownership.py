@@ -168,8 +168,7 @@ def test_not_ready_while_an_insecure_field_cannot_be_reverted(cluster: Cluster, 
     live = kube.get("Deployment", ns, "api")
     assert live is not None
     live["spec"]["template"]["spec"]["hostNetwork"] = True
-    response = kube.request("PUT", kube.path("Deployment", ns, "api"), json=live)
-    assert response.status_code == 200, response.text
+    kube.resource("Deployment").replace(body=live, namespace=ns)
 
     ready = wait_for(
         lambda: (
@@ -187,19 +186,12 @@ def test_not_ready_while_an_insecure_field_cannot_be_reverted(cluster: Cluster, 
 
 def _replicas_history(kube: Kube, ns: str, since: str) -> list[int]:
     """``spec.replicas`` of every version of the Deployment written after ``since``."""
-    response = kube.request(
-        "GET",
-        kube.path("Deployment", ns),
-        params={
-            "watch": "1",
-            "resourceVersion": since,
-            "fieldSelector": "metadata.name=api",
-            "timeoutSeconds": "1",
-        },
+    events = kube.resource("Deployment").watch(
+        namespace=ns, field_selector="metadata.name=api", resource_version=since, timeout=1
     )
-    response.raise_for_status()
-    events = [json.loads(line) for line in response.text.splitlines() if line.strip()]
-    return [e["object"]["spec"]["replicas"] for e in events if e["type"] in ("ADDED", "MODIFIED")]
+    return [
+        e["raw_object"]["spec"]["replicas"] for e in events if e["type"] in ("ADDED", "MODIFIED")
+    ]
 
 
 def _owners(deployment: dict[str, Any]) -> list[str]:
@@ -218,14 +210,14 @@ def _deployment(kube: Kube, ns: str) -> dict[str, Any]:
 
 
 def _scale_as_autoscaler(kube: Kube, ns: str, replicas: int) -> None:
-    response = kube.request(
-        "PATCH",
-        kube.path("Deployment", ns, "api", "scale"),
-        params={"fieldManager": "kube-controller-manager"},
-        json={"spec": {"replicas": replicas}},
-        headers={"Content-Type": "application/merge-patch+json"},
+    kube.dynamic.patch(
+        kube.resource("Deployment").subresources["scale"],
+        body={"spec": {"replicas": replicas}},
+        name="api",
+        namespace=ns,
+        content_type="application/merge-patch+json",
+        field_manager="kube-controller-manager",
     )
-    response.raise_for_status()
 
 
 @pytest.mark.parametrize(("replicas", "scaled"), [(3, 5), (2, 6)])

@@ -1,13 +1,23 @@
 """Built-in resources beyond the basics: both Event APIs, workload status, scale,
-delete-collection, leases, RBAC, and the prometheus-operator CRDs."""
+delete-collection, leases, RBAC, and the prometheus-operator, Istio and Traefik CRDs."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
+from mirage_operator.config import Config
+from mirage_operator.k8s import resources
+from mirage_operator.render.documents import render_document
+from mirage_operator.render.mirageservice import OPTIONAL_CHILD_KINDS
 from mirage_operator.sandbox.apiserver import APIServer
-from mirage_operator.sandbox.monitoring_crds import load_monitoring_crds, monitoring_crds
-from tests.conftest import THIRD_PARTY_CRDS, require_path
+from mirage_operator.sandbox.monitoring_crds import (
+    load_monitoring_crds,
+    monitoring_crds,
+    platform_crds,
+)
+from tests.conftest import REPO, THIRD_PARTY_CRDS, require_path
 from tests.sandbox.conftest import CM, DEPLOY, Kube, configmap, deployment
 
 MERGE = "application/merge-patch+json"
@@ -139,3 +149,47 @@ async def test_real_prometheus_operator_crds_validate(api: APIServer, kube: Kube
         "/apis/monitoring.coreos.com/v1/namespaces/default/prometheusrules", broken
     )
     assert answer.status == 422 and "spec.groups[0].name: Required value" in answer.body["message"]
+
+
+def _platform_objects() -> list[dict[str, Any]]:
+    document = yaml.safe_load((REPO / "examples" / "mirageservice-full.yaml").read_text())
+    objects = render_document(document, config=Config())
+    return [o for o in objects if (o["apiVersion"], o["kind"]) in OPTIONAL_CHILD_KINDS]
+
+
+def _collection(obj: dict[str, Any]) -> str:
+    resource = resources.for_kind(obj["apiVersion"], obj["kind"])
+    return resource.path(namespace=obj["metadata"]["namespace"])
+
+
+async def test_minimal_platform_crds_serve_every_mesh_and_traefik_kind(
+    api: APIServer, kube: Kube
+) -> None:
+    api.install_crds(platform_crds())
+    objects = _platform_objects()
+    assert {(o["apiVersion"], o["kind"]) for o in objects} == set(OPTIONAL_CHILD_KINDS)
+    for obj in objects:
+        assert (await kube.post(_collection(obj), obj)).status == 201
+
+
+async def test_real_istio_and_traefik_crds_accept_the_rendered_objects(
+    api: APIServer, kube: Kube
+) -> None:
+    api.install_crds(
+        [
+            crd
+            for group in ("security.istio.io", "networking.istio.io", "traefik.io")
+            for crd in load_monitoring_crds(require_path(THIRD_PARTY_CRDS / group))
+        ]
+    )
+    for obj in _platform_objects():
+        answer = await kube.post(_collection(obj), obj)
+        assert answer.status == 201, answer.body
+    broken = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "bad", "namespace": "default"},
+        "spec": {"portLevelMtls": {"8080": {"mode": "STRICT"}}},
+    }
+    answer = await kube.post(_collection(broken), broken)
+    assert answer.status == 422, answer.body

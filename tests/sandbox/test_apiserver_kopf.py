@@ -22,6 +22,13 @@ def configure(settings: kopf.OperatorSettings, **_):
     settings.watching.server_timeout = 5
 
 
+# As the operator logs in: from the kubeconfig, whichever client libraries are installed
+# (kopf's default login with the `kubernetes` package reads KUBECONFIG at kopf's import).
+@kopf.on.login()
+def login(**kwargs):
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.create("{GROUP}", "v1", "widgets")
 def created(body, spec, patch, logger, **_):
     logger.info("widget created")

@@ -4,6 +4,7 @@ server-side), diff, explain, wait, delete — with a test CRD and with built-ins
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from mirage_operator.sandbox.apiserver import APIServer, run_apiserver_in_thread
+from mirage_operator.sandbox.apiserver.managed import LAST_APPLIED
 from tests.conftest import require_tool
 from tests.sandbox.conftest import deployment, widget, widget_crd
 
@@ -69,7 +71,11 @@ def test_get_and_describe_built_ins(cluster: tuple[APIServer, Kubectl]) -> None:
     got = kubectl("get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}")
     assert got.stdout in {"", "2"}
     described = kubectl("describe", "deployment", "web").stdout
-    assert "Name:               web" in described and "nginx:1.27" in described
+    assert re.search(r"^Name:\s+web$", described, re.MULTILINE) and "nginx:1.27" in described
+    # The server's defaults show as a real server's do.
+    assert re.search(
+        r"^RollingUpdateStrategy:\s+25% max unavailable, 25% max surge$", described, re.M
+    )
     assert "Replicas:" in described
 
 
@@ -213,3 +219,76 @@ def test_client_side_then_server_side_apply_migrates_ownership(
     assert ("kubectl", "Apply") in by_manager
     assert ("kubectl-client-side-apply", "Update") not in by_manager
     assert server.get("widgets", "mig", "default")["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda r: deployment("up", replicas=r), lambda r: widget("up", replicas=r)],
+    ids=["deployment", "custom-resource"],
+)
+def test_server_side_apply_by_kubectl_upgrades_client_side_applied_objects(
+    cluster: tuple[APIServer, Kubectl], tmp_path: Path, make: Any
+) -> None:
+    """Two client-side applies, then ``apply --server-side`` (manager ``kubectl``) changing a
+    value: no conflict, since the value is the one the last-applied annotation recorded."""
+    server, kubectl = cluster
+    kubectl("apply", "-f", manifest(tmp_path, make(2)))
+    kubectl("apply", "-f", manifest(tmp_path, make(3)))
+    plural = "deployments" if make(1)["kind"] == "Deployment" else "widgets"
+    applied = kubectl("apply", "--server-side", "-f", manifest(tmp_path, make(4)))
+    assert "serverside-applied" in applied.stdout
+    live = server.get(plural, "up", "default")
+    assert live["spec"]["replicas"] == 4
+    owners = {
+        e["manager"]: e["operation"]
+        for e in live["metadata"]["managedFields"]
+        if "f:replicas" in (e.get("fieldsV1") or {}).get("f:spec", {})
+    }
+    assert owners == {"kubectl": "Apply"}
+    last = yaml.safe_load(live["metadata"]["annotations"][LAST_APPLIED])
+    assert last["spec"]["replicas"] == 4, "the annotation follows the server-side apply"
+
+
+def test_server_side_apply_still_conflicts_where_another_manager_changed_the_value(
+    cluster: tuple[APIServer, Kubectl], tmp_path: Path
+) -> None:
+    server, kubectl = cluster
+    kubectl("apply", "-f", manifest(tmp_path, deployment("moved", replicas=2)))
+    kubectl("apply", "-f", manifest(tmp_path, deployment("moved", replicas=2)))
+    kubectl("scale", "deployment/moved", "--replicas=3")  # manager kubectl-scale, not recorded
+    refused = kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        manifest(tmp_path, deployment("moved", replicas=4)),
+        check=False,
+    )
+    assert refused.returncode != 0 and "conflict" in refused.stderr
+    assert server.get("deployments", "moved", "default")["spec"]["replicas"] == 3
+    # Another field manager opts out of the upgrade, as on a real server.
+    kubectl("apply", "-f", manifest(tmp_path, deployment("other", replicas=2)))
+    kubectl("apply", "-f", manifest(tmp_path, deployment("other", replicas=2)))
+    other = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=ci",
+        "-f",
+        manifest(tmp_path, deployment("other", replicas=5)),
+        check=False,
+    )
+    assert other.returncode != 0 and "conflict" in other.stderr
+
+
+def test_explain_shows_int_or_string_as_a_real_server_does(
+    cluster: tuple[APIServer, Kubectl],
+) -> None:
+    """Built-ins: ``<IntOrString>`` (kube-openapi publishes a oneOf in v3). CRD fields with
+    ``x-kubernetes-int-or-string``: ``<Object>``, a real server's known quirk
+    (kubernetes/kubernetes#130946)."""
+    server, kubectl = cluster
+    for field in ("maxSurge", "maxUnavailable"):
+        explained = kubectl("explain", f"deployment.spec.strategy.rollingUpdate.{field}").stdout
+        assert f"FIELD: {field} <IntOrString>" in explained
+    assert "targetPort\t<IntOrString>" in kubectl("explain", "service.spec.ports").stdout
+    v2 = server.openapi_document(["v2"])["definitions"]
+    assert v2["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["type"] == "string"

@@ -17,7 +17,7 @@ from mirage_operator.api.validation import problems_of
 from mirage_operator.config import Config
 from mirage_operator.render.documents import render_document
 from tests.conftest import REPO
-from tests.schemas import validate_monitoring_object
+from tests.schemas import is_platform_object, validate_monitoring_object, validate_platform_object
 from tests.unit.factories import service_body
 
 K8S_VERSIONS = ("1.33", kubernetes_validate.latest_version())
@@ -46,6 +46,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     ),
     "ingress-plain-http": service_body(
         ingress={"host": "*.apps.example.com", "tls": {"enabled": False}}
+    ),
+    "mesh-permissive-udp-no-metrics": service_body(
+        ports=[{"name": "http", "port": 8080}, {"name": "dns", "port": 53, "protocol": "UDP"}],
+        mesh={"enabled": True, "mtls": {"mode": "PERMISSIVE"}},
+        networkPolicy={"allowFrom": [{"namespace": "billing"}]},
+        monitoring={"metrics": {"enabled": False}},
+        logging={"format": "logfmt"},
+    ),
+    "mesh-jwt-no-probes-oidc": service_body(
+        mesh={"enabled": True, "resilience": {"connectionPool": {"maxConnections": 1}}},
+        probes={"liveness": {"enabled": False}, "readiness": {"enabled": False}},
+        auth={
+            "jwt": {
+                "issuer": "https://id.example.com",
+                "requiredClaims": [{"claim": "realm.roles", "values": ["api"]}],
+            }
+        },
+        ingress={"host": "api.example.com", "auth": {"oidc": {}}},
     ),
     "secrets-every-way": service_body(
         secrets=[
@@ -84,6 +102,8 @@ def _check(obj: dict[str, Any]) -> None:
         assert problems_of(obj)[1] == []
     elif api_version.startswith("monitoring.coreos.com/"):
         validate_monitoring_object(obj)
+    elif is_platform_object(obj):
+        validate_platform_object(obj)
     else:
         for version in K8S_VERSIONS:
             kubernetes_validate.validate(obj, version, strict=True)
@@ -112,5 +132,6 @@ def test_full_example_renders_every_child_kind() -> None:
     assert kinds >= {
         "ServiceAccount", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
         "PodDisruptionBudget", "NetworkPolicy", "Ingress", "ServiceMonitor", "VaultSecret",
-        "ServiceLevelObjective", "PrometheusRule",
+        "ServiceLevelObjective", "PrometheusRule", "PeerAuthentication", "AuthorizationPolicy",
+        "RequestAuthentication", "DestinationRule", "Middleware",
     }  # fmt: skip

@@ -101,6 +101,26 @@ watched and reconciled; also applied as children of MirageServices
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["prometheusrules"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# mTLS mode of a service's pods in the Istio mesh
+- apiGroups: ["security.istio.io"]
+  resources: ["peerauthentications"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# the mesh callers allowed in (the NetworkPolicy's twin) and the JWT requirement
+- apiGroups: ["security.istio.io"]
+  resources: ["authorizationpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# the JWT issuer and keys of a service's API
+- apiGroups: ["security.istio.io"]
+  resources: ["requestauthentications"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# connection pool and outlier detection of a service in the mesh
+- apiGroups: ["networking.istio.io"]
+  resources: ["destinationrules"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Traefik forwardAuth to the platform's OAuth2 Proxy (OIDC sign-in)
+- apiGroups: ["traefik.io"]
+  resources: ["middlewares"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
 
 {{- define "mirage-operator.rules.tenantToken" -}}

@@ -68,6 +68,13 @@ class AllowedCaller:
 
 
 @dataclass(frozen=True)
+class Oidc:
+    """``ingress.auth.oidc``: people sign in through the platform's OAuth2 Proxy."""
+
+    allowed_groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Ingress:
     """Traefik ingress settings."""
 
@@ -78,6 +85,36 @@ class Ingress:
     tls_secret_name: str | None
     middlewares: tuple[str, ...]
     annotations: Mapping[str, str]
+    oidc: Oidc | None
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """``spec.mesh``: Istio sidecar, mTLS and authorization."""
+
+    enabled: bool | None
+    """As written; ``None`` defers to the operator's default (``Config.mesh_default``)."""
+    mtls_mode: str
+    connection_pool: Mapping[str, Any] | None
+    outlier_detection: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RequiredClaim:
+    """A claim a JWT must carry, with one of ``values``."""
+
+    claim: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Jwt:
+    """``spec.auth.jwt``: API clients present a token of ``issuer``."""
+
+    issuer: str
+    jwks_uri: str | None
+    audiences: tuple[str, ...]
+    required_claims: tuple[RequiredClaim, ...]
 
 
 @dataclass(frozen=True)
@@ -154,6 +191,9 @@ class MirageServiceSpec:
     ingress: Ingress | None
     secrets: tuple[SecretRef, ...]
     monitoring: Monitoring
+    mesh: Mesh
+    jwt: Jwt | None
+    log_format: str
 
     @property
     def primary_port(self) -> Port:
@@ -233,7 +273,14 @@ class MirageServiceSpec:
             ingress=_ingress(ingress) if ingress else None,
             secrets=tuple(_secret(s) for s in spec.get("secrets", ())),
             monitoring=_monitoring(spec.get("monitoring", {})),
+            mesh=_mesh(spec.get("mesh", {})),
+            jwt=_jwt(spec["auth"]["jwt"]) if "jwt" in spec.get("auth", {}) else None,
+            log_format=spec.get("logging", {}).get("format", "text"),
         )
+
+    def mesh_enabled(self, default: bool) -> bool:
+        """Whether the pods join the mesh: ``spec.mesh.enabled``, else the operator's default."""
+        return default if self.mesh.enabled is None else self.mesh.enabled
 
 
 def _max_unavailable(rollout: Mapping[str, Any]) -> IntOrString:
@@ -260,6 +307,7 @@ def _probe(raw: Mapping[str, Any], *, default_path: str) -> Probe:
 
 def _ingress(raw: Mapping[str, Any]) -> Ingress:
     tls = raw.get("tls", {})
+    oidc = raw.get("auth", {}).get("oidc")
     return Ingress(
         host=raw["host"],
         path=raw.get("path", "/"),
@@ -268,6 +316,29 @@ def _ingress(raw: Mapping[str, Any]) -> Ingress:
         tls_secret_name=tls.get("secretName"),
         middlewares=tuple(raw.get("middlewares", ())),
         annotations=dict(raw.get("annotations", {})),
+        oidc=None if oidc is None else Oidc(allowed_groups=tuple(oidc.get("allowedGroups", ()))),
+    )
+
+
+def _mesh(raw: Mapping[str, Any]) -> Mesh:
+    resilience = raw.get("resilience", {})
+    return Mesh(
+        enabled=raw.get("enabled"),
+        mtls_mode=raw.get("mtls", {}).get("mode", "STRICT"),
+        connection_pool=resilience.get("connectionPool"),
+        outlier_detection=resilience.get("outlierDetection"),
+    )
+
+
+def _jwt(raw: Mapping[str, Any]) -> Jwt:
+    return Jwt(
+        issuer=raw["issuer"],
+        jwks_uri=raw.get("jwksUri"),
+        audiences=tuple(raw.get("audiences", ())),
+        required_claims=tuple(
+            RequiredClaim(claim=c["claim"], values=tuple(c["values"]))
+            for c in raw.get("requiredClaims", ())
+        ),
     )
 
 
@@ -403,6 +474,9 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
         elif path:
             claimed[path] = field
 
+    if spec.get("mesh", {}).get("enabled") is True:
+        problems += mesh_caller_problems(MirageServiceSpec.from_spec(spec).allow_from)
+
     problems += child_value_problems(spec)
     problems += child_name_problems(str(body.get("metadata", {}).get("name", "")), spec)
 
@@ -415,6 +489,21 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
         monitoring.get("alerts", []), field="spec.monitoring.alerts"
     )
     return problems
+
+
+def mesh_caller_problems(callers: Sequence[AllowedCaller]) -> list[Problem]:
+    """Callers that the mesh cannot name: an AuthorizationPolicy knows ServiceAccounts and
+    namespaces, not pod labels, so a ``podLabels`` caller would be admitted at L3 and refused
+    (or, worse, admitted wider) at L7 (ADR 0090). Checked whenever the mesh is on."""
+    return [
+        Problem(
+            f"spec.networkPolicy.allowFrom[{index}].podLabels",
+            "Forbidden: pod labels are not a mesh identity; name the caller by service "
+            "(its ServiceAccount) or namespace, or set spec.mesh.enabled false",
+        )
+        for index, caller in enumerate(callers)
+        if caller.pod_labels
+    ]
 
 
 def child_value_problems(spec: Mapping[str, Any]) -> list[Problem]:

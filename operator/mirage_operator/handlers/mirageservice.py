@@ -18,7 +18,12 @@ from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
 from mirage_operator.k8s.handover import hand_over
 from mirage_operator.k8s.hardening import restore_secure_defaults
-from mirage_operator.render.mirageservice import CHILD_KINDS, build_children, pod_checksum
+from mirage_operator.render.mirageservice import (
+    CHILD_KINDS,
+    build_children,
+    kinds_to_observe,
+    pod_checksum,
+)
 from mirage_operator.render.names import secret_name
 from mirage_operator.render.status import build_service_status, get_condition
 
@@ -65,7 +70,12 @@ class ServiceReconciler(Reconciler):
         old_status = body.get("status") or {}
 
         spec = MirageServiceSpec.from_spec(admit(body)["spec"])
-        observed = await observe_children(kube, owner=body, kinds=CHILD_KINDS)
+        known = {(c["kind"], c["name"]) for c in old_status.get("children", [])}
+        wanted = build_children(
+            name=name, namespace=namespace, spec=spec, config=config, owner=body, secret_macs=None
+        )
+        kinds = kinds_to_observe(desired=wanted, known_kinds={kind for kind, _ in known})
+        observed = await observe_children(kube, owner=body, kinds=kinds)
         macs, pending = secret_state(spec, name, observed)
         desired = build_children(
             name=name, namespace=namespace, spec=spec, config=config, owner=body, secret_macs=macs
@@ -76,7 +86,6 @@ class ServiceReconciler(Reconciler):
             # existing one as it is) until every secret has synced once.
             desired = [d for d in desired if d["kind"] != "Deployment"]
             keep.append(("Deployment", name))
-        known = {(c["kind"], c["name"]) for c in old_status.get("children", [])}
         # Fields we stop applying (replicas when autoscaling starts) keep their live value.
         handed = await hand_over(
             kube, desired=desired, observed=observed, field_manager=config.field_manager

@@ -190,6 +190,41 @@ PROMETHEUS_RULE = Resource(
     _CHILD,
     "SLO recording and alerting rules, custom rules",
 )
+PEER_AUTHENTICATION = Resource(
+    "security.istio.io/v1",
+    "PeerAuthentication",
+    "peerauthentications",
+    _CHILD,
+    "mTLS mode of a service's pods in the Istio mesh",
+)
+AUTHORIZATION_POLICY = Resource(
+    "security.istio.io/v1",
+    "AuthorizationPolicy",
+    "authorizationpolicies",
+    _CHILD,
+    "the mesh callers allowed in (the NetworkPolicy's twin) and the JWT requirement",
+)
+REQUEST_AUTHENTICATION = Resource(
+    "security.istio.io/v1",
+    "RequestAuthentication",
+    "requestauthentications",
+    _CHILD,
+    "the JWT issuer and keys of a service's API",
+)
+DESTINATION_RULE = Resource(
+    "networking.istio.io/v1",
+    "DestinationRule",
+    "destinationrules",
+    _CHILD,
+    "connection pool and outlier detection of a service in the mesh",
+)
+MIDDLEWARE = Resource(
+    "traefik.io/v1alpha1",
+    "Middleware",
+    "middlewares",
+    _CHILD,
+    "Traefik forwardAuth to the platform's OAuth2 Proxy (OIDC sign-in)",
+)
 NAMESPACE = Resource(
     "v1",
     "Namespace",
@@ -237,6 +272,11 @@ ALL: tuple[Resource, ...] = (
     INGRESS,
     SERVICE_MONITOR,
     PROMETHEUS_RULE,
+    PEER_AUTHENTICATION,
+    AUTHORIZATION_POLICY,
+    REQUEST_AUTHENTICATION,
+    DESTINATION_RULE,
+    MIDDLEWARE,
     NAMESPACE,
     CRD,
     LEASE,

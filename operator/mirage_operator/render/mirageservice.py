@@ -6,15 +6,30 @@ it: ``build_children`` calls one builder per child kind, in the order a reader e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mirage_operator import API_VERSION
-from mirage_operator.api.mirageservice import MirageServiceSpec
+from mirage_operator.api.mirageservice import MirageServiceSpec, mesh_caller_problems
 from mirage_operator.config import Config
+from mirage_operator.errors import InvalidSpecError
+from mirage_operator.render.mesh import (
+    NETWORKING_API_VERSION,
+    SECURITY_API_VERSION,
+    build_authorization_policy,
+    build_destination_rule,
+    build_jwt_policy,
+    build_peer_authentication,
+    build_request_authentication,
+)
 from mirage_operator.render.meta import checksum, object_meta, selector_labels, standard_labels
 from mirage_operator.render.names import secret_name, slo_name
-from mirage_operator.render.networking import build_ingress, build_network_policy, build_service
+from mirage_operator.render.networking import (
+    build_ingress,
+    build_network_policy,
+    build_oidc_middleware,
+    build_service,
+)
 from mirage_operator.render.prometheusrule import build_custom_rules
 from mirage_operator.render.scaling import build_hpa, build_pdb
 from mirage_operator.render.servicemonitor import build_service_monitor
@@ -22,6 +37,16 @@ from mirage_operator.render.workload import (
     build_config_map,
     build_deployment,
     build_service_account,
+)
+
+# Kinds of platform add-ons (Istio, Traefik's CRDs) that a cluster may not serve: a service is
+# only observed for them while it uses them or still owns some (ADR 0091).
+OPTIONAL_CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    (SECURITY_API_VERSION, "PeerAuthentication"),
+    (SECURITY_API_VERSION, "RequestAuthentication"),
+    (SECURITY_API_VERSION, "AuthorizationPolicy"),
+    (NETWORKING_API_VERSION, "DestinationRule"),
+    ("traefik.io/v1alpha1", "Middleware"),
 )
 
 # Every kind a MirageService may own, in apply order (dependencies first). The operator deletes
@@ -39,7 +64,19 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     (API_VERSION, "ServiceLevelObjective"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    *OPTIONAL_CHILD_KINDS,
 )
+
+
+def kinds_to_observe(
+    *, desired: Sequence[Mapping[str, Any]], known_kinds: Iterable[str]
+) -> tuple[tuple[str, str], ...]:
+    """The child kinds to list for a service: every kind but the optional ones it neither
+    wants (``desired``) nor owned after the last sync (``known_kinds``, from its status), so
+    that a cluster without Istio or Traefik's CRDs serves every service that does not use
+    them."""
+    used = {d["kind"] for d in desired} | set(known_kinds)
+    return tuple(k for k in CHILD_KINDS if k not in OPTIONAL_CHILD_KINDS or k[1] in used)
 
 
 def pod_checksum(*, spec: MirageServiceSpec, secret_macs: Mapping[str, str]) -> str:
@@ -91,6 +128,36 @@ def build_slo(
     }
 
 
+def _mesh_children(
+    *,
+    name: str,
+    namespace: str,
+    spec: MirageServiceSpec,
+    config: Config,
+    owner: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    children = [build_peer_authentication(name=name, namespace=namespace, spec=spec, owner=owner)]
+    # The L7 twin of the NetworkPolicy: absent when it is (no policy admits everyone at both).
+    if spec.network_policy_enabled:
+        children.append(
+            build_authorization_policy(
+                name=name, namespace=namespace, spec=spec, config=config, owner=owner
+            )
+        )
+    if spec.jwt is not None:
+        children += [
+            build_request_authentication(name=name, namespace=namespace, spec=spec, owner=owner),
+            build_jwt_policy(name=name, namespace=namespace, spec=spec, owner=owner),
+        ]
+    if spec.mesh.connection_pool or spec.mesh.outlier_detection:
+        children.append(
+            build_destination_rule(
+                name=name, namespace=namespace, spec=spec, config=config, owner=owner
+            )
+        )
+    return children
+
+
 def build_children(
     *,
     name: str,
@@ -118,9 +185,14 @@ def build_children(
         )
         for s in spec.secrets
     ]
+    mesh = spec.mesh_enabled(config.mesh_default)
+    if mesh and (problems := mesh_caller_problems(spec.allow_from)):
+        raise InvalidSpecError(problems)
     pod_sum = None if secret_macs is None else pod_checksum(spec=spec, secret_macs=secret_macs)
     children.append(
-        build_deployment(name=name, namespace=namespace, spec=spec, owner=owner, checksum=pod_sum)
+        build_deployment(
+            name=name, namespace=namespace, spec=spec, owner=owner, checksum=pod_sum, mesh=mesh
+        )
     )
     children.append(build_service(name=name, namespace=namespace, spec=spec, owner=owner))
     if spec.autoscaling is not None:
@@ -134,8 +206,18 @@ def build_children(
             )
         )
     if spec.ingress is not None:
+        if spec.ingress.oidc is not None:
+            children.append(
+                build_oidc_middleware(
+                    name=name, namespace=namespace, spec=spec, config=config, owner=owner
+                )
+            )
         children.append(
             build_ingress(name=name, namespace=namespace, spec=spec, config=config, owner=owner)
+        )
+    if mesh:
+        children += _mesh_children(
+            name=name, namespace=namespace, spec=spec, config=config, owner=owner
         )
     metrics = spec.monitoring.metrics
     if metrics.enabled:

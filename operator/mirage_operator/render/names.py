@@ -7,7 +7,11 @@ for the API server to refuse. A MirageService ``N`` has:
 
 =====================================================  =========================================
 ServiceAccount, Deployment, Service, HPA, PDB,          ``N`` (a DNS-1035 label, as the Service
-NetworkPolicy, Ingress, ServiceMonitor                  needs)
+NetworkPolicy, Ingress, ServiceMonitor,                 needs)
+PeerAuthentication, AuthorizationPolicy (callers),
+RequestAuthentication, DestinationRule
+AuthorizationPolicy requiring a JWT (``spec.auth.jwt``) ``N-jwt``
+Middleware (``spec.ingress.auth.oidc``)                 ``N-oidc``
 ConfigMap (``spec.config``)                             ``N-config``
 VaultSecret and its Secret (``spec.secrets[i]``)        ``N-<secret name>``
 ServiceLevelObjective (``spec.monitoring.slos[i]``)     ``N-<slo name>``, whose PrometheusRule has
@@ -60,6 +64,16 @@ def tls_secret_name(service: str) -> str:
     return subdomain_name(f"{service}-tls")
 
 
+def jwt_policy_name(service: str) -> str:
+    """The AuthorizationPolicy that refuses requests without a valid JWT."""
+    return subdomain_name(f"{service}-jwt")
+
+
+def oidc_middleware_name(service: str) -> str:
+    """The Traefik forwardAuth Middleware of ``spec.ingress.auth.oidc``."""
+    return subdomain_name(f"{service}-oidc")
+
+
 def derived_names(service: str, spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """``(kind, name, field)`` of every object written for the MirageService ``service`` with
     the (schema-valid) ``spec``, its child VaultSecrets and SLOs included; ``field`` is the
@@ -75,8 +89,16 @@ def derived_names(service: str, spec: Mapping[str, Any]) -> list[tuple[str, str,
             "NetworkPolicy",
             "Ingress",
             "ServiceMonitor",
+            "PeerAuthentication",
+            "AuthorizationPolicy",
+            "RequestAuthentication",
+            "DestinationRule",
         )
     ]
+    if "jwt" in spec.get("auth", {}):
+        names.append(("AuthorizationPolicy", jwt_policy_name(service), "spec.auth.jwt"))
+    if "oidc" in spec.get("ingress", {}).get("auth", {}):
+        names.append(("Middleware", oidc_middleware_name(service), "spec.ingress.auth.oidc"))
     if "config" in spec:
         names.append(("ConfigMap", config_map_name(service), "spec.config"))
     for index, secret in enumerate(spec.get("secrets", [])):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.config import Config
 from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
-from mirage_operator.render.names import tls_secret_name
+from mirage_operator.render.names import oidc_middleware_name, tls_secret_name
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -107,10 +108,12 @@ def build_ingress(
     ingress = spec.ingress
     assert ingress is not None, "build_ingress needs spec.ingress"
     annotations = dict(ingress.annotations)
-    if ingress.middlewares:
-        annotations["traefik.ingress.kubernetes.io/router.middlewares"] = ",".join(
-            ingress.middlewares
-        )
+    middlewares = list(ingress.middlewares)
+    if ingress.oidc is not None:
+        # Sign-in first: the user's middlewares see only signed-in requests.
+        middlewares.insert(0, f"{namespace}-{oidc_middleware_name(name)}@kubernetescrd")
+    if middlewares:
+        annotations["traefik.ingress.kubernetes.io/router.middlewares"] = ",".join(middlewares)
     if ingress.tls_enabled:
         annotations["traefik.ingress.kubernetes.io/router.tls"] = "true"
     ingress_spec: dict[str, Any] = {
@@ -153,4 +156,48 @@ def build_ingress(
             annotations=annotations,
         ),
         "spec": ingress_spec,
+    }
+
+
+# What OAuth2 Proxy (--set-xauthrequest) answers about the signed-in person, passed on to the
+# service by Traefik.
+IDENTITY_HEADERS = (
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Preferred-Username",
+    "X-Auth-Request-Groups",
+)
+
+
+def build_oidc_middleware(
+    *,
+    name: str,
+    namespace: str,
+    spec: MirageServiceSpec,
+    config: Config,
+    owner: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A Traefik forwardAuth Middleware asking the platform's OAuth2 Proxy whether the person
+    is signed in (and, with ``allowedGroups``, in one of the groups)."""
+    oidc = spec.ingress.oidc if spec.ingress else None
+    assert oidc is not None, "build_oidc_middleware needs spec.ingress.auth.oidc"
+    address = f"{config.oauth2_proxy_url}/oauth2/auth"
+    if oidc.allowed_groups:
+        address += "?" + urlencode({"allowed_groups": ",".join(oidc.allowed_groups)})
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "Middleware",
+        "metadata": object_meta(
+            name=oidc_middleware_name(name),
+            namespace=namespace,
+            labels=standard_labels(name=name),
+            owner=owner,
+        ),
+        "spec": {
+            "forwardAuth": {
+                "address": address,
+                "trustForwardHeader": True,
+                "authResponseHeaders": list(IDENTITY_HEADERS),
+            }
+        },
     }

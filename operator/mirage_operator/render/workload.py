@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec, Probe, SecretRef
+from mirage_operator.render.mesh import MESH_POD_ANNOTATIONS, mesh_pod_labels
 from mirage_operator.render.meta import (
     CHECKSUM_ANNOTATION,
     image_version,
@@ -16,6 +17,10 @@ from mirage_operator.render.meta import (
 from mirage_operator.render.names import config_map_name, secret_name
 
 CONTAINER_NAME = "app"
+# Fluent Bit's kubernetes filter (K8S-Logging.Parser On) parses a pod's lines with the parser
+# this annotation names; text lines are kept as they are, so ``text`` sets none.
+LOG_PARSER_ANNOTATION = "fluentbit.io/parser"
+LOG_PARSERS = {"json": "json", "logfmt": "logfmt"}
 TMP_VOLUME = "tmp"
 CONFIG_VOLUME = "config"
 
@@ -85,8 +90,11 @@ def build_deployment(
     spec: MirageServiceSpec,
     owner: Mapping[str, Any] | None,
     checksum: str | None,
+    mesh: bool = False,
 ) -> dict[str, Any]:
     """The Deployment, with secure pod defaults and config/secret wiring.
+
+    ``mesh`` puts the pods in the Istio mesh (sidecar injection, canonical service labels).
 
     ``checksum`` (of the config data and the synced secrets' HMACs) goes on the pod template,
     so that a change of either rolls the pods once; ``None`` leaves it out (offline render).
@@ -173,9 +181,18 @@ def build_deployment(
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
 
-    template_meta: dict[str, Any] = {"labels": labels}
+    template_labels = dict(labels)
+    template_annotations: dict[str, str] = {}
+    if mesh:
+        template_labels.update(mesh_pod_labels(name=name, version=version))
+        template_annotations.update(MESH_POD_ANNOTATIONS)
+    if spec.log_format in LOG_PARSERS:
+        template_annotations[LOG_PARSER_ANNOTATION] = LOG_PARSERS[spec.log_format]
     if checksum:
-        template_meta["annotations"] = {CHECKSUM_ANNOTATION: checksum}
+        template_annotations[CHECKSUM_ANNOTATION] = checksum
+    template_meta: dict[str, Any] = {"labels": template_labels}
+    if template_annotations:
+        template_meta["annotations"] = template_annotations
 
     deployment_spec: dict[str, Any] = {
         "revisionHistoryLimit": 5,

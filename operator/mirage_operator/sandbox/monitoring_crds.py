@@ -1,10 +1,13 @@
-"""CustomResourceDefinitions of prometheus-operator kinds the operator writes.
+"""CustomResourceDefinitions of the platform's kinds the operator writes (prometheus-operator,
+Istio, Traefik).
 
-The sandbox cannot rely on the real prometheus-operator CRDs being around, so it installs
-minimal ones of its own: ``ServiceMonitor`` and ``PrometheusRule`` in
-``monitoring.coreos.com/v1`` with a ``spec`` that keeps unknown fields. Tests that want the
-real schemas load them with :func:`load_monitoring_crds` from a directory (the project keeps
-them outside the repository, under ``../shared/third_party/crds/monitoring.coreos.com``).
+The sandbox cannot rely on the real CRDs being around, so it installs minimal ones of its own:
+``ServiceMonitor`` and ``PrometheusRule`` in ``monitoring.coreos.com/v1``, Istio's
+``PeerAuthentication``, ``AuthorizationPolicy``, ``RequestAuthentication``
+(``security.istio.io/v1``) and ``DestinationRule`` (``networking.istio.io/v1``), Traefik's
+``Middleware`` (``traefik.io/v1alpha1``), each with a ``spec`` that keeps unknown fields. Tests
+that want the real schemas load them with :func:`load_monitoring_crds` from a directory (the
+project keeps them outside the repository, under ``../shared/third_party/crds/<group>``).
 """
 
 from __future__ import annotations
@@ -22,26 +25,47 @@ _KINDS = {
     "PrometheusRule": ("prometheusrules", ["promrule"]),
 }
 
+# (group, version, category) -> kind -> (plural, short names), as the projects name them
+_PLATFORM_KINDS: dict[tuple[str, str, str], dict[str, tuple[str, list[str]]]] = {
+    ("security.istio.io", "v1", "istio-io"): {
+        "PeerAuthentication": ("peerauthentications", ["pa"]),
+        "AuthorizationPolicy": ("authorizationpolicies", ["ap"]),
+        "RequestAuthentication": ("requestauthentications", ["ra"]),
+    },
+    ("networking.istio.io", "v1", "istio-io"): {
+        "DestinationRule": ("destinationrules", ["dr"]),
+    },
+    ("traefik.io", "v1alpha1", "traefik"): {"Middleware": ("middlewares", [])},
+}
 
-def _crd(kind: str, plural: str, short_names: list[str]) -> dict[str, Any]:
+
+def _crd(
+    kind: str,
+    plural: str,
+    short_names: list[str],
+    *,
+    group: str = GROUP,
+    version: str = "v1",
+    category: str = "prometheus-operator",
+) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{group}"},
         "spec": {
-            "group": GROUP,
+            "group": group,
             "names": {
                 "kind": kind,
                 "listKind": f"{kind}List",
                 "plural": plural,
                 "singular": kind.lower(),
                 "shortNames": short_names,
-                "categories": ["prometheus-operator"],
+                "categories": [category],
             },
             "scope": "Namespaced",
             "versions": [
                 {
-                    "name": "v1",
+                    "name": version,
                     "served": True,
                     "storage": True,
                     "schema": {
@@ -69,6 +93,16 @@ def _crd(kind: str, plural: str, short_names: list[str]) -> dict[str, Any]:
 def monitoring_crds() -> list[dict[str, Any]]:
     """Minimal ServiceMonitor and PrometheusRule CRDs (``spec`` preserves unknown fields)."""
     return [_crd(kind, plural, short) for kind, (plural, short) in _KINDS.items()]
+
+
+def platform_crds() -> list[dict[str, Any]]:
+    """Minimal CRDs of every platform kind the operator writes (``spec`` preserves unknown
+    fields): prometheus-operator's, Istio's and Traefik's."""
+    return monitoring_crds() + [
+        _crd(kind, plural, short, group=group, version=version, category=category)
+        for (group, version, category), kinds in _PLATFORM_KINDS.items()
+        for kind, (plural, short) in kinds.items()
+    ]
 
 
 def load_monitoring_crds(directory: str | Path) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from mirage_operator.handlers import register
 from mirage_operator.handlers.activities import failure_cause
 from mirage_operator.metrics import start_metrics_server
 from mirage_operator.sandbox.apiserver.server import APIServer
-from mirage_operator.sandbox.monitoring_crds import monitoring_crds
+from mirage_operator.sandbox.monitoring_crds import platform_crds
 from mirage_operator.sandbox.tenants import seed_sources
 from mirage_operator.sandbox.vault import EmulatedVault, apiserver_reviewer
 from mirage_operator.yamlsafe import YAMLInputError, read_objects
@@ -174,7 +174,7 @@ class Sandbox:
         )
         # The operator's own namespace holds its HMAC key Secret.
         self.ensure_namespace(self.config.operator_namespace)
-        self.api.install_crds([*load_crds(), *monitoring_crds()])
+        self.api.install_crds([*load_crds(), *platform_crds()])
         self.api.write_kubeconfig(self.kubeconfig)
         # kopf's login (ours: mirage_operator.handlers.activities) reads KUBECONFIG.
         os.environ["KUBECONFIG"] = str(self.kubeconfig)

@@ -12,7 +12,14 @@ It serves, on ``127.0.0.1`` and a free port:
 - database credentials (``<mount>/creds/<role>``) with leases: ``sys/leases/renew``,
   ``revoke``, ``lookup``; max TTL; a token's expiry or revocation revokes its leases, as in
   Vault;
-- policies as path globs with capabilities, enforced on every call (403 when denied);
+- policies as Vault ACL path rules (``*`` only as a suffix glob, ``+`` for one segment, the
+  most specific rule decides; :mod:`.vault_acl`), checked on every authenticated call before
+  routing, as Vault does: a token that may not touch a path gets 403 whether or not a mount
+  is there; the root token gets 404 for an unknown mount;
+- ``X-Vault-Namespace``: the root namespace (empty or ``root``) and those made with
+  :meth:`EmulatedVault.add_namespace` are served (all from the one state: namespaces are not
+  isolated here); any other answers 404 "namespace not found", as Vault and OpenBao do;
+- TTLs as granted (a role's 3600 s answers 3600, not a floored 3599);
 - fault modes: sealed (503), unavailable (connection refused, or 500), forced 403 on paths,
   slow answers (for client timeouts).
 
@@ -26,6 +33,7 @@ Time comes from a ``clock`` callable so tests can move it without sleeping.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import secrets
 import socket
@@ -40,7 +48,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mirage_operator.vault.policy import glob_matches
+from mirage_operator.sandbox import vault_acl
 
 TokenReviewer = Callable[[str], Awaitable[tuple[str, str] | None]]
 """Checks a ServiceAccount JWT: ``(namespace, service_account)``, or ``None`` if invalid."""
@@ -58,6 +66,33 @@ DEFAULT_POLICY: Mapping[str, tuple[str, ...]] = {
 """What Vault's built-in ``default`` policy grants every token (the parts used here)."""
 
 _UNAUTHENTICATED = ("sys/health", "sys/seal-status")
+
+
+_METHOD_CAPABILITIES: Mapping[str, tuple[str, ...]] = {
+    "GET": ("read",),
+    "LIST": ("list",),
+    "DELETE": ("delete",),
+    "POST": ("create", "update"),
+    "PUT": ("create", "update"),
+}
+"""The ACL capabilities an HTTP method needs (one of them)."""
+
+
+def _seconds(duration: float) -> int:
+    """A granted duration in whole seconds, rounded (not floored: a TTL computed from clock
+    readings is a hair short of what was granted)."""
+    return max(round(duration), 0)
+
+
+def _duration(value: Any) -> float:
+    """A Vault duration parameter (seconds, or ``"90s"``, ``"5m"``, ``"1h"``); 0 when unset."""
+    if value in (None, ""):
+        return 0.0
+    text = str(value).strip()
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text[-1:] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
 
 
 def _iso(epoch: float) -> str:
@@ -191,6 +226,7 @@ class EmulatedVault:
         )
         """Mount path to engine: ``kv-v2``, ``kv-v1`` or ``database``."""
         self.auth_mounts: set[str] = {"kubernetes"}
+        self.namespaces: set[str] = {"", "root"}
         self.requests: list[RequestRecord] = []
         self.fault = _Fault()
         self._lock = threading.RLock()
@@ -246,8 +282,9 @@ class EmulatedVault:
                     stored[number - 1].destroyed = True
 
     def add_policy(self, name: str, rules: Mapping[str, Iterable[str]]) -> None:
-        """A policy: path glob (``*`` matches anything, ``/`` included) to capabilities
-        (``read``, ``list``, ``create``, ``update``, ``delete``, ``sudo``, ``deny``)."""
+        """A policy: Vault ACL path (a trailing ``*`` is a prefix glob, ``+`` one segment) to
+        capabilities (``read``, ``list``, ``create``, ``update``, ``delete``, ``sudo``,
+        ``deny``)."""
         with self._lock:
             self._policies[name] = {path: tuple(caps) for path, caps in rules.items()}
 
@@ -282,10 +319,21 @@ class EmulatedVault:
             self.mounts.setdefault(mount, "database")
             self._db_roles[(mount, name)] = DatabaseRole(default_ttl, max_ttl)
 
+    def add_namespace(self, name: str) -> None:
+        """Serve requests sent with ``X-Vault-Namespace: name`` (from the same state)."""
+        self.namespaces.add(name.strip("/"))
+
     def issue_token(self, policies: Iterable[str], *, ttl: float = 3600) -> str:
         """A token with ``policies`` (for the operator auth mode and for tests)."""
         with self._lock:
             return self._new_token(tuple(policies), ttl, ttl * 24, {}).token
+
+    def revoke_accessor(self, accessor: str) -> None:
+        """Revoke the token with ``accessor`` (as ``auth/token/revoke-accessor`` does)."""
+        with self._lock:
+            for entry in self._tokens.values():
+                if entry.accessor == accessor:
+                    entry.revoked = True
 
     # --- faults -------------------------------------------------------------------------
 
@@ -306,7 +354,8 @@ class EmulatedVault:
         self.fault.delay = seconds
 
     def deny(self, glob: str) -> None:
-        """Answer 403 to any request whose path matches ``glob``, whatever the token."""
+        """Answer 403 to any request whose path matches ``glob`` (shell-style, ``*`` crossing
+        ``/``), whatever the token."""
         self.fault.denied.append(glob)
 
     def allow(self) -> None:
@@ -332,12 +381,12 @@ class EmulatedVault:
     # --- inspection ---------------------------------------------------------------------
 
     def count(self, method: str | None = None, path: str | None = None, **match: Any) -> int:
-        """How many recorded requests match (``path`` may be a glob)."""
+        """How many recorded requests match (``path`` may be a shell-style glob)."""
         return sum(
             1
             for r in list(self.requests)
             if (method is None or r.method == method)
-            and (path is None or glob_matches(path, r.path))
+            and (path is None or fnmatch.fnmatchcase(r.path, path))
             and all(getattr(r, k) == v for k, v in match.items())
         )
 
@@ -478,19 +527,25 @@ class EmulatedVault:
             return 200, self._seal_status()
         if self.fault.sealed:
             raise _error(503, "Vault is sealed")
-        if any(glob_matches(g, path) for g in self.fault.denied):
+        if any(fnmatch.fnmatchcase(path, g) for g in self.fault.denied):
             raise _error(403, "permission denied")
+        if record["vault_namespace"].strip("/") not in self.namespaces:
+            raise _error(404, "namespace not found")
 
         parts = path.split("/")
         if parts[0] == "auth" and len(parts) == 3 and parts[2] == "login":
             record["role"] = str(body.get("role", ""))
             if parts[1] not in self.auth_mounts:
-                raise _error(404, f"no handler for route '{path}'")
+                # An unauthenticated call to no route: Vault answers as for a missing token.
+                raise _error(403, "permission denied")
             return 200, await self._login(parts[1], body)
 
         with self._lock:
             entry = self._authenticate(token)
             record["accessor"] = entry.accessor
+            # Vault checks the ACL before routing: no mount is revealed to a token that may
+            # not use the path.
+            self._require(entry, path, *_METHOD_CAPABILITIES[method])
             if path.startswith("auth/token/"):
                 return self._token_endpoint(method, path.removeprefix("auth/token/"), entry, body)
             if path.startswith("sys/leases/") or path == "sys/renew":
@@ -540,22 +595,12 @@ class EmulatedVault:
             raise _error(403, "permission denied")
         return entry
 
-    def _allowed(self, entry: _Token, path: str, *capabilities: str) -> bool:
+    def _allowed(self, entry: _Token, path: str, *wanted: str) -> bool:
         if "root" in entry.policies:
             return True
-        best: tuple[int, tuple[str, ...]] | None = None
-        for name in (*entry.policies, "default"):
-            for glob, caps in self._policies.get(name, {}).items():
-                if glob_matches(glob, path):
-                    # The most specific rule wins (Vault: longest prefix before a glob).
-                    weight = len(glob.split("*")[0]) * 2 + ("*" not in glob)
-                    if best is None or weight > best[0]:
-                        best = (weight, caps)
-                    elif weight == best[0]:
-                        best = (weight, best[1] + caps)
-        if best is None or "deny" in best[1]:
-            return False
-        return any(c in best[1] for c in capabilities)
+        policies = (self._policies.get(name, {}) for name in (*entry.policies, "default"))
+        granted = vault_acl.capabilities(policies, path)
+        return any(c in granted for c in wanted)
 
     def _require(self, entry: _Token, path: str, *capabilities: str) -> None:
         if not self._allowed(entry, path, *capabilities):
@@ -604,14 +649,16 @@ class EmulatedVault:
             entry = self._new_token(role.policies, role.ttl, role.max_ttl, meta)
         return _envelope(auth=self._auth_block(entry))
 
-    def _auth_block(self, entry: _Token) -> dict[str, Any]:
+    def _auth_block(self, entry: _Token, granted: float | None = None) -> dict[str, Any]:
         return {
             "client_token": entry.token,
             "accessor": entry.accessor,
             "policies": sorted({*entry.policies, "default"}),
             "token_policies": sorted({*entry.policies, "default"}),
             "metadata": dict(entry.meta),
-            "lease_duration": int(max(entry.expires - self.clock(), 0)),
+            "lease_duration": _seconds(
+                min(entry.ttl, entry.max_expires - entry.issued) if granted is None else granted
+            ),
             "renewable": entry.renewable,
             "entity_id": "",
             "token_type": "service",
@@ -623,7 +670,6 @@ class EmulatedVault:
     ) -> tuple[int, Any]:
         now = self.clock()
         if action == "lookup-self":
-            self._require(entry, "auth/token/lookup-self", "read")
             data = {
                 "accessor": entry.accessor,
                 "creation_time": int(entry.issued),
@@ -637,14 +683,12 @@ class EmulatedVault:
             }
             return 200, _envelope(data)
         if action == "renew-self":
-            self._require(entry, "auth/token/renew-self", "update")
             if not entry.renewable:
                 raise _error(400, "token is not renewable")
-            increment = float(body.get("increment") or entry.ttl)
+            increment = _duration(body.get("increment")) or entry.ttl
             entry.expires = min(now + increment, entry.max_expires)
-            return 200, _envelope(auth=self._auth_block(entry))
+            return 200, _envelope(auth=self._auth_block(entry, entry.expires - now))
         if action == "revoke-self":
-            self._require(entry, "auth/token/revoke-self", "update")
             entry.revoked = True
             return 204, None
         raise _error(404, f"no handler for route 'auth/token/{action}'")
@@ -660,11 +704,15 @@ class EmulatedVault:
         action = "renew" if path == "sys/renew" else path.split("/")[2]
         # The lease ID comes in the body, or (revoke/lookup) as the rest of the URL.
         lease_id = str(body.get("lease_id") or "/".join(path.split("/")[3:]))
-        self._require(entry, path, "update")
         now = self.clock()
         lease = self._leases.get(lease_id)
+        if action == "revoke":
+            # Revoking a lease Vault does not know (any more) succeeds, as in Vault.
+            if lease is not None:
+                lease.revoked = True
+            return 204, None
         if lease is None or not self._lease_alive(lease, now):
-            raise _error(400, "lease not found or lease is not renewable")
+            raise _error(400, "lease not found" if action == "renew" else "invalid lease")
         if action == "lookup":
             data = {
                 "id": lease.lease_id,
@@ -677,22 +725,23 @@ class EmulatedVault:
             return 200, _envelope(data)
         if action == "renew":
             role = self._db_roles.get(self._lease_role(lease))
-            increment = float(body.get("increment") or (role.default_ttl if role else 3600))
+            increment = _duration(body.get("increment")) or (role.default_ttl if role else 3600)
             lease.expires = min(now + increment, lease.max_expires)
             lease.last_renewal = now
             warnings = None
             if now + increment > lease.max_expires:
-                warnings = ["TTL of the lease exceeded the effective max_ttl; capped accordingly"]
+                warnings = [
+                    f'TTL of "{_seconds(increment)}s" exceeded the effective max_ttl of '
+                    f'"{_seconds(lease.max_expires - lease.issued)}s"; TTL value is capped '
+                    "accordingly"
+                ]
             return 200, {
                 **_envelope(None),
                 "lease_id": lease.lease_id,
                 "renewable": True,
-                "lease_duration": int(lease.expires - now),
+                "lease_duration": _seconds(lease.expires - now),
                 "warnings": warnings,
             }
-        if action == "revoke":
-            lease.revoked = True
-            return 204, None
         raise _error(404, f"no handler for route '{path}'")
 
     @staticmethod
@@ -716,7 +765,6 @@ class EmulatedVault:
         now = self.clock()
         stored = self._kv2.get((mount, key), [])
         if kind == "data" and method == "GET":
-            self._require(entry, path, "read")
             if not stored:
                 raise _Reply(404, {"errors": []})
             number = int(version) if version and version != "0" else len(stored)
@@ -728,17 +776,14 @@ class EmulatedVault:
                 raise _Reply(404, _envelope({"data": None, "metadata": metadata}))
             return 200, _envelope({"data": dict(found.data or {}), "metadata": metadata})
         if kind == "data" and method in {"POST", "PUT"}:
-            self._require(entry, path, "create", "update")
             stored = self._kv2.setdefault((mount, key), [])
             stored.append(_Version(dict(body.get("data") or {}), now))
             return 200, _envelope(self._version_meta(stored[-1], len(stored)))
         if kind == "data" and method == "DELETE":
-            self._require(entry, path, "delete")
             if stored:
                 stored[-1].deleted = now
             return 204, None
         if kind == "metadata" and method == "GET":
-            self._require(entry, path, "read")
             if not stored:
                 raise _Reply(404, {"errors": []})
             return 200, _envelope(
@@ -757,10 +802,8 @@ class EmulatedVault:
                 }
             )
         if kind == "metadata" and method == "LIST":
-            self._require(entry, path, "list")
             return self._list(key, [k for (m, k) in self._kv2 if m == mount])
         if kind in {"delete", "undelete", "destroy"} and method in {"POST", "PUT"}:
-            self._require(entry, path, "update")
             for number in body.get("versions") or []:
                 if 1 <= int(number) <= len(stored):
                     target = stored[int(number) - 1]
@@ -771,7 +814,17 @@ class EmulatedVault:
                     elif kind == "destroy":
                         target.data, target.destroyed = None, True
             return 204, None
-        raise _error(405, "unsupported operation")
+        # A KV v1 style path on a v2 mount: Vault answers 404 with a hint.
+        raise _Reply(
+            404,
+            _envelope(
+                None,
+                warnings=[
+                    "Invalid path for a versioned K/V secrets engine. See the API docs for the "
+                    "appropriate API endpoints to use."
+                ],
+            ),
+        )
 
     @staticmethod
     def _version_meta(found: _Version, number: int) -> dict[str, Any]:
@@ -800,21 +853,17 @@ class EmulatedVault:
         self, method: str, path: str, mount: str, key: str, entry: _Token, body: dict[str, Any]
     ) -> tuple[int, Any]:
         if method == "GET":
-            self._require(entry, path, "read")
             found = self._kv1.get((mount, key))
             if found is None:
                 raise _Reply(404, {"errors": []})
             return 200, _envelope(dict(found), lease_duration=2764800)
         if method in {"POST", "PUT"}:
-            self._require(entry, path, "create", "update")
             self._kv1[(mount, key)] = dict(body)
             return 204, None
         if method == "DELETE":
-            self._require(entry, path, "delete")
             self._kv1.pop((mount, key), None)
             return 204, None
         if method == "LIST":
-            self._require(entry, path, "list")
             return self._list(key, [k for (m, k) in self._kv1 if m == mount])
         raise _error(405, "unsupported operation")
 
@@ -823,8 +872,7 @@ class EmulatedVault:
     ) -> tuple[int, Any]:
         kind, _, name = rest.partition("/")
         if kind != "creds" or method != "GET":
-            raise _error(405, "unsupported operation")
-        self._require(entry, path, "read")
+            raise _error(404, f"no handler for route '{path}'. route entry not found.")
         role = self._db_roles.get((mount, name))
         if role is None:
             raise _error(400, f"unknown role: {name}")
@@ -845,7 +893,7 @@ class EmulatedVault:
             **_envelope({"username": lease.username, "password": lease.password}),
             "lease_id": lease.lease_id,
             "renewable": True,
-            "lease_duration": int(lease.expires - now),
+            "lease_duration": _seconds(min(role.default_ttl, role.max_ttl)),
         }
 
 

@@ -11,6 +11,8 @@ here into a CEL evaluation error. Provided:
 - Kubernetes quantities: ``quantity``, ``isQuantity`` and the methods ``sign``, ``isInteger``,
   ``asInteger``, ``asApproximateFloat``, ``add``, ``sub``, ``compareTo``, ``isGreaterThan``,
   ``isLessThan`` (quantities also compare with ``==``);
+- Kubernetes URLs: ``url``, ``isURL`` and the methods ``getScheme``, ``getHost``,
+  ``getHostname``, ``getPort``, ``getEscapedPath``, ``getQuery`` (Istio's CRDs use them);
 - ``dyn`` (the identity: celpy is dynamically typed anyway).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import urllib.parse
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -266,6 +269,64 @@ def _is_less_than(q: Quantity, other: Quantity) -> celtypes.BoolType:
     return celtypes.BoolType(_quantity_operand(q) < _quantity_operand(other))
 
 
+class URL:
+    """A Kubernetes CEL URL: an absolute URI or an absolute path (Go's ``url.ParseRequestURI``)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: urllib.parse.SplitResult) -> None:
+        self.parts = parts
+
+    @classmethod
+    def parse(cls, text: str) -> URL:
+        """Parse ``text``; ``ValueError`` if it is neither an absolute URI nor an absolute path."""
+        if any(c.isspace() or ord(c) < 0x20 for c in text):
+            raise ValueError(f"URL parse error during conversion from string: {text}")
+        parts = urllib.parse.urlsplit(text)
+        if parts.fragment or not (parts.scheme or text.startswith("/")):
+            raise ValueError(f"URL parse error during conversion from string: {text}")
+        return cls(parts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, URL) and self.parts == other.parts
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
+
+def _url(text: str) -> URL:
+    return URL.parse(str(text))
+
+
+def _is_url(text: str) -> celtypes.BoolType:
+    try:
+        URL.parse(str(text))
+    except ValueError:
+        return celtypes.BoolType(False)
+    return celtypes.BoolType(True)
+
+
+def _url_part(read: Callable[[urllib.parse.SplitResult], str | None]) -> Callable[..., Any]:
+    def get(url: URL) -> celtypes.StringType:
+        if not isinstance(url, URL):
+            raise TypeError("no such overload")
+        return celtypes.StringType(read(url.parts) or "")
+
+    return get
+
+
+def _url_query(url: URL) -> celtypes.MapType:
+    if not isinstance(url, URL):
+        raise TypeError("no such overload")
+    query = urllib.parse.parse_qs(url.parts.query, keep_blank_values=True)
+    return celtypes.MapType(
+        {
+            celtypes.StringType(k): celtypes.ListType([celtypes.StringType(v) for v in values])
+            for k, values in query.items()
+        }
+    )
+
+
 def _dyn(value: Any) -> Any:
     return value
 
@@ -299,6 +360,16 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "compareTo": _compare_to,
     "isGreaterThan": _is_greater_than,
     "isLessThan": _is_less_than,
+    "url": _url,
+    "isURL": _is_url,
+    "getScheme": _url_part(lambda p: p.scheme),
+    "getHost": _url_part(lambda p: p.netloc.rpartition("@")[2]),
+    "getHostname": _url_part(lambda p: p.hostname),
+    "getPort": _url_part(
+        lambda p: p.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    ),
+    "getEscapedPath": _url_part(lambda p: p.path),
+    "getQuery": _url_query,
     "dyn": _dyn,
 }
 """Kubernetes CEL library functions added to celpy's, by name (methods take the receiver

@@ -101,7 +101,9 @@ def test_every_child_kind_is_declared_for_pruning(
 ) -> None:
     spec = make_spec(
         autoscaling={"maxReplicas": 3, "targetCPUUtilization": 50},
-        ingress={"host": "a.example.com"},
+        ingress={"host": "a.example.com", "auth": {"oidc": {}}},
+        mesh={"enabled": True, "resilience": {"outlierDetection": {"interval": "5s"}}},
+        auth={"jwt": {"issuer": "https://id.example.com"}},
         config={"data": {"a": "b"}},
         secrets=[{"name": "db", "vault": {"path": "shop/db"}}],
         monitoring={

@@ -303,6 +303,28 @@ LIBRARY: list[tuple[str, bool]] = [
     ("isQuantity(self.memory) && !isQuantity('1 Gi') && quantity('-5m').sign() == -1", True),
     ("quantity('1').add(2).sub(quantity('500m')).asApproximateFloat() == 2.5", True),
     ("quantity('1e3').isLessThan(quantity('1E'))", True),
+    # The URL library, with the examples of the Kubernetes CEL documentation.
+    ("url('https://example.com:80/').getHost() == 'example.com:80'", True),
+    ("url('https://example.com/path').getScheme() == 'https'", True),
+    (
+        "url('https://[::1]:80/').getHostname() == '::1'"
+        " && url('https://[::1]:80/').getPort() == '80'",
+        True,
+    ),
+    (
+        "url('https://example.com/').getPort() == '' && url('/absolute-path').getScheme() == ''",
+        True,
+    ),
+    ("url('https://example.com/%20x').getEscapedPath() == '/%20x'", True),
+    (
+        "url('https://example.com/p?k1=a&k2=b&k2=c').getQuery() == {'k1': ['a'], 'k2': ['b', 'c']}",
+        True,
+    ),
+    (
+        "isURL('https://example.com/') && isURL('/p') && !isURL('example.com') && !isURL('a b')",
+        True,
+    ),
+    ("url('http://id.example.com').getScheme() in ['https']", False),
     ("self.ports.all(p, p.port < 100)", False),
     ("self.name.matches('^[0-9]+$')", False),
 ]
@@ -459,3 +481,9 @@ def test_runtime_type_mismatch_is_reported_not_raised() -> None:
     [problem] = validate(schema, {"spec": {"port": 80}})
     assert problem.field == "spec"
     assert "call arguments did not match a supported operator" in problem.reason
+
+
+def test_invalid_url_is_a_runtime_error() -> None:
+    schema = _rule_schema({"rule": "url(self.u).getScheme() == 'https'"}, {"u": {"type": "string"}})
+    [problem] = validate(schema, {"spec": {"u": "not a url"}})
+    assert problem.reason.endswith("evaluating rule: url(self.u).getScheme() == 'https'")

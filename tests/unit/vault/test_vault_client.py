@@ -325,6 +325,7 @@ async def test_vault_namespace_header(
     vault: EmulatedVault, make_client: Callable[..., VaultClient]
 ) -> None:
     client = make_client(vault_namespace="tenant-x")
+    vault.add_namespace("tenant-x")
     vault.put_kv("team-a/app", {"a": "1"})
     await client.read("team-a", KV2)
     assert {r.vault_namespace for r in vault.requests} == {"tenant-x"}

@@ -30,7 +30,11 @@ from mirage_operator.sandbox.apiserver.requestlog import RequestRecord
 from mirage_operator.sandbox.apiserver.resources import ResourceType
 from mirage_operator.sandbox.apiserver.tokens import (
     DEFAULT_EXPIRATION,
+    DISCOVERY_PATH,
     ISSUER,
+    JWKS_CONTENT_TYPE,
+    JWKS_PATH,
+    discovery_document,
     token_request_problems,
 )
 from mirage_operator.sandbox.apiserver.watch import serve_watch
@@ -233,6 +237,10 @@ class Handler:
                 return web.Response(text="ok")
             if segments[:1] == ["openapi"]:
                 return _json(server.openapi_document(segments[1:]))
+            if path == DISCOVERY_PATH:
+                return _json(discovery_document(ISSUER, server.url + JWKS_PATH))
+            if path == JWKS_PATH:
+                return _json(server.signer.jwks(), headers={"Content-Type": JWKS_CONTENT_TYPE})
             if segments == ["api"]:
                 if discovery.wants_aggregated(accept):
                     return _json(

@@ -25,7 +25,7 @@ from typing import Any
 from mirage_operator import schema as crd_schema
 from mirage_operator import yamlsafe
 from mirage_operator.errors import EmulatedAPIError, Problem
-from mirage_operator.sandbox.apiserver import managed, status, validation
+from mirage_operator.sandbox.apiserver import defaults, managed, status, validation
 from mirage_operator.sandbox.apiserver.fieldtypes import BuiltinTypes, SchemaTypes, TypeOracle
 from mirage_operator.sandbox.apiserver.patch import (
     PatchError,
@@ -483,7 +483,7 @@ class Cluster:
             live = to_view(rt, old) if old is not None else None
             entries = managed.parse_entries(live or {})
             try:
-                merged, new_entries = managed.apply(
+                merged, new_entries = managed.apply_upgrading_client_side(
                     live, applied, entries, me, types_for(rt), force=options.force, part=part
                 )
             except managed.ApplyConflict as exc:
@@ -559,6 +559,8 @@ class Cluster:
         elif rt.kind == "CustomResourceDefinition":
             problems += validation.check_crd(new)
         else:
+            if subresource != "status":
+                defaults.apply_defaults(rt.group, rt.kind, rt.version, new)
             problems += validation.check_builtin(rt, new)
         if old is not None and _meta(old).get("deletionTimestamp"):
             added = [
@@ -641,7 +643,6 @@ class Cluster:
             if rt.has_status:
                 new.pop("status", None)
             _defaults_on_create(rt, new)
-            _default_replicas(rt, new)
             return new
         old_meta = _meta(old)
         for key in (
@@ -673,7 +674,6 @@ class Cluster:
                 new.pop("status", None)
         if rt.kind == "Namespace" and subresource != "finalize":
             new["spec"] = copy.deepcopy(old.get("spec", {}))
-        _default_replicas(rt, new)
         return new
 
     def _commit(
@@ -1028,7 +1028,8 @@ _SERVICE_IPS = iter(range(1, 65000))
 
 
 def _defaults_on_create(rt: ResourceType, obj: Obj) -> None:
-    """The defaults of built-ins that clients read back (Service IPs, Namespace phase)."""
+    """What the server allocates once, on create (Service IPs, Namespace phase); defaults
+    that hold on every write are :mod:`.defaults`'."""
     if rt.crd is not None:
         return
     if rt.kind == "Namespace":
@@ -1039,28 +1040,10 @@ def _defaults_on_create(rt: ResourceType, obj: Obj) -> None:
         ]
     elif rt.kind == "Service":
         spec = obj.setdefault("spec", {})
-        spec.setdefault("type", "ClusterIP")
-        if spec.get("clusterIP") != "None" and spec["type"] != "ExternalName":
+        if spec.get("clusterIP") != "None" and spec.get("type", "ClusterIP") != "ExternalName":
             n = next(_SERVICE_IPS)
             spec.setdefault("clusterIP", f"10.96.{n // 250}.{n % 250 + 1}")
             spec.setdefault("clusterIPs", [spec["clusterIP"]])
-        spec.setdefault("sessionAffinity", "None")
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
-        spec.setdefault("internalTrafficPolicy", "Cluster")
-        for port in spec.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
         obj["status"] = {"loadBalancer": {}}
-    elif rt.kind == "Secret":
-        obj.setdefault("type", "Opaque")
-
-
-def _default_replicas(rt: ResourceType, obj: Obj) -> None:
-    """``spec.replicas`` of a scalable workload defaults to 1 on every write, as the real
-    server's defaulting does: a server-side apply that drops the field leaves 1 behind."""
-    if rt.group == "apps" and rt.kind in {"Deployment", "StatefulSet", "ReplicaSet"}:
-        spec = obj.get("spec")
-        if isinstance(spec, dict):
-            spec.setdefault("replicas", 1)

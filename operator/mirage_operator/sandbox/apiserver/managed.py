@@ -10,6 +10,10 @@ Every write records which *field manager* owns which fields, in ``metadata.manag
   another manager owns with a different value is a *conflict* (409) unless ``force`` moves
   it. A field the manager applied before, no longer applies, and nobody else owns is removed
   from the object.
+- Upgrading from client-side apply (the API server's last-applied manager and updater): an
+  apply by the manager ``kubectl`` may take, without conflict, the fields recorded in the
+  ``kubectl.kubernetes.io/last-applied-configuration`` annotation whose live value still
+  matches it; and when that annotation exists, it is rewritten to the applied configuration.
 
 Internally a field is a path: a tuple of the ``fieldsV1`` keys from the root.
 """
@@ -514,3 +518,65 @@ def _prune_empty_parents(obj: dict[str, Any], path: FieldPath) -> None:
             _delete_at(obj, parent_path)
         else:
             return
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+KUBECTL = "kubectl"
+"""The field manager whose server-side applies upgrade client-side applied objects (kubectl's
+default for ``apply --server-side``); any other manager opts out, as on a real server."""
+
+
+def _last_applied(obj: Mapping[str, Any] | None) -> str:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(LAST_APPLIED)
+    return value if isinstance(value, str) else ""
+
+
+def allowed_by_last_applied(
+    live: Mapping[str, Any], types: TypeOracle, *, part: str
+) -> set[FieldPath]:
+    """Fields of the last-applied annotation whose live value is still the recorded one."""
+    try:
+        recorded = json.loads(_last_applied(live) or "null")
+    except ValueError:
+        return set()
+    if not isinstance(recorded, dict):
+        return set()
+    return {
+        path
+        for path in field_set(strip_server_fields(recorded), types, part=part)
+        if has_value(value_at(live, path)) and value_at(live, path) == value_at(recorded, path)
+    }
+
+
+def apply_upgrading_client_side(
+    live: Mapping[str, Any] | None,
+    applied: Mapping[str, Any],
+    entries: list[Entry],
+    me: Entry,
+    types: TypeOracle,
+    *,
+    force: bool,
+    part: str,
+) -> tuple[dict[str, Any], list[Entry]]:
+    """:func:`apply`, with the client-side to server-side apply upgrade of ``kubectl``."""
+    try:
+        merged, result = apply(live, applied, entries, me, types, force=force, part=part)
+    except ApplyConflict as exc:
+        if me.manager != KUBECTL or live is None or not _last_applied(live):
+            raise
+        allowed = allowed_by_last_applied(live, types, part=part)
+        remaining = [c for c in exc.conflicts if c.path not in allowed]
+        if remaining:
+            raise ApplyConflict(remaining) from None
+        merged, result = apply(live, applied, entries, me, types, force=True, part=part)
+    if me.manager == KUBECTL and _last_applied(live):
+        config = copy.deepcopy(dict(applied))
+        annotations = (config.get("metadata") or {}).get("annotations") or {}
+        annotations.pop(LAST_APPLIED, None)
+        if not annotations and isinstance(config.get("metadata"), dict):
+            config["metadata"].pop("annotations", None)
+        merged.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = (
+            json.dumps(config, separators=(",", ":")) + "\n"
+        )
+    return merged, result

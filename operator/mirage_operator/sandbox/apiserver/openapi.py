@@ -91,9 +91,14 @@ def _clean(node: Any, ref_prefix: str, *, v3: bool) -> Any:
                 for t in ([v["type"]] if isinstance(v["type"], str) else v["type"])
                 if t != "null"
             ]
-            if kinds == ["string", "integer"]:
-                out["type"] = "string"
+            if sorted(kinds) == ["integer", "string"]:
+                # IntOrString, as kube-openapi publishes it: v3 keeps the oneOf (so kubectl
+                # explain names the type from the reference, ``<IntOrString>``); v2 cannot.
                 out["format"] = "int-or-string"
+                if v3:
+                    out["oneOf"] = [{"type": "integer"}, {"type": "string"}]
+                else:
+                    out["type"] = "string"
             elif kinds:
                 out["type"] = kinds[0]
         elif key in {"properties", "patternProperties"} and isinstance(value, dict):

@@ -7,24 +7,30 @@ through :mod:`mirage_operator.schema` (pruning, defaults, types, enums, CEL).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mirage_operator import schema as crd_schema
-from mirage_operator.api import k8svalidation
 from mirage_operator.errors import Problem
-from mirage_operator.sandbox.apiserver import status
+from mirage_operator.sandbox.apiserver import names, status
 from mirage_operator.sandbox.apiserver.resources import ResourceType
 from mirage_operator.sandbox.apiserver.selectors import match_label_selector_object
+
+# Kinds whose names must be DNS labels rather than subdomains.
+_NAME_RULES: dict[str, Callable[[str], list[str]]] = {
+    "Namespace": names.dns1123_label,
+    "Service": names.dns1035_label,
+}
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+SECRET_MAX_BYTES = 1024 * 1024
 
 
 def _quote(value: Any) -> str:
     return '"' + str(value).replace('"', '\\"') + '"'
 
 
-# Kinds whose names follow another rule than a DNS-1123 subdomain (ValidateObjectMeta's
-# name function of each kind).
-_NAME_RULES = {"Namespace": "dns1123-label", "Service": "dns1035-label"}
+def _invalid(path: str, value: Any, messages: list[str]) -> list[Problem]:
+    return [Problem(path, f"Invalid value: {_quote(value)}: {m}") for m in messages]
 
 
 def check_name(rt: ResourceType, name: str) -> list[Problem]:
@@ -33,31 +39,71 @@ def check_name(rt: ResourceType, name: str) -> list[Problem]:
         return [Problem("metadata.name", "Required value: name or generateName is required")]
     if rt.crd is None and rt.group in {"rbac.authorization.k8s.io"}:
         return []  # RBAC names are path segments, e.g. "system:controller:x"
-    rule = _NAME_RULES.get(rt.kind, "dns1123-subdomain") if rt.crd is None else "dns1123-subdomain"
-    return k8svalidation.name_problems(name, field="metadata.name", rule=rule)
+    rule = _NAME_RULES.get(rt.kind, names.dns1123_subdomain) if rt.crd is None else None
+    return _invalid("metadata.name", name, (rule or names.dns1123_subdomain)(name))
 
 
-def check_metadata(obj: Mapping[str, Any]) -> list[Problem]:
-    """Labels (ValidateLabels) and annotations (ValidateAnnotations) of ``metadata``."""
+def check_labels(path: str, labels: Any) -> list[Problem]:
+    """Label keys (qualified names) and values (ValidateLabels)."""
+    if labels is None:
+        return []
+    if not isinstance(labels, Mapping):
+        return [Problem(path, "Invalid value: must be a map of strings")]
     problems = []
-    meta = obj.get("metadata") or {}
-    for field in ("labels", "annotations"):
-        value = meta.get(field)
-        if value is not None and not isinstance(value, Mapping):
-            problems.append(Problem(f"metadata.{field}", "Invalid value: must be a map of strings"))
-            continue
-        strings = {}
-        for key, item in (value or {}).items():
-            if isinstance(item, str):
-                strings[key] = item
-            else:
-                problems.append(
-                    Problem(f"metadata.{field}", f"Invalid value: {key}: must be a string")
-                )
-        if field == "labels":
-            problems += k8svalidation.label_problems(strings, field="metadata.labels")
+    for key, value in labels.items():
+        problems += _invalid(path, key, names.qualified_name(str(key)))
+        if not isinstance(value, str):
+            problems.append(Problem(path, f"Invalid value: {key}: must be a string"))
         else:
-            problems += k8svalidation.annotation_problems(strings, field="metadata.annotations")
+            problems += _invalid(path, value, names.label_value(value))
+    return problems
+
+
+def check_annotations(path: str, annotations: Any) -> list[Problem]:
+    """Annotation keys (qualified names, case-insensitively) and their total size."""
+    if annotations is None:
+        return []
+    if not isinstance(annotations, Mapping):
+        return [Problem(path, "Invalid value: must be a map of strings")]
+    problems = []
+    size = 0
+    for key, value in annotations.items():
+        problems += _invalid(path, key, names.qualified_name(str(key).lower()))
+        if not isinstance(value, str):
+            problems.append(Problem(path, f"Invalid value: {key}: must be a string"))
+        else:
+            size += len(str(key)) + len(value)
+    if size > ANNOTATIONS_MAX_BYTES:
+        problems.append(
+            Problem(path, f"Too long: may not be more than {ANNOTATIONS_MAX_BYTES} bytes")
+        )
+    return problems
+
+
+def check_metadata(obj: Mapping[str, Any], prefix: str = "metadata") -> list[Problem]:
+    """ObjectMeta: labels and annotations."""
+    meta = obj.get("metadata") or {}
+    return check_labels(f"{prefix}.labels", meta.get("labels")) + check_annotations(
+        f"{prefix}.annotations", meta.get("annotations")
+    )
+
+
+def _check_ports(path: str, ports: Any, rule: Callable[[str], list[str]]) -> list[Problem]:
+    """Port names: valid, unique, and required when a Service has several ports."""
+    items = [p for p in ports if isinstance(p, Mapping)] if isinstance(ports, list) else []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, port in enumerate(items):
+        name = port.get("name")
+        where = f"{path}[{i}].name"
+        if not name:
+            if rule is names.dns1123_label and len(items) > 1:
+                problems.append(Problem(where, "Required value"))
+            continue
+        problems += _invalid(where, name, rule(str(name)))
+        if name in seen:
+            problems.append(Problem(where, f"Duplicate value: {_quote(name)}"))
+        seen.add(name)
     return problems
 
 
@@ -65,8 +111,11 @@ def _check_pod_template(prefix: str, template: Any, selector: Any) -> list[Probl
     problems = []
     if not isinstance(selector, Mapping):
         problems.append(Problem(f"{prefix}.selector", "Required value"))
+    else:
+        problems += check_labels(f"{prefix}.selector.matchLabels", selector.get("matchLabels"))
     if not isinstance(template, Mapping):
         return [*problems, Problem(f"{prefix}.template", "Required value")]
+    problems += check_metadata(template, f"{prefix}.template.metadata")
     labels = (template.get("metadata") or {}).get("labels") or {}
     if isinstance(selector, Mapping) and not match_label_selector_object(selector, labels):
         problems.append(
@@ -79,17 +128,30 @@ def _check_pod_template(prefix: str, template: Any, selector: Any) -> list[Probl
     containers = ((template.get("spec") or {}).get("containers")) or []
     if not containers:
         problems.append(Problem(f"{prefix}.template.spec.containers", "Required value"))
+    seen: set[str] = set()
     for i, container in enumerate(containers):
         if not isinstance(container, Mapping):
             continue
-        if not container.get("name"):
-            problems.append(
-                Problem(f"{prefix}.template.spec.containers[{i}].name", "Required value")
-            )
+        where = f"{prefix}.template.spec.containers[{i}]"
+        name = container.get("name")
+        if not name:
+            problems.append(Problem(f"{where}.name", "Required value"))
+        else:
+            problems += _invalid(f"{where}.name", name, names.dns1123_label(str(name)))
+            if name in seen:
+                problems.append(Problem(f"{where}.name", f"Duplicate value: {_quote(name)}"))
+            seen.add(name)
         if not container.get("image"):
-            problems.append(
-                Problem(f"{prefix}.template.spec.containers[{i}].image", "Required value")
-            )
+            problems.append(Problem(f"{where}.image", "Required value"))
+        problems += _check_ports(f"{where}.ports", container.get("ports"), names.port_name)
+    return problems
+
+
+def _check_data_keys(obj: Mapping[str, Any], *fields: str) -> list[Problem]:
+    problems = []
+    for field in fields:
+        for key in obj.get(field) or {}:
+            problems += _invalid(f"{field}[{key}]", key, names.config_key(str(key)))
     return problems
 
 
@@ -112,11 +174,21 @@ def check_builtin(rt: ResourceType, obj: Mapping[str, Any]) -> list[Problem]:
         for i, port in enumerate(spec.get("ports") or []):
             if not isinstance(port, Mapping) or not isinstance(port.get("port"), int):
                 problems.append(Problem(f"spec.ports[{i}].port", "Required value"))
-        return problems
+        problems += _check_ports("spec.ports", spec.get("ports"), names.dns1123_label)
+        return problems + check_labels("spec.selector", spec.get("selector"))
     if rt.kind == "Secret":
         for key, value in (obj.get("data") or {}).items():
             if not isinstance(value, str):
                 return [Problem(f"data[{key}]", "Invalid value: must be a base64 string")]
+        problems = _check_data_keys(obj, "data", "stringData")
+        size = sum(len(k) + len(v) * 3 // 4 for k, v in (obj.get("data") or {}).items())
+        if size > SECRET_MAX_BYTES:
+            problems.append(
+                Problem("data", f"Too long: may not be more than {SECRET_MAX_BYTES} bytes")
+            )
+        return problems
+    if rt.kind == "ConfigMap":
+        return _check_data_keys(obj, "data", "binaryData")
     return []
 
 
