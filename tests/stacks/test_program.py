@@ -25,7 +25,12 @@ COMPONENTS = {
     "mirage:ingress:Ingress",
     "mirage:operator:MirageOperator",
     "mirage:tenants:Tenants",
+    "mirage:mesh:Mesh",
+    "mirage:oauth2proxy:OAuth2Proxy",
 }
+CLOUD_ONLY = {"mirage:network:Network", "mirage:data:DataStores"}
+LOCAL_OFF = {"mirage:mesh:Mesh", "mirage:oauth2proxy:OAuth2Proxy"}
+"""Off in Pulumi.local.yaml: no Istio on a laptop cluster by default, no IdP configured."""
 STORE_TYPES = {
     "postgres": "aws:rds/instance:Instance",
     "mongodb": "aws:docdb/cluster:Cluster",
@@ -45,7 +50,7 @@ def test_cloud_stacks_compose_every_component(dev: Built, prod: Built) -> None:
 
 
 def test_local_stack_has_no_cloud_resource(local: Built) -> None:
-    assert components(local) == COMPONENTS - {"mirage:network:Network", "mirage:data:DataStores"}
+    assert components(local) == COMPONENTS - CLOUD_ONLY - LOCAL_OFF
     assert not [r for r in local if r.type.startswith("aws:")]
     # Vault's dev server in the cluster, configured for the tenants.
     release = [
@@ -400,6 +405,19 @@ def expected_inventory(s: Settings) -> dict[str, Counter[str]]:
             "random:index/randomPassword:RandomPassword": 1,
         }
     )
+    if s.mesh.enabled:
+        inventory["mirage:mesh:Mesh"] = Counter(
+            {k8s + "Namespace": 1, "kubernetes:helm.sh/v3:Release": 3}  # base, cni, istiod
+        )
+    if s.oauth2_proxy is not None:
+        inventory["mirage:oauth2proxy:OAuth2Proxy"] = Counter(
+            {
+                k8s + "Namespace": 1,
+                k8s + "Secret": 1,
+                "kubernetes:helm.sh/v3:Release": 1,
+                "random:index/randomPassword:RandomPassword": 1,  # the cookie secret
+            }
+        )
     database = cloud and "postgres" in s.stores
     vault = Counter(
         {
@@ -498,10 +516,12 @@ def test_each_component_registers_exactly_what_the_config_asks_for(name: str) ->
         {"mirage:dataStores": {"postgres": False, "opensearch": False}},
         {"mirage:dataStores": dict.fromkeys(STORE_TYPES, False)},
         {"mirage:tenants": ["solo"], "mirage:availabilityZones": 2},
+        {"mirage:mesh": {"enabled": False}, "mirage:oauth2Proxy": None},
     ],
-    ids=["no-postgres-no-opensearch", "no-stores", "one-tenant-two-zones"],
+    ids=["no-postgres-no-opensearch", "no-stores", "one-tenant-two-zones", "no-mesh-no-proxy"],
 )
 def test_switched_config_changes_exactly_what_it_names(overrides: dict[str, Any]) -> None:
     values = {**stack_config("dev"), **overrides}
+    values = {k: v for k, v in values.items() if v is not None}
     built = build("dev", overrides=overrides, secrets=SECRETS)
     assert inventory(built) == expected_inventory(settings_of(values))
