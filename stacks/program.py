@@ -1,8 +1,9 @@
 """The platform's composition: settings in, components wired output to input, stack outputs out.
 
 Layers (ADR 0101): Network → Cluster → DataStores (cloud) → Mesh → Vault, Ingress,
-Observability, OAuth2Proxy → Tenants → MirageOperator. Each layer takes only the outputs of the layers below as arguments;
-no component reads configuration or another component's internals.
+Observability, OAuth2Proxy → Tenants → MirageOperator. Each layer takes only the outputs of
+the layers below as arguments; no component reads configuration or another component's
+internals.
 """
 
 from __future__ import annotations

@@ -256,7 +256,9 @@ def _oauth2_proxy(raw: Any, client_secret: pulumi.Input[str] | None) -> OAuth2Pr
         raise SettingsError(f"mirage:oauth2Proxy: an object of {', '.join(sorted(known))}")
     issuer = str(raw.get("issuerUrl", ""))
     if not re.match(r"^https://[^/\s]+", issuer):
-        raise SettingsError(f"mirage:oauth2Proxy.issuerUrl: must be an https:// URL, got {issuer!r}")
+        raise SettingsError(
+            f"mirage:oauth2Proxy.issuerUrl: must be an https:// URL, got {issuer!r}"
+        )
     client_id = str(raw.get("clientId", ""))
     if not client_id:
         raise SettingsError("mirage:oauth2Proxy.clientId: required")

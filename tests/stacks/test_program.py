@@ -3,6 +3,7 @@ for (and no others), their wiring, the invariants on every resource, the stack o
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -14,7 +15,7 @@ from mirage_operator import tenancy
 from stacks.policy.policies import taggable
 from stacks.settings import REQUIRED_TAGS, Settings, SettingsError, parse
 from tests.stacks.conftest import SECRETS
-from tests.stacks.harness import Built, build, stack_config
+from tests.stacks.harness import Built, Registered, build, stack_config
 
 COMPONENTS = {
     "mirage:network:Network",
@@ -286,6 +287,7 @@ def test_stack_outputs(stack: Built) -> None:
 
 
 BASE = {"tags": {"owner": "me", "cost-center": "x"}, "publicAccessCidrs": ["203.0.113.0/24"]}
+PROXY = {"issuerUrl": "https://id.example.com", "clientId": "edge", "host": "auth.example.com"}
 
 
 @pytest.mark.parametrize(
@@ -318,21 +320,47 @@ BASE = {"tags": {"owner": "me", "cost-center": "x"}, "publicAccessCidrs": ["203.
             "minSize <= desiredSize",
         ),
         ({"chartVersions": {"nginx": "1"}}, {}, "mirage:chartVersions: unknown chart"),
+        ({"mesh": {"enabled": False, "joinByDefault": True}}, {}, "mesh.joinByDefault: needs"),
+        ({"mesh": {"trustDomain": "Mirage_TD"}}, {}, "mirage:mesh.trustDomain: must be a DNS"),
+        ({"mesh": {"enable": True}}, {}, "mirage:mesh: an object of"),
+        ({"oauth2Proxy": {**PROXY, "issuerUrl": "http://id.example"}}, {}, "issuerUrl: must be"),
+        ({"oauth2Proxy": {**PROXY, "clientId": ""}}, {}, "oauth2Proxy.clientId: required"),
+        ({"oauth2Proxy": {**PROXY, "host": "auth"}}, {}, "oauth2Proxy.host: must be a host"),
+        (
+            {"oauth2Proxy": {**PROXY, "cookieDomain": ".other.example"}},
+            {},
+            "cookieDomain: must contain oauth2Proxy.host",
+        ),
+        ({"oauth2Proxy": PROXY}, {"oauth2ProxyClientSecret": ""}, "oauth2ProxyClientSecret: req"),
     ],
 )
 def test_bad_settings_name_the_key(
     raw: dict[str, Any], secrets: dict[str, str], message: str
 ) -> None:
     with pytest.raises(SettingsError) as caught:
-        parse({**BASE, **raw}, secrets={"vaultToken": "t", **secrets})
+        parse(
+            {**BASE, **raw}, secrets={"vaultToken": "t", "oauth2ProxyClientSecret": "c", **secrets}
+        )
     assert message in str(caught.value)
 
 
 def test_secrets_never_reach_settings_repr() -> None:
     settings = parse(
-        {**BASE, "cluster": "existing"}, secrets={"vaultToken": "s3cr3t", "kubeconfig": "k0nf"}
+        {**BASE, "cluster": "existing", "oauth2Proxy": PROXY},
+        secrets={"vaultToken": "s3cr3t", "kubeconfig": "k0nf", "oauth2ProxyClientSecret": "c1i"},
     )
-    assert "s3cr3t" not in repr(settings) and "k0nf" not in repr(settings)
+    assert not {"s3cr3t", "k0nf", "c1i"} & set(re.findall(r"\w+", repr(settings)))
+
+
+def test_mesh_on_by_default_on_eks_only_and_proxy_defaults() -> None:
+    assert parse(BASE, secrets={"vaultToken": "t"}).mesh.enabled is True
+    local = parse({**BASE, "cluster": "existing"}, secrets={"kubeconfig": "k"})
+    assert local.mesh.enabled is False and local.oauth2_proxy is None
+    proxy = parse(
+        {**BASE, "oauth2Proxy": PROXY}, secrets={"vaultToken": "t", "oauth2ProxyClientSecret": "c"}
+    ).oauth2_proxy
+    assert proxy is not None
+    assert (proxy.cookie_domain, proxy.email_domains) == (".example.com", ("*",))
 
 
 def test_pulumi_yaml_documents_exactly_the_keys_the_program_reads() -> None:
@@ -525,3 +553,74 @@ def test_switched_config_changes_exactly_what_it_names(overrides: dict[str, Any]
     values = {k: v for k, v in values.items() if v is not None}
     built = build("dev", overrides=overrides, secrets=SECRETS)
     assert inventory(built) == expected_inventory(settings_of(values))
+
+
+def _release(built: Built, chart: str) -> Registered:
+    [release] = [
+        r for r in built.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart
+    ]
+    return release
+
+
+def operator_platform(built: Built) -> dict[str, Any]:
+    """The ``platform`` values the operator release gets."""
+    [release] = [
+        r
+        for r in built.of_type("kubernetes:helm.sh/v3:Release")
+        if r.component == "mirage:operator:MirageOperator"
+    ]
+    return dict(release.inputs["values"]["platform"])
+
+
+def test_oauth2_proxy_secrets_are_secrets_and_stay_out_of_helm_values(dev: Built) -> None:
+    [credentials] = [
+        r
+        for r in dev.of_type("kubernetes:core/v1:Secret")
+        if r.component == "mirage:oauth2proxy:OAuth2Proxy"
+    ]
+    data = credentials.inputs["stringData"]
+    for field in ("stringData.client-secret", "stringData.cookie-secret"):
+        # The field is secret, or the object holding it is (secrecy wraps the nearest Output).
+        assert any(field == s or field.startswith(f"{s}.") for s in credentials.secrets), field
+    assert data["client-secret"] == SECRETS["mirage:oauth2ProxyClientSecret"]
+    assert data["cookie-secret"] == "x" * 32  # the mocked RandomPassword: an AES-256 key's size
+    assert data["client-id"] == stack_config("dev")["mirage:oauth2Proxy"]["clientId"]
+    release = _release(dev, "oauth2-proxy")
+    assert (
+        release.inputs["values"]["config"]["existingSecret"]
+        == credentials.inputs["metadata"]["name"]
+    )
+    assert release.inputs["namespace"] == credentials.inputs["metadata"]["namespace"]
+    # Helm keeps values in plain text in its release record: no secret value may be in them.
+    text = json.dumps(release.inputs["values"])
+    assert data["client-secret"] not in text and data["cookie-secret"] not in text
+    assert not release.secrets
+
+
+def test_local_stack_turns_the_mesh_on_by_config() -> None:
+    built = build(
+        "local",
+        overrides={"mirage:mesh": {"enabled": True, "trustDomain": "td.local"}},
+        secrets=SECRETS,
+    )
+    values = settings_of({**stack_config("local"), "mirage:mesh": {"enabled": True}})
+    assert inventory(built) == expected_inventory(values)
+    assert _release(built, "istiod").inputs["values"]["meshConfig"]["trustDomain"] == "td.local"
+    assert built.outputs["meshTrustDomain"] == "td.local"
+    platform = operator_platform(built)
+    assert (platform["meshTrustDomain"], platform["meshDefault"]) == ("td.local", False)
+    traefik = _release(built, "traefik").inputs["values"]
+    assert traefik["providers"]["kubernetesIngress"]["nativeLBByDefault"] is True
+    assert traefik["deployment"]["podAnnotations"] == {
+        "traffic.sidecar.istio.io/includeInboundPorts": ""
+    }
+
+
+def test_operator_joins_services_to_the_mesh_only_when_asked(prod: Built) -> None:
+    platform = operator_platform
+    assert platform(prod)["meshDefault"] is False
+    assert platform(prod)["meshTrustDomain"] == "mirage.example.com"
+    assert platform(prod)["oauth2ProxyUrl"] == prod.outputs["oauth2ProxyUrl"]
+    joined = build("prod", overrides={"mirage:mesh": {"joinByDefault": True}}, secrets=SECRETS)
+    assert platform(joined)["meshDefault"] is True
+    assert platform(joined)["meshTrustDomain"] == "cluster.local"  # the key replaced the object
