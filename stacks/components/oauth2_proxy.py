@@ -116,13 +116,14 @@ class OAuth2Proxy(pulumi.ComponentResource):
         cookie = random.RandomPassword(
             f"{name}-cookie-secret", length=32, special=False, opts=child(self)
         )
+        cookie_secret: pulumi.Output[str] = pulumi.Output.secret(cookie.result)
         credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"name": CREDENTIALS, "namespace": namespace.metadata["name"]},
             string_data={
                 "client-id": client_id,
                 "client-secret": pulumi.Output.secret(client_secret),
-                "cookie-secret": pulumi.Output.secret(cookie.result),
+                "cookie-secret": cookie_secret,
             },
             opts=child(self),
         )
