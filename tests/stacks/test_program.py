@@ -598,17 +598,15 @@ def test_oauth2_proxy_secrets_are_secrets_and_stay_out_of_helm_values(dev: Built
 
 
 def test_local_stack_turns_the_mesh_on_by_config() -> None:
-    built = build(
-        "local",
-        overrides={"mirage:mesh": {"enabled": True, "trustDomain": "td.local"}},
-        secrets=SECRETS,
+    mesh = {"enabled": True, "trustDomain": "td.local", "joinByDefault": True}
+    built = build("local", overrides={"mirage:mesh": mesh}, secrets=SECRETS)
+    assert inventory(built) == expected_inventory(
+        settings_of({**stack_config("local"), "mirage:mesh": mesh})
     )
-    values = settings_of({**stack_config("local"), "mirage:mesh": {"enabled": True}})
-    assert inventory(built) == expected_inventory(values)
     assert _release(built, "istiod").inputs["values"]["meshConfig"]["trustDomain"] == "td.local"
     assert built.outputs["meshTrustDomain"] == "td.local"
     platform = operator_platform(built)
-    assert (platform["meshTrustDomain"], platform["meshDefault"]) == ("td.local", False)
+    assert (platform["meshTrustDomain"], platform["meshDefault"]) == ("td.local", True)
     traefik = _release(built, "traefik").inputs["values"]
     assert traefik["providers"]["kubernetesIngress"]["nativeLBByDefault"] is True
     assert traefik["deployment"]["podAnnotations"] == {
@@ -616,11 +614,12 @@ def test_local_stack_turns_the_mesh_on_by_config() -> None:
     }
 
 
-def test_operator_joins_services_to_the_mesh_only_when_asked(prod: Built) -> None:
-    platform = operator_platform
-    assert platform(prod)["meshDefault"] is False
-    assert platform(prod)["meshTrustDomain"] == "mirage.example.com"
-    assert platform(prod)["oauth2ProxyUrl"] == prod.outputs["oauth2ProxyUrl"]
-    joined = build("prod", overrides={"mirage:mesh": {"joinByDefault": True}}, secrets=SECRETS)
-    assert platform(joined)["meshDefault"] is True
-    assert platform(joined)["meshTrustDomain"] == "cluster.local"  # the key replaced the object
+def test_operator_gets_the_mesh_and_proxy_of_the_stack(prod: Built, local: Built) -> None:
+    platform = operator_platform(prod)
+    assert platform["meshDefault"] is False  # services join only when asked
+    assert platform["meshTrustDomain"] == prod.outputs["meshTrustDomain"] == "mirage.example.com"
+    assert platform["oauth2ProxyUrl"] == prod.outputs["oauth2ProxyUrl"]
+    # Without a proxy the chart's default address stays (the operator needs one to start).
+    assert "oauth2ProxyUrl" not in operator_platform(local)
+    assert local.outputs["signInUrl"] is None
+    assert prod.outputs["signInUrl"] == "https://auth.mirage.example.com/oauth2/start"

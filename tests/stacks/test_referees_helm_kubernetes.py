@@ -6,6 +6,7 @@ Kubernetes objects the stacks declare directly pass ``kubernetes-validate``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +50,21 @@ def operator_release(stack: Built) -> dict[str, Any]:
     return release.inputs
 
 
+@pytest.fixture(scope="module")
+def rendered(
+    helm: Helm, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[Built], list[dict[str, Any]]]:
+    """The operator release of a stack as ``helm template`` renders it, once per stack."""
+    cache: dict[str, list[dict[str, Any]]] = {}
+
+    def render(stack: Built) -> list[dict[str, Any]]:
+        if stack.stack not in cache:
+            cache[stack.stack] = render_operator(stack, helm, tmp_path_factory.mktemp("values"))
+        return cache[stack.stack]
+
+    return render
+
+
 def render_operator(stack: Built, helm: Helm, tmp_path: Path) -> list[dict[str, Any]]:
     """``helm template`` of the operator release with the values the stack passes."""
     release = operator_release(stack)
@@ -72,9 +88,9 @@ def operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_operator_values_render_and_point_at_the_stack_vault(
-    stack: Built, helm: Helm, tmp_path: Path
+    stack: Built, rendered: Callable[[Built], list[dict[str, Any]]]
 ) -> None:
-    objects = render_operator(stack, helm, tmp_path)
+    objects = rendered(stack)
     env = operator_env(objects)
     assert env["MIRAGE_VAULT_ADDR"] == stack.outputs["vaultAddress"]
     assert env["MIRAGE_VAULT_AUTH_MOUNT"] == stack.outputs["vaultAuthMount"]
@@ -106,11 +122,11 @@ def releases(stack: Built, component: str) -> dict[str, dict[str, Any]]:
 
 
 def test_operator_renders_services_for_the_stack_mesh_and_edge(
-    stack: Built, helm: Helm, tmp_path: Path
+    stack: Built, rendered: Callable[[Built], list[dict[str, Any]]]
 ) -> None:
     """The operator, configured by the environment the stack's values render to, renders the
     full example; what it writes must fit the Istio and OAuth2 Proxy the stack installs."""
-    config = Config.from_env(operator_env(render_operator(stack, helm, tmp_path)))
+    config = Config.from_env(operator_env(rendered(stack)))
     document = yaml.safe_load((ROOT / "examples" / "mirageservice-full.yaml").read_text())
     children = render_document(document, config=config)
     # One object per kind, but the callers' ALLOW policy beside the JWT's DENY one.
