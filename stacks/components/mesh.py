@@ -24,11 +24,11 @@ def istiod_values(*, trust_domain: str, prod: bool) -> dict[str, object]:
             "trustDomain": trust_domain,
             "defaultConfig": {"holdApplicationUntilProxyStarts": True},
         },
-        "pilot": {
-            "cni": {"enabled": True},
-            "autoscaleMin": 2 if prod else 1,
-            "replicaCount": 2 if prod else 1,
-        },
+        # `pilot.cni.enabled` as Istio's CNI installation guide sets it for this chart; the
+        # chart's own settings are top-level since its values were flattened (1.24).
+        "pilot": {"cni": {"enabled": True}},
+        "autoscaleMin": 2 if prod else 1,
+        "replicaCount": 2 if prod else 1,
         "sidecarInjectorWebhook": {
             "rewriteAppHTTPProbe": True,
             # Only pods that ask (the operator's `sidecar.istio.io/inject` label) get one.
