@@ -9,6 +9,7 @@ internals.
 from __future__ import annotations
 
 import pulumi
+import pulumi_vault.kv as vault_kv
 
 from mirage_operator import tenancy
 from stacks import settings as config
@@ -113,11 +114,22 @@ def compose(settings: config.Settings | None = None) -> None:
     proxy = None
     if s.oauth2_proxy is not None:
         o = s.oauth2_proxy
+        client_secret = o.client_secret
+        if o.client_secret_vault is not None:
+            ref = o.client_secret_vault
+            # Read when Pulumi runs, after Vault is configured; secret in the state.
+            secret = vault_kv.get_secret_v2_output(
+                mount=ref.mount,
+                name=ref.path,
+                opts=pulumi.InvokeOutputOptions(provider=vault.provider, depends_on=[vault]),
+            )
+            client_secret = pulumi.Output.secret(secret.data.apply(lambda d: str(d[ref.key])))
+        assert client_secret is not None
         proxy = OAuth2Proxy(
             "oauth2-proxy",
             issuer_url=o.issuer_url,
             client_id=o.client_id,
-            client_secret=o.client_secret,
+            client_secret=client_secret,
             host=o.host,
             cookie_domain=o.cookie_domain,
             email_domains=o.email_domains,

@@ -101,9 +101,19 @@ class OAuth2Proxy:
     """Public host of the sign-in and callback pages (``/oauth2/*``), behind Traefik."""
     cookie_domain: str
     """Domain of the session cookie and of the pages it may send people back to."""
-    client_secret: pulumi.Input[str] = field(repr=False)
-    """The IdP client's secret (a secret)."""
+    client_secret: pulumi.Input[str] | None = field(repr=False)
+    """The IdP client's secret (a secret); None: read from Vault at :attr:`client_secret_vault`."""
     email_domains: tuple[str, ...] = ("*",)
+    client_secret_vault: VaultKey | None = None
+
+
+@dataclass(frozen=True)
+class VaultKey:
+    """One key of a KV v2 secret in Vault, which Pulumi reads when it runs."""
+
+    mount: str
+    path: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -251,7 +261,7 @@ def _mesh(raw: Any, *, cloud: bool) -> Mesh:
 def _oauth2_proxy(raw: Any, client_secret: pulumi.Input[str] | None) -> OAuth2Proxy | None:
     if raw is None:
         return None
-    known = {"issuerUrl", "clientId", "host", "cookieDomain", "emailDomains"}
+    known = {"issuerUrl", "clientId", "host", "cookieDomain", "emailDomains", "clientSecretVault"}
     if not isinstance(raw, Mapping) or set(raw) - known:
         raise SettingsError(f"mirage:oauth2Proxy: an object of {', '.join(sorted(known))}")
     issuer = str(raw.get("issuerUrl", ""))
@@ -271,17 +281,33 @@ def _oauth2_proxy(raw: Any, client_secret: pulumi.Input[str] | None) -> OAuth2Pr
         raise SettingsError(f"mirage:oauth2Proxy.cookieDomain: not a domain: {cookie_domain!r}")
     if not host.endswith(cookie_domain) and host != cookie_domain.removeprefix("."):
         raise SettingsError("mirage:oauth2Proxy.cookieDomain: must contain oauth2Proxy.host")
-    if not client_secret:
-        raise SettingsError("mirage:oauth2ProxyClientSecret: required with oauth2Proxy (a secret)")
+    from_vault = _vault_key(raw.get("clientSecretVault"))
+    if bool(client_secret) == bool(from_vault):
+        raise SettingsError(
+            "mirage:oauth2ProxyClientSecret: with oauth2Proxy, set this secret or "
+            "oauth2Proxy.clientSecretVault (one of them)"
+        )
     domains = tuple(str(d) for d in raw.get("emailDomains") or ("*",))
     return OAuth2Proxy(
         issuer_url=issuer,
         client_id=client_id,
         host=host,
         cookie_domain=cookie_domain,
-        client_secret=client_secret,
+        client_secret=client_secret or None,
         email_domains=domains,
+        client_secret_vault=from_vault,
     )
+
+
+def _vault_key(raw: Any) -> VaultKey | None:
+    if raw is None:
+        return None
+    key = "mirage:oauth2Proxy.clientSecretVault"
+    if not isinstance(raw, Mapping) or set(raw) != {"mount", "path", "key"}:
+        raise SettingsError(f"{key}: an object of mount, path, key (a KV v2 secret's key)")
+    if not all(isinstance(v, str) and v.strip("/") for v in raw.values()):
+        raise SettingsError(f"{key}: mount, path and key must be non-empty strings")
+    return VaultKey(raw["mount"].strip("/"), raw["path"].strip("/"), raw["key"])
 
 
 def parse(raw: Mapping[str, Any], *, secrets: Mapping[str, pulumi.Input[str] | None]) -> Settings:

@@ -331,7 +331,22 @@ PROXY = {"issuerUrl": "https://id.example.com", "clientId": "edge", "host": "aut
             {},
             "cookieDomain: must contain oauth2Proxy.host",
         ),
-        ({"oauth2Proxy": PROXY}, {"oauth2ProxyClientSecret": ""}, "oauth2ProxyClientSecret: req"),
+        ({"oauth2Proxy": PROXY}, {"oauth2ProxyClientSecret": ""}, "set this secret or"),
+        (
+            {
+                "oauth2Proxy": {
+                    **PROXY,
+                    "clientSecretVault": {"mount": "kv", "path": "p", "key": "k"},
+                }
+            },
+            {},
+            "(one of them)",
+        ),
+        (
+            {"oauth2Proxy": {**PROXY, "clientSecretVault": {"mount": "kv", "path": "p"}}},
+            {"oauth2ProxyClientSecret": ""},
+            "clientSecretVault: an object of mount, path, key",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(
@@ -623,3 +638,19 @@ def test_operator_gets_the_mesh_and_proxy_of_the_stack(prod: Built, local: Built
     assert "oauth2ProxyUrl" not in operator_platform(local)
     assert local.outputs["signInUrl"] is None
     assert prod.outputs["signInUrl"] == "https://auth.mirage.example.com/oauth2/start"
+
+
+def test_oauth2_proxy_client_secret_from_vault() -> None:
+    proxy = {
+        **stack_config("dev")["mirage:oauth2Proxy"],
+        "clientSecretVault": {"mount": "platform", "path": "oauth2-proxy", "key": "client-secret"},
+    }
+    secrets = {k: v for k, v in SECRETS.items() if k != "mirage:oauth2ProxyClientSecret"}
+    built = build("dev", overrides={"mirage:oauth2Proxy": proxy}, secrets=secrets)
+    [credentials] = [
+        r
+        for r in built.of_type("kubernetes:core/v1:Secret")
+        if r.component == "mirage:oauth2proxy:OAuth2Proxy"
+    ]
+    assert credentials.inputs["stringData"]["client-secret"] == "idp-client-secret-from-vault"
+    assert "stringData" in credentials.secrets
