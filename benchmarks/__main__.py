@@ -1,171 +1,617 @@
 """Performance harness: ``make benchmark`` (``python -m benchmarks``). Not part of ``make test``.
 
-Measures, in one run, on this machine:
+The emulated Kubernetes API runs in this process; the operator (``mirage run``) runs in its
+own process, so its CPU seconds and resident memory are its own (read from /proc). The
+same-run baseline (:mod:`benchmarks.baseline`) is a minimal kopf operator that applies the
+same pre-rendered children and sets Ready, measured in the same harness. Every API call the
+operator makes is in the emulated API's request log, counted by verb and resource.
 
-1. offline work per custom resource: ``admit`` (schema + rules) and ``render_document``;
-2. the operator against the emulated API: time for N MirageServices to become Ready, API
-   calls per service, and the cost of a resync in steady state — for the operator's
-   write-only-what-differs strategy and, as the comparison, for applying every child on every
-   resync (what an operator without the intent-hash check does). Figures are reported as
-   ratios of the two, measured in the same run.
+Results go to ``benchmarks/results.json`` and ``benchmarks/RESULTS.md``. ``--quick`` runs
+small sizes; ``--sizes``/``--steady``/``--skip`` choose the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
+import collections
+import datetime
 import json
 import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import yaml
 
-from mirage_operator import metrics
-from mirage_operator.api.validation import admit
+from benchmarks import proc, workload
 from mirage_operator.config import Config
-from mirage_operator.k8s import children
-from mirage_operator.render.documents import render_document
-from mirage_operator.sandbox.session import Sandbox
+from mirage_operator.crds import load_crds
+from mirage_operator.sandbox.apiserver.server import APIServer
+from mirage_operator.sandbox.tenants import add_tenant
+from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
+from mirage_operator.tenancy import SERVICE_ACCOUNT
 
 ROOT = Path(__file__).resolve().parent.parent
+THIRD_PARTY = ROOT.parent / "shared" / "third_party" / "crds" / "monitoring.coreos.com"
+OPERATOR_NAMESPACE = "mirage-system"
+READ_VERBS = ("get", "list", "watch")
 
 
-def _per_second(fn: Callable[[], Any], *, seconds: float = 1.0) -> float:
-    """Calls of ``fn`` per second (best of three runs of ``seconds`` each)."""
-    rates = []
-    for _ in range(3):
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            fn()
-            count += 1
-        rates.append(count / (time.perf_counter() - start))
-    return max(rates)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def offline() -> dict[str, float]:
-    """Validation and rendering throughput on the full example."""
-    (document,) = yaml.safe_load_all((ROOT / "examples" / "mirageservice-full.yaml").read_text())
-    config = Config()
-    objects = len(render_document(document, config=config))
-    return {
-        "admit_per_second": round(_per_second(lambda: admit(document)), 1),
-        "render_per_second": round(
-            _per_second(lambda: render_document(document, config=config)), 1
-        ),
-        "objects_per_render": objects,
-    }
+def _crds() -> list[dict[str, Any]]:
+    return [
+        *load_crds(),
+        *(yaml.safe_load(p.read_text()) for p in sorted(THIRD_PARTY.glob("*.yaml"))),
+    ]
 
 
-def _service(index: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "mirage.dev/v1alpha1",
-        "kind": "MirageService",
-        "metadata": {"name": f"svc{index:03d}", "namespace": "bench"},
-        "spec": {
-            "image": f"registry.example/svc{index}:1.0.0",
-            "ingress": {"host": f"svc{index}.example.com"},
-            "autoscaling": {"maxReplicas": 4, "targetCPUUtilization": 70},
-        },
-    }
+def _ready(body: dict[str, Any] | None) -> bool:
+    for cond in ((body or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
 
 
-def _reconciles() -> tuple[float, float]:
-    """(count, total seconds) of MirageService reconciles so far, from the operator's metrics."""
-    samples = {
-        sample.name: sample.value
-        for metric in metrics.RECONCILE_DURATION.collect()
-        for sample in metric.samples
-        if sample.labels.get("kind") == "MirageService"
-    }
-    return (
-        samples.get("mirage_reconcile_duration_seconds_count", 0.0),
-        samples.get("mirage_reconcile_duration_seconds_sum", 0.0),
-    )
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def _resync_cost(sandbox: Sandbox, reconciles: int) -> dict[str, float]:
-    """API calls and seconds per reconcile over the next ``reconciles`` reconciles."""
-    api = sandbox.api
-    count0, seconds0 = _reconciles()
-    calls0, writes0 = len(api.requests), len(api.requests.writes(namespace="bench"))
-    while _reconciles()[0] < count0 + reconciles:  # noqa: ASYNC110 - polling the operator's metrics
-        await asyncio.sleep(0.05)
-    count, seconds = _reconciles()
-    done = count - count0
-    return {
-        "writes": (len(api.requests.writes(namespace="bench")) - writes0) / done,
-        "calls": (len(api.requests) - calls0) / done,
-        "seconds": (seconds - seconds0) / done,
-    }
+@dataclass
+class Process:
+    """The operator (or the baseline) under test, in its own process."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+    peak_rss_mb: float = 0.0
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                self.argv, env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def cpu(self) -> float:
+        return proc.cpu_seconds(self.pid)
+
+    def rss(self) -> float:
+        rss, peak = proc.memory_mb(self.pid)
+        self.peak_rss_mb = max(self.peak_rss_mb, peak)
+        return rss
+
+    def stop(self) -> None:
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.rss()
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
 
 
-async def operator_run(services: int, rounds: int) -> dict[str, Any]:
-    """Converge ``services`` MirageServices, then compare steady-state resync strategies."""
-    with tempfile.TemporaryDirectory() as workdir:
-        config = Config(resync_interval=2.0, metrics_port=0)
-        sandbox = Sandbox(workdir=Path(workdir), config=config)
-        await sandbox.start()
+@dataclass
+class Run:
+    """One cold convergence (and what follows it) of one operator at one size."""
+
+    operator: str
+    size: int
+    namespaces: int
+    secrets: int = 0
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+class Harness:
+    """The emulated API (on this process's loop) and one operator process at a time."""
+
+    def __init__(
+        self, workdir: Path, *, resync: float, timeout: float, profile: int, mirage: str
+    ) -> None:
+        self.mirage = mirage
+        self.workdir = workdir
+        self.resync = resync
+        self.timeout = timeout
+        self.profile = profile
+        self.hot_spots: list[dict[str, Any]] = []
+
+    async def _wait_all_ready(
+        self, api: APIServer, names: list[tuple[str, str, str]], deadline: float
+    ) -> float:
+        """Seconds until every ``(resource, namespace, name)`` is Ready (or the deadline)."""
+        start = time.monotonic()
+        pending = set(names)
+        while pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            pending = {
+                (resource, ns, name)
+                for resource, ns, name in pending
+                if not _ready(api.find(resource, name, ns))
+            }
+        return time.monotonic() - start if not pending else float("nan")
+
+    async def cold(self, run: Run, *, steady: float, latency: int) -> None:
+        """Converge ``run.size`` services from nothing; then steady state and new services."""
+        api = APIServer()
+        await api.start()
+        vault_thread = None
         try:
-            requests_before = len(sandbox.api.requests)
-            start = time.perf_counter()
-            sandbox.apply(_service(i) for i in range(services))
-            rows = await sandbox.converge(wait_seconds=300, out=io.StringIO())
-            converge_seconds = time.perf_counter() - start
-            ready = sum(r.ready == "True" for r in rows)
-            calls_per_service = (len(sandbox.api.requests) - requests_before) / services
-            # Settle: the emulated controllers keep scaling (HPA minimum) for a while after
-            # Ready; wait for two rounds of reconciles in a row without a write.
-            quiet = 0
-            for _ in range(40):
-                quiet = quiet + 1 if (await _resync_cost(sandbox, services))["writes"] == 0 else 0
-                if quiet == 2:
-                    break
-            ours = await _resync_cost(sandbox, rounds * services)
-            # The comparison: the same operator, but every child applied on every resync.
-            with mock.patch.object(children, "needs_apply", lambda desired, live: True):
-                naive = await _resync_cost(sandbox, rounds * services)
+            api.install_crds(_crds())
+            for ns in {workload.namespace_of(i, run.namespaces) for i in range(run.size)} | {
+                OPERATOR_NAMESPACE
+            }:
+                api.cluster.ensure_namespace(ns)
+            kubeconfig = api.write_kubeconfig(self.workdir / f"kubeconfig-{run.operator}")
+            bodies = [
+                workload.service(
+                    i, namespace=workload.namespace_of(i, run.namespaces), secrets=run.secrets
+                )
+                for i in range(run.size + latency)
+            ]
+            env = {
+                "KUBECONFIG": str(kubeconfig),
+                "MIRAGE_RESYNC_INTERVAL": str(self.resync),
+                "MIRAGE_METRICS_PORT": "0",
+                "MIRAGE_LOG_LEVEL": "WARNING",
+                "MIRAGE_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+            }
+            if run.secrets:
+                vault_thread = VaultThread(EmulatedVault(token_reviewer=apiserver_reviewer(api)))
+                vault_thread.__enter__()
+                vault = vault_thread.vault
+                for body in bodies:
+                    for secret in body["spec"]["secrets"]:
+                        vault.put_kv(secret["vault"]["path"], {"password": "x"})
+                # Each namespace a Vault tenant, as the stacks make it (mirage_operator.tenancy).
+                for ns in {b["metadata"]["namespace"] for b in bodies}:
+                    api.create(
+                        {
+                            "apiVersion": "v1",
+                            "kind": "ServiceAccount",
+                            "metadata": {"name": SERVICE_ACCOUNT, "namespace": ns},
+                        }
+                    )
+                    add_tenant(vault, ns, config=Config())
+                env["MIRAGE_VAULT_ADDR"] = vault_thread.address
+            if run.operator == "baseline":
+                rendered = {
+                    f"{b['metadata']['namespace']}/{b['metadata']['name']}": workload.rendered(b)
+                    for b in bodies
+                }
+                rendered_path = self.workdir / "rendered.json"
+                rendered_path.write_text(json.dumps(rendered))
+                argv = [sys.executable, "-m", "benchmarks.baseline"]
+                env["BENCH_RENDERED"] = str(rendered_path)
+            else:
+                argv = [self.mirage, "run", "--liveness", ""]
+            operator = Process(argv, env, self.workdir / f"{run.operator}-{run.size}.log")
+            operator.start()
+            try:
+                await self._measure(api, operator, run, bodies, steady=steady, latency=latency)
+                if vault_thread is not None:
+                    run.figures["vault_logins"] = vault_thread.vault.logins()
+                    run.figures["vault_reads"] = vault_thread.vault.count("GET")
+                    run.figures["vault_reads_minimum"] = run.size * run.secrets
+            finally:
+                operator.stop()
+                run.figures["peak_rss_mb"] = round(operator.peak_rss_mb, 1)
         finally:
-            await sandbox.stop()
-    return {
-        "services": services,
-        "ready": ready,
-        "converge_seconds": round(converge_seconds, 2),
-        "api_calls_per_service_to_converge": round(calls_per_service, 1),
-        "steady_reconcile": {k: round(v, 4) for k, v in ours.items()},
-        "apply_all_reconcile": {k: round(v, 4) for k, v in naive.items()},
-        "reconcile_seconds_ratio_apply_all_over_ours": round(
-            naive["seconds"] / max(ours["seconds"], 1e-9), 2
-        ),
-        "api_calls_ratio_apply_all_over_ours": round(naive["calls"] / max(ours["calls"], 1e-9), 2),
-    }
+            if vault_thread is not None:
+                vault_thread.__exit__(None, None, None)
+            await api.stop()
+
+    async def _measure(
+        self,
+        api: APIServer,
+        operator: Process,
+        run: Run,
+        bodies: list[dict[str, Any]],
+        *,
+        steady: float,
+        latency: int,
+    ) -> None:
+        # Let the operator log in and start its watches before the clock starts.
+        deadline = time.monotonic() + 60
+        while not any(r.verb == "watch" for r in api.requests) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        api.requests.clear()
+        profiler = None
+        if self.profile == run.size and run.operator == "mirage" and run.namespaces == 1:
+            profiler = Profiler(operator.pid, self.workdir / f"profile-{run.size}.txt")
+        cpu0, api_cpu0 = operator.cpu(), time.process_time()
+        start = time.monotonic()
+        created = bodies[: run.size]
+        for index, body in enumerate(created):
+            api.create(body)
+            if index % 50 == 49:
+                await asyncio.sleep(0)  # keep serving the operator meanwhile
+        names = [(b["metadata"]["namespace"], b["metadata"]["name"]) for b in created]
+        # The operator's own SLOs must be Ready too; the baseline only applies them.
+        watched = [("mirageservices", ns, name) for ns, name in names]
+        if run.operator == "mirage":
+            watched += [
+                ("servicelevelobjectives", ns, f"{name}-availability") for ns, name in names
+            ]
+        seconds = await self._wait_all_ready(api, watched, start + self.timeout)
+        # Let the tail of the work (echoes, child SLO status) settle before counting.
+        await asyncio.sleep(2.0)
+        if profiler is not None:
+            run.figures["hot_spots"] = profiler.stop()
+        records = list(api.requests)
+        cpu = operator.cpu() - cpu0
+        api_cpu = time.process_time() - api_cpu0
+        operator.rss()
+        by_call = collections.Counter(
+            f"{r.verb} {r.resource}{'/' + r.subresource if r.subresource else ''}"
+            for r in records
+            if r.verb != "watch"
+        )
+        writes = [r for r in records if r.is_write]
+        minimum = sum(len(workload.rendered(b)) + 2 for b in created) if created else 0
+        ready = sum(_ready(api.find("mirageservices", n, ns)) for ns, n in names)
+        calls = sum(by_call.values())
+        run.figures.update(
+            converge_seconds=round(seconds, 2),
+            ready=ready,
+            operator_cpu_seconds=round(cpu, 2),
+            operator_cpu_ms_per_service=round(1000 * cpu / max(run.size, 1), 2),
+            api_calls=calls,
+            api_calls_per_service=round(calls / max(run.size, 1), 2),
+            writes_per_service=round(len(writes) / max(run.size, 1), 2),
+            writes_per_service_minimum=round(minimum / max(run.size, 1), 2),
+            lists=sum(n for k, n in by_call.items() if k.startswith("list ")),
+            errors=sum(1 for r in records if r.status >= 400),
+            calls_by_verb_and_resource=dict(by_call.most_common()),
+            apiserver_cpu_ms_per_request=round(1000 * api_cpu / max(len(records), 1), 3),
+            rss_mb_after_converge=round(operator.rss(), 1),
+        )
+        if steady > 0:
+            api.requests.clear()
+            cpu0 = operator.cpu()
+            await asyncio.sleep(steady)
+            records = list(api.requests)
+            used = operator.cpu() - cpu0
+            run.figures["steady"] = {
+                "seconds": steady,
+                "writes": sum(1 for r in records if r.is_write),
+                "lists": sum(1 for r in records if r.verb == "list"),
+                "calls": sum(1 for r in records if r.verb != "watch"),
+                "operator_cpu_seconds": round(used, 2),
+                "core_percent": round(100 * used / steady, 2),
+            }
+        if latency:
+            times = []
+            for body in bodies[run.size : run.size + latency]:
+                began = time.monotonic()
+                api.create(body)
+                meta = body["metadata"]
+                while not _ready(api.find("mirageservices", meta["name"], meta["namespace"])):
+                    if time.monotonic() - began > 60:
+                        break
+                    await asyncio.sleep(0.005)
+                times.append(time.monotonic() - began)
+                await asyncio.sleep(0.1)
+            run.figures["new_service_ready_seconds"] = {
+                "count": len(times),
+                "p50": round(statistics.median(times), 3),
+                "p99": round(_percentile(times, 0.99), 3),
+                "max": round(max(times), 3),
+            }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmarks and print one JSON document."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument(
-        "--services", type=int, default=30, help="MirageServices in the operator run"
+class Profiler:
+    """py-spy sampling the operator process during cold convergence (collapsed stacks)."""
+
+    def __init__(self, pid: int, path: Path) -> None:
+        self.path = path
+        spy = Path(sys.executable).parent / "py-spy"
+        self.popen = subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--output",
+                str(path),
+                "--rate",
+                "50",
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self, top: int = 15) -> list[dict[str, Any]]:
+        """The ``top`` functions by share of samples they were on the stack (inclusive), and
+        by share they were running themselves (self)."""
+        self.popen.send_signal(signal.SIGINT)
+        self.popen.wait(60)
+        inclusive: collections.Counter[str] = collections.Counter()
+        own: collections.Counter[str] = collections.Counter()
+        total = 0
+        for line in self.path.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack:
+                continue
+            count = int(count_text)
+            total += count
+            frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
+                      + ")" for f in stack.split(";") if f]  # fmt: skip
+            for frame in set(frames):
+                inclusive[frame] += count
+            if frames:
+                own[frames[-1]] += count
+        return (
+            [
+                {
+                    "function": name,
+                    "inclusive_percent": round(100 * n / total, 1),
+                    "self_percent": round(100 * own[name] / total, 1),
+                }
+                for name, n in inclusive.most_common(top * 4)
+                if n < 0.9 * total  # the event loop and the CLI are on every stack
+            ][:top]
+            if total
+            else []
+        )
+
+
+def render_cpu(size: int, workdir: Path, mirage: str) -> dict[str, Any]:
+    """CPU seconds of ``mirage render`` of ``size`` services, and of ``helm template``
+    producing the same objects (a chart whose template prints them from its values)."""
+    bodies = [workload.service(i, namespace="bench") for i in range(size)]
+    source = workdir / "services.yaml"
+    source.write_text(yaml.safe_dump_all(bodies))
+
+    def child_cpu(argv: list[str]) -> tuple[float, int]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run(argv, check=True, capture_output=True).stdout
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), len(out)
+
+    mirage_cpu, mirage_bytes = min(
+        child_cpu([str(mirage), "render", str(source)]) for _ in range(3)
     )
-    parser.add_argument("--rounds", type=int, default=3, help="resync rounds measured per strategy")
-    args = parser.parse_args(argv)
-    results = {
-        "offline": offline(),
-        "operator": asyncio.run(operator_run(args.services, args.rounds)),
+    figures: dict[str, Any] = {
+        "services": size,
+        "mirage_render_cpu_seconds": round(mirage_cpu, 3),
+        "mirage_render_ms_per_service": round(1000 * mirage_cpu / size, 3),
+        "mirage_output_bytes": mirage_bytes,
     }
-    results["environment"] = {
-        "python": sys.version.split()[0],
-        "cpus": len(os.sched_getaffinity(0)),
+    helm = shutil.which("helm") or str(ROOT / ".tools" / "bin" / "helm")
+    if Path(helm).exists():
+        chart = workdir / "chart"
+        (chart / "templates").mkdir(parents=True, exist_ok=True)
+        (chart / "Chart.yaml").write_text("apiVersion: v2\nname: bench\nversion: 0.1.0\n")
+        objects = [obj for body in bodies for obj in workload.rendered(body)]
+        (chart / "values.yaml").write_text(yaml.safe_dump({"objects": objects}))
+        (chart / "templates" / "all.yaml").write_text(
+            "{{- range .Values.objects }}\n---\n{{ toYaml . }}\n{{- end }}\n"
+        )
+        helm_cpu, helm_bytes = min(
+            child_cpu([helm, "template", "bench", str(chart)]) for _ in range(3)
+        )
+        figures.update(
+            helm_template_cpu_seconds=round(helm_cpu, 3),
+            helm_output_bytes=helm_bytes,
+            ratio_to_helm=round(mirage_cpu / helm_cpu, 2) if helm_cpu else None,
+        )
+    return figures
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    """``RESULTS.md``: the tables a reader wants; the JSON has everything."""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- Date: {report['date']}",
+        f"- Commit: {report['commit']}",
+        f"- Machine: {report['machine']}",
+        f"- Command: `{report['command']}`",
+        "",
+        "## Cold convergence",
+        "",
+        "| operator | N | namespaces | secrets/svc | converge s | Ready | operator CPU s "
+        "| CPU ms/svc | calls/svc | writes/svc (min) | LISTs | errors | peak RSS MB "
+        "| API CPU ms/req |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in report["runs"]:
+        f = run["figures"]
+        lines.append(
+            f"| {run['operator']} | {run['size']} | {run['namespaces']} | {run['secrets']} "
+            f"| {f.get('converge_seconds')} | {f.get('ready')} | {f.get('operator_cpu_seconds')} "
+            f"| {f.get('operator_cpu_ms_per_service')} | {f.get('api_calls_per_service')} "
+            f"| {f.get('writes_per_service')} ({f.get('writes_per_service_minimum')}) "
+            f"| {f.get('lists')} | {f.get('errors')} | {f.get('peak_rss_mb')} "
+            f"| {f.get('apiserver_cpu_ms_per_request')} |"
+        )
+    lines += ["", "## Steady state, new services, Vault", ""]
+    for run in report["runs"]:
+        f = run["figures"]
+        label = f"{run['operator']} N={run['size']} ns={run['namespaces']}"
+        if "steady" in f:
+            lines.append(f"- {label}, steady state: `{json.dumps(f['steady'])}`")
+        if "new_service_ready_seconds" in f:
+            lines.append(f"- {label}, new services: `{json.dumps(f['new_service_ready_seconds'])}`")
+        if "vault_logins" in f:
+            lines.append(
+                f"- {label}, Vault: {f['vault_logins']} logins, {f['vault_reads']} reads "
+                f"(minimum {f['vault_reads_minimum']} reads)"
+            )
+    for name, value in report.get("derived", {}).items():
+        lines.append(f"- {name}: {value}")
+    if "render" in report:
+        lines += ["", "## Offline render", "", f"`{json.dumps(report['render'])}`"]
+    for run in report["runs"]:
+        if run["figures"].get("hot_spots"):
+            lines += ["", f"## Profile: {run['operator']} N={run['size']}, cold convergence", "",
+                      "| function | inclusive % | self % |", "| --- | --- | --- |"]  # fmt: skip
+            lines += [
+                f"| `{h['function']}` | {h['inclusive_percent']} | {h['self_percent']} |"
+                for h in run["figures"]["hot_spots"]
+            ]
+    lines += ["", "Calls by verb and resource are in `results.json`.", ""]
+    path.write_text("\n".join(lines))
+
+
+def derived(runs: list[Run]) -> dict[str, Any]:
+    """Ratios between runs of the same report."""
+    out: dict[str, Any] = {}
+    by_key = {(r.operator, r.size, r.namespaces, r.secrets): r.figures for r in runs}
+    for (op, size, ns, secrets), figures in by_key.items():
+        base = by_key.get(("baseline", size, ns, secrets))
+        if op == "mirage" and base and base.get("converge_seconds"):
+            out[f"wall ratio to baseline, N={size} ns={ns}"] = round(
+                figures["converge_seconds"] / base["converge_seconds"], 2
+            )
+    mirage_ones = sorted(
+        (r for r in runs if r.operator == "mirage" and r.namespaces == 1 and not r.secrets),
+        key=lambda r: r.size,
+    )
+    if len(mirage_ones) > 1:
+        first = mirage_ones[0].figures["operator_cpu_ms_per_service"]
+        for r in mirage_ones[1:]:
+            out[f"CPU per service N={r.size} / N={mirage_ones[0].size}"] = round(
+                r.figures["operator_cpu_ms_per_service"] / first, 2
+            )
+        low, high = mirage_ones[0], mirage_ones[-1]
+        out["peak RSS growth per extra 1,000 services (MB)"] = round(
+            (high.figures["peak_rss_mb"] - low.figures["peak_rss_mb"])
+            * 1000
+            / (high.size - low.size),
+            1,
+        )
+    return out
+
+
+def _parse(argv: Iterable[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--sizes", default="100,1000,3000", help="N list, one namespace")
+    parser.add_argument("--spread", default="1000", help="N list spread over N/10 namespaces")
+    parser.add_argument("--baseline-sizes", default="100,1000", help="N list for the baseline")
+    parser.add_argument("--steady", type=float, default=120.0, help="steady-state seconds")
+    parser.add_argument("--latency", type=int, default=50, help="new services after N=1000")
+    parser.add_argument("--vault-size", type=int, default=100, help="N with 2 secrets (0: skip)")
+    parser.add_argument("--render-size", type=int, default=1000)
+    parser.add_argument("--resync", type=float, default=60.0, help="operator resync seconds")
+    parser.add_argument("--timeout", type=float, default=900.0, help="convergence limit, s")
+    parser.add_argument("--quick", action="store_true", help="sizes 50,150; short phases")
+    parser.add_argument("--profile", type=int, default=1000, help="N to profile (0: none)")
+    parser.add_argument("--out", default=str(Path(__file__).parent))
+    parser.add_argument(
+        "--mirage",
+        default=str(Path(sys.executable).parent / "mirage"),
+        help="the mirage executable to measure (another checkout's, for a before/after)",
+    )
+    args = parser.parse_args(list(argv))
+    if args.quick:
+        args.sizes, args.spread, args.baseline_sizes = "50,150", "150", "150"
+        args.steady, args.latency, args.vault_size, args.render_size = 15.0, 10, 20, 100
+        args.profile = 150
+    return args
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+async def main(argv: Iterable[str]) -> None:
+    args = _parse(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="mirage-bench-"))
+    harness = Harness(
+        workdir, resync=args.resync, timeout=args.timeout, profile=args.profile, mirage=args.mirage
+    )
+    runs: list[Run] = []
+    sizes = _sizes(args.sizes)
+    latency_size = 1000 if 1000 in sizes else max(sizes)
+    plan = [Run("baseline", n, 1) for n in _sizes(args.baseline_sizes)]
+    plan += [Run("mirage", n, 1) for n in sizes]
+    plan += [Run("mirage", n, max(n // 10, 1)) for n in _sizes(args.spread)]
+    if args.vault_size:
+        plan.append(Run("mirage", args.vault_size, 1, secrets=2))
+    for run in plan:
+        steady = args.steady if run.operator == "mirage" and run.size == latency_size else 0.0
+        latency = args.latency if steady and run.namespaces == 1 and not run.secrets else 0
+        print(
+            f"run {run.operator} N={run.size} ns={run.namespaces} secrets={run.secrets}", flush=True
+        )
+        await harness.cold(run, steady=steady, latency=latency)
+        print(json.dumps(run.figures), flush=True)
+        runs.append(run)
+    report: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _commit(),
+        "machine": _machine(),
+        "command": "python -m benchmarks " + " ".join(argv),
+        "runs": [
+            {
+                "operator": r.operator,
+                "size": r.size,
+                "namespaces": r.namespaces,
+                "secrets": r.secrets,
+                "figures": r.figures,
+            }
+            for r in runs
+        ],
+        "derived": derived(runs),
     }
-    print(json.dumps(results, indent=2))
-    return 0
+    if args.render_size:
+        report["render"] = render_cpu(args.render_size, workdir, args.mirage)
+    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_markdown(report, out / "RESULTS.md")
+    print(json.dumps(report["derived"], indent=2))
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    asyncio.run(main(sys.argv[1:]))

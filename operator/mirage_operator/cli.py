@@ -52,7 +52,12 @@ def _config() -> Config:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-class _BlockDumper(yaml.SafeDumper):
+# libyaml's emitter where PyYAML was built with it: most of `mirage render`'s time was
+# pure-Python YAML (issue 10).
+_SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _BlockDumper(_SafeDumper):  # type: ignore[valid-type,misc]
     """Writes multi-line strings (config files, templates) as literal blocks."""
 
 

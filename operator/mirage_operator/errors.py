@@ -70,12 +70,61 @@ class TransientError(MirageError):
         super().__init__(message)
 
 
-class KubernetesAPIError(TransientError):
-    """The Kubernetes API answered with an error status."""
+PERMANENT_API_STATUSES = frozenset({400, 413, 415, 422})
+"""HTTP statuses that say the request itself is wrong: sending it again cannot succeed until
+what the operator sends changes (a new generation of the spec). ``403`` (RBAC can be fixed)
+and ``404`` (a CRD can be installed) heal without a spec change and are retried slowly."""
 
-    def __init__(self, status: int, message: str, *, delay: float = 5.0) -> None:
+
+class KubernetesAPIError(TransientError):
+    """The Kubernetes API answered with an error status.
+
+    ``reason`` is the ``Status`` reason (``Invalid``, ``Forbidden``, ``Conflict``...; the
+    condition reason is ``KubernetesAPI<reason>``), ``causes`` the ``(field, message)`` pairs of
+    ``Status.details.causes`` (which field the API server refused, and why).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        delay: float = 5.0,
+        reason: str = "",
+        causes: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.status = status
+        self.api_reason = reason
+        self.causes = causes
+        self.detail = message
+        # The condition reason: a subclass's own, else KubernetesAPI + the Status reason.
+        self.reason: str = getattr(type(self), "reason", "") or "KubernetesAPI" + (
+            reason or ("Unreachable" if not status else "Error")
+        )
         super().__init__(f"Kubernetes API {status}: {message}", delay=delay)
+
+    @property
+    def permanent(self) -> bool:
+        """Whether retrying the same request cannot succeed (see ``PERMANENT_API_STATUSES``)."""
+        return self.status in PERMANENT_API_STATUSES
+
+    def about(self, what: str, *, quote_values: bool = True) -> KubernetesAPIError:
+        """The same error, its message prefixed with ``what`` failed (``writing Secret x``).
+        Without ``quote_values`` only the refused fields and the Status reason are kept: the
+        API server's messages may quote what was sent (a Secret's data)."""
+        if quote_values:
+            detail = self.detail
+        else:
+            fields = ", ".join(sorted({field for field, _ in self.causes if field}))
+            detail = self.api_reason or "Error"
+            detail += f" (fields: {fields})" if fields else ""
+        return KubernetesAPIError(
+            self.status,
+            f"{what} failed: {detail}",
+            delay=self.delay,
+            reason=self.api_reason,
+            causes=self.causes if quote_values else tuple((f, "") for f, _ in self.causes),
+        )
 
 
 class SecretDataError(MirageError):

@@ -11,7 +11,10 @@ from mirage_operator.config import Config
 
 # Handlers that run on every watch event or timer tick: their success is routine, and at INFO
 # it would print a line per event of every child object.
-_ROUTINE = re.compile(r"^(Handler '(.*-child-.*|wake|secret-event)'|Timer '.*') succeeded\.$")
+_ROUTINE = re.compile(
+    r"^((Handler|Indexer) '(.*-events|child-events-.*|mirage-children|secret-event)'|Timer '.*') "
+    r"succeeded\.$"
+)
 
 
 class RoutineSuccessFilter(logging.Filter):

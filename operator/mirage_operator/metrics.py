@@ -40,6 +40,13 @@ RECONCILE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+RESYNCS = Counter(
+    "mirage_resyncs",
+    "Periodic resyncs by kind and result: unchanged (nothing the object or its children say "
+    "changed since the last successful reconcile: no work, no API call) or reconciled.",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
 CHILDREN_APPLIED = Counter(
     "mirage_children_applied",
     "Child objects written with server-side apply, by child kind.",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
 from mirage_operator.sandbox.apiserver.server import APIServer
 from tests.e2e.conftest import Cluster
 from tests.e2e.kube import wait_for
@@ -55,23 +58,65 @@ def wait_resyncs(
     wait_for(reconciles, timeout=30, what=f"{count} resyncs of {namespace}")
 
 
+def resyncs(cluster: Cluster, kind: str) -> float:
+    """How many periodic resyncs of ``kind`` the operator has done (its /metrics)."""
+    text = requests.get(f"http://127.0.0.1:{cluster.operator.metrics_port}/metrics", timeout=5)
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text.text)
+        for sample in family.samples
+        if sample.name == "mirage_resyncs_total" and sample.labels.get("kind") == kind
+    )
+
+
+def wait_object_resyncs(cluster: Cluster, count: int = 2, kind: str = "MirageService") -> None:
+    """Wait until the operator has resynced every ``kind`` object ``count`` more times (on
+    average: the resync counter grows by ``count`` times the objects of that kind). A resync of an
+    unchanged MirageService makes no API call, so the request log cannot show it."""
+    objects = len(cluster.kube.list(kind))
+    start = resyncs(cluster, kind)
+    wait_for(
+        lambda: resyncs(cluster, kind) >= start + count * max(objects, 1),
+        timeout=30,
+        what=f"{count} resyncs of every {kind}",
+    )
+
+
+def operator_reads(emulator: APIServer, namespace: str, since: float) -> list[str]:
+    """Read calls (get, list) the operator made in ``namespace`` since ``since``."""
+    return [
+        f"{r.method} {r.path} -> {r.status}"
+        for r in emulator.requests
+        if r.time >= since
+        and r.namespace == namespace
+        and r.verb in ("get", "list")
+        and r.user_agent.startswith(OPERATOR_AGENTS)
+    ]
+
+
 def assert_steady(
     cluster: Cluster,
     namespace: str,
     *,
     timeout: float = 60,
-    resource: str = "deployments",
+    resource: str | None = None,
     verb: str = "list",
 ) -> None:
     """The operator reaches a steady state that costs nothing: a window of two full resyncs of
-    ``namespace`` with no write call at all. Retries still pending (kopf backs off for seconds
-    after an error) may delay it; writes that never stop fail the test."""
+    ``namespace`` with no write call at all — and, for MirageServices (no ``resource``), no
+    read either (a resync is a dictionary lookup). Retries still pending (backoff after an
+    error) may delay it; writes that never stop fail the test."""
     emulator = cluster.require_emulator()
     deadline = time.monotonic() + timeout
     while True:
         start = time.time()
-        wait_resyncs(emulator, namespace, start, count=2, resource=resource, verb=verb)
+        if resource is None:
+            wait_object_resyncs(cluster, count=2)
+        else:
+            wait_resyncs(emulator, namespace, start, count=2, resource=resource, verb=verb)
         writes = operator_writes(emulator, namespace, start)
+        if resource is None:
+            writes += operator_reads(emulator, namespace, start)
         if not writes:
             return
         if time.monotonic() > deadline:

@@ -19,7 +19,7 @@ import requests
 
 from mirage_operator.render.vaultsecret import restart_annotation
 from tests.e2e.conftest import Cluster, only_on, service, wait_ready
-from tests.e2e.helpers import assert_steady, wait_resyncs
+from tests.e2e.helpers import assert_steady, wait_object_resyncs, wait_resyncs
 from tests.e2e.kube import Kube, wait_for
 from tests.e2e.vault import DB_TTL, LONG_DB_TTL
 
@@ -153,7 +153,7 @@ def test_rotation_rolls_the_service_deployment_exactly_once(cluster: Cluster, te
             timeout=20,
             what="two more refreshes of unchanged data",
         )
-        wait_resyncs(cluster.emulator, tenant, time.time(), count=2)
+        wait_object_resyncs(cluster, count=2)
         assert deployment_generation(kube, tenant, "api") == generation + 1
     wait_ready(kube, tenant, "api")
 

@@ -16,11 +16,13 @@ def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:
 @pytest.mark.parametrize(
     ("message", "level", "kept"),
     [
-        ("Handler 'mirageservice-child-Deployment' succeeded.", logging.INFO, False),
-        ("Handler 'wake' succeeded.", logging.INFO, False),
+        ("Handler 'mirageservices-events' succeeded.", logging.INFO, False),
+        ("Handler 'child-events-deployments' succeeded.", logging.INFO, False),
+        ("Handler 'mirage-children' succeeded.", logging.INFO, False),
+        ("Handler 'secret-event' succeeded.", logging.INFO, False),
         ("Timer 'resync' succeeded.", logging.INFO, False),
-        ("Handler 'reconcile' succeeded.", logging.INFO, True),
-        ("Handler 'mirageservice-child-Deployment' failed temporarily: 503", logging.ERROR, True),
+        ("Handler 'release' succeeded.", logging.INFO, True),
+        ("Handler 'mirageservices-events' failed temporarily: 503", logging.ERROR, True),
         ("Creation is processed: 1 succeeded; 0 failed.", logging.INFO, True),
     ],
 )

@@ -78,6 +78,17 @@ def problems_of(document: Mapping[str, Any]) -> tuple[dict[str, Any], list[Probl
     return defaulted, problems
 
 
+def check_admitted(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``document`` itself, as the operator reads it from the API server, which has already
+    pruned, defaulted and validated it against the CRD schema: only the rules a schema cannot
+    express are checked again (its name, each kind's ``rules``), not a second run of the
+    schema and CEL engine (docs/adr/0021). :class:`InvalidSpecError` if any fails."""
+    problems = _metadata_problems(document) or KIND_RULES[str(document["kind"])](document)
+    if problems:
+        raise InvalidSpecError(problems)
+    return document
+
+
 def admit(document: Mapping[str, Any]) -> dict[str, Any]:
     """The defaulted document; :class:`InvalidSpecError` listing every problem if invalid."""
     defaulted, problems = problems_of(document)

@@ -29,8 +29,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
-        # Progress and diff-base live in annotations of our own domain, not in status, so that
-        # status stays exactly what the operator reports.
+        # kopf's change handling runs only for a database VaultSecret's deletion (the rest is
+        # watch events and the operator's own queue, docs/adr/0020): its progress and
+        # diff-base live in annotations of our own domain, not in status, so that status stays
+        # exactly what the operator reports.
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="mirage.dev")
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="mirage.dev", key="last-handled-configuration"
@@ -46,6 +48,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        await context.queue.stop()
         for runner in runners:
             await runner.cleanup()
         await context.kube.close()

@@ -1,49 +1,173 @@
-"""State the handlers share: configuration, the API connection, per-object serialisation."""
+"""State the handlers share: configuration, the API connection, the watch-fed caches and the
+work queue that schedules every reconcile (docs/adr/0020)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import collections
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mirage_operator.config import Config
+from mirage_operator.k8s.children import ChildIndex
 from mirage_operator.k8s.client import KubeConnection
+
+log = logging.getLogger(__name__)
 
 ObjectKey = tuple[str, str, str]
 """(kind, namespace, name) of a custom resource."""
 
+WORKERS = 16
+"""Reconciles under way at once (docs/adr/0020): enough to keep the client's 32 request slots
+busy (a reconcile mostly waits on its applies), few enough that a cold start of thousands of
+objects does not hold thousands of half-done reconciles in memory."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile asks of the queue: run again after ``delay`` seconds (``inf``: only on
+    an event); with ``hold``, events that cannot change the outcome wait for the delay too
+    (a backoff after a failure is not cut short by the echo of its own status write)."""
+
+    delay: float
+    hold: bool = False
+
+
+Process = Callable[[ObjectKey], Awaitable[Outcome]]
+
+
+class WorkQueue:
+    """Schedules reconciles: one at a time per object, at most ``workers`` at once.
+
+    As Kubernetes controllers' work queues do: a key added while it waits is not added twice;
+    a key added while it is being reconciled runs once more afterwards; a key can be added
+    after a delay (resync, retry). Exceptions of a reconcile are logged and retried with
+    backoff by the reconciler's own :class:`Outcome`; no task is left without an owner.
+    """
+
+    def __init__(self, workers: int = WORKERS) -> None:
+        self.workers = workers
+        self.process: dict[str, Process] = {}
+        self._ready: collections.deque[ObjectKey] = collections.deque()
+        self._queued: set[ObjectKey] = set()
+        self._active: set[ObjectKey] = set()
+        self._again: dict[ObjectKey, bool] = {}
+        self._timers: dict[ObjectKey, tuple[float, asyncio.TimerHandle]] = {}
+        self._held: dict[ObjectKey, float] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    def ensure_started(self) -> None:
+        """Start the workers, once. Called from a kopf handler, so that they inherit kopf's
+        context (the queue Events are posted through)."""
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._wakeup = asyncio.Event()
+            self._tasks = [loop.create_task(self._work()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        """Cancel the workers and every timer, and wait for the workers to end."""
+        for _, timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def add(self, key: ObjectKey, *, urgent: bool = False) -> None:
+        """Reconcile ``key`` soon; unless ``urgent``, not before a backoff it is held in."""
+        loop = asyncio.get_running_loop()
+        held = self._held.get(key, 0.0) - loop.time()
+        if held > 0 and not urgent:
+            self.add_after(key, held)
+            return
+        if key in self._active:
+            self._again[key] = self._again.get(key, False) or urgent
+            return
+        if key in self._queued:
+            return
+        self._cancel_timer(key)
+        self._queued.add(key)
+        self._ready.append(key)
+        self._wakeup.set()
+
+    def add_after(self, key: ObjectKey, delay: float) -> None:
+        """Reconcile ``key`` in ``delay`` seconds (an earlier timer already set wins)."""
+        if math.isinf(delay):
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        existing = self._timers.get(key)
+        if existing is not None and existing[0] <= when:
+            return
+        self._cancel_timer(key)
+        self._timers[key] = (when, loop.call_at(when, self._fire, key))
+
+    def forget(self, key: ObjectKey) -> None:
+        """Drop every trace of ``key`` (its object is gone)."""
+        self._cancel_timer(key)
+        self._held.pop(key, None)
+        self._again.pop(key, None)
+
+    def _fire(self, key: ObjectKey) -> None:
+        self._timers.pop(key, None)
+        self._held.pop(key, None)
+        self.add(key)
+
+    def _cancel_timer(self, key: ObjectKey) -> None:
+        existing = self._timers.pop(key, None)
+        if existing is not None:
+            existing[1].cancel()
+
+    async def _work(self) -> None:
+        while True:
+            while not self._ready:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            key = self._ready.popleft()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                outcome = await self.process[key[0]](key)
+            except Exception:
+                log.exception("reconcile of %s %s/%s failed unexpectedly", *key)
+                outcome = Outcome(delay=60.0, hold=True)
+            finally:
+                self._active.discard(key)
+            loop = asyncio.get_running_loop()
+            if outcome.hold and not math.isinf(outcome.delay):
+                self._held[key] = loop.time() + outcome.delay
+            else:
+                self._held.pop(key, None)
+            if key in self._again:
+                self.add(key, urgent=self._again.pop(key))
+            self.add_after(key, outcome.delay)
+
 
 @dataclass
 class Serializer:
-    """Runs one reconcile at a time per object, and coalesces requests that pile up.
-
-    kopf's create/update/resume handlers, the resync timer and child events may all want
-    to reconcile the same object at once; the second waits, and any number of requests
-    made while one is waiting collapse into that one.
-    """
+    """One lock per object, for work that must not overlap a reconcile of the same object
+    (a delete handler of kopf's beside the queue's reconcile)."""
 
     locks: dict[ObjectKey, asyncio.Lock] = field(default_factory=dict)
-    queued: set[ObjectKey] = field(default_factory=set)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def lock(self, key: ObjectKey) -> asyncio.Lock:
         """The lock of one object."""
         return self.locks.setdefault(key, asyncio.Lock())
 
-    def request(self, key: ObjectKey, run: Callable[[], Awaitable[None]]) -> None:
-        """Schedule ``run`` under the object's lock unless a run is already waiting."""
-        if key in self.queued:
-            return
-        self.queued.add(key)
-
-        async def runner() -> None:
-            async with self.lock(key):
-                self.queued.discard(key)
-                await run()
-
-        task = asyncio.get_running_loop().create_task(runner())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def forget(self, key: ObjectKey) -> None:
+        """Drop the lock of an object that is gone."""
+        self.locks.pop(key, None)
 
 
 @dataclass
@@ -53,3 +177,20 @@ class OperatorContext:
     config: Config
     kube: KubeConnection = field(default_factory=KubeConnection)
     serializer: Serializer = field(default_factory=Serializer)
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    children: ChildIndex = field(default_factory=ChildIndex)
+    objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
+    """The latest body of every custom resource, from watch events and from our own writes'
+    answers (whichever is newer): what a reconcile reads instead of a GET."""
+
+    def cache_answer(self, key: ObjectKey, sent: Mapping[str, Any], answer: Any) -> None:
+        """Cache ``answer`` (the object after the operator's write to ``sent``) unless another
+        version arrived meanwhile: its watch echo is then recognised as nothing new."""
+        cached = self.objects.get(key)
+        version = sent["metadata"].get("resourceVersion")
+        if (
+            isinstance(answer, dict)
+            and cached
+            and cached["metadata"].get("resourceVersion") == version
+        ):
+            self.objects[key] = answer

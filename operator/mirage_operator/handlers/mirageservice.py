@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
-from mirage_operator.api.validation import admit
+from mirage_operator.api.validation import check_admitted
 from mirage_operator.errors import TransientError
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
-from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.reconciler import Reconciler, register_reconciler
+from mirage_operator.handlers.context import ObjectKey, OperatorContext
+from mirage_operator.handlers.reconciler import Reconciler, key_of, register_reconciler
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
 from mirage_operator.k8s.handover import hand_over
@@ -21,11 +22,16 @@ from mirage_operator.k8s.hardening import restore_secure_defaults
 from mirage_operator.render.mirageservice import (
     CHILD_KINDS,
     build_children,
-    kinds_to_observe,
     pod_checksum,
 )
 from mirage_operator.render.names import secret_name
 from mirage_operator.render.status import build_service_status, get_condition
+
+STATUS_DEFERRAL = 2.0
+"""Seconds the first status of a new generation may wait for the children just written to
+report theirs (docs/adr/0020)."""
+SETTLING = frozenset({"Creating", "RollingOut", "ChildNotReady"})
+"""Ready reasons of a service on its way to Ready (not of a failure)."""
 
 
 def secret_state(
@@ -43,15 +49,19 @@ def secret_state(
     return macs, pending
 
 
-def failing_children(observed: Observed) -> list[str]:
-    """Child custom resources whose own Ready condition is False."""
-    failing = []
+def children_state(observed: Observed) -> tuple[list[str], list[str]]:
+    """(failing, settling) child custom resources: Ready is not True, or Ready has not been
+    reported yet for their generation. A parent is not Ready while a child it owns is not."""
+    failing, settling = [], []
     for (kind, child_name), child in sorted(observed.items()):
         if kind in ("VaultSecret", "ServiceLevelObjective"):
             ready = get_condition(child, "Ready")
-            if ready is not None and ready.get("status") == "False":
+            generation = child["metadata"].get("generation")
+            if ready is None or child.get("status", {}).get("observedGeneration") != generation:
+                settling.append(f"{kind}/{child_name} (Pending)")
+            elif ready.get("status") != "True":
                 failing.append(f"{kind}/{child_name} ({ready.get('reason')})")
-    return failing
+    return failing, settling
 
 
 class ServiceReconciler(Reconciler):
@@ -62,20 +72,58 @@ class ServiceReconciler(Reconciler):
     status_resource = resources.MIRAGE_SERVICE_STATUS
     child_kinds = CHILD_KINDS
 
-    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> None:
+    def __init__(self, context: OperatorContext) -> None:
+        super().__init__(context)
+        self.settling: dict[ObjectKey, tuple[int, float]] = {}
+        """Generation not reported yet → when its first reconcile ran (monotonic seconds)."""
+
+    def _hold_status(
+        self,
+        key: ObjectKey,
+        generation: int,
+        old_status: Mapping[str, Any],
+        status: Mapping[str, Any],
+        failing: list[str],
+    ) -> float | None:
+        """``None`` to write ``status`` now; else not to write it, and reconcile again in that
+        many seconds (0: at the regular resync). While a generation is only on its way to
+        Ready (children just written, a rollout in progress) its status is written once: when
+        the children have reported, or after ``STATUS_DEFERRAL`` at the latest — not at each
+        step of the rollout (replicas becoming ready one by one), then once more when it is
+        Ready or fails."""
+        ready = get_condition({"status": status}, "Ready") or {}
+        if ready.get("status") == "True" or failing or ready.get("reason") not in SETTLING:
+            self.settling.pop(key, None)
+            return None
+        if old_status.get("observedGeneration") == generation:
+            self.settling.pop(key, None)
+            old_ready = get_condition({"status": old_status}, "Ready") or {}
+            return 0.0 if old_ready.get("reason") in SETTLING else None
+        seen, since = self.settling.get(key, (None, 0.0))
+        clock = time.monotonic()
+        if seen != generation:
+            self.settling[key] = (generation, clock)
+            since = clock
+        wait = STATUS_DEFERRAL - (clock - since)
+        if wait <= 0:
+            self.settling.pop(key, None)
+            return None
+        return wait
+
+    def forget(self, key: ObjectKey, uid: str) -> None:
+        """The object is gone: drop what this process kept of it."""
+        super().forget(key, uid)
+        self.settling.pop(key, None)
+
+    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> float | None:
         """Bring every child of ``body`` to its desired state and report status."""
         config, kube = self.context.config, self.context.kube.client
         meta = body["metadata"]
         name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
         old_status = body.get("status") or {}
 
-        spec = MirageServiceSpec.from_spec(admit(body)["spec"])
-        known = {(c["kind"], c["name"]) for c in old_status.get("children", [])}
-        wanted = build_children(
-            name=name, namespace=namespace, spec=spec, config=config, owner=body, secret_macs=None
-        )
-        kinds = kinds_to_observe(desired=wanted, known_kinds={kind for kind, _ in known})
-        observed = await observe_children(kube, owner=body, kinds=kinds)
+        spec = MirageServiceSpec.from_spec(check_admitted(body)["spec"])
+        observed = observe_children(self.context.children, owner=body)
         macs, pending = secret_state(spec, name, observed)
         desired = build_children(
             name=name, namespace=namespace, spec=spec, config=config, owner=body, secret_macs=macs
@@ -86,6 +134,7 @@ class ServiceReconciler(Reconciler):
             # existing one as it is) until every secret has synced once.
             desired = [d for d in desired if d["kind"] != "Deployment"]
             keep.append(("Deployment", name))
+        known = {(c["kind"], c["name"]) for c in old_status.get("children", [])}
         # Fields we stop applying (replicas when autoscaling starts) keep their live value.
         handed = await hand_over(
             kube, desired=desired, observed=observed, field_manager=config.field_manager
@@ -100,8 +149,10 @@ class ServiceReconciler(Reconciler):
             field_manager=config.field_manager,
             known=known,
             keep=keep,
+            index=self.context.children,
         )
         common.post_sync_events(body, result)
+        result.raise_failure()
         deployment = result.live.get(("Deployment", name)) or observed.get(("Deployment", name))
         hardening = await restore_secure_defaults(
             kube,
@@ -112,24 +163,31 @@ class ServiceReconciler(Reconciler):
         if hardening.reverted:
             common.post_event(body, "InsecureFieldReverted", hardening.message(), warning=True)
 
+        current = {**observed, **result.live}
         children = [
             {"apiVersion": d["apiVersion"], "kind": d["kind"], "name": d["metadata"]["name"]}
             for d in desired
         ]
+        failing, settling = children_state(current)
         status = build_service_status(
             generation=generation,
             old_status=old_status,
             deployment=deployment,
             children=children,
             pending_secrets=pending,
-            failing_children=failing_children(observed) + hardening.unreverted(),
+            failing_children=failing + settling + hardening.unreverted(),
             checksum=pod_checksum(spec=spec, secret_macs=macs),
             now=now(),
         )
-        await self.write_status(body, status)
+        hold = self._hold_status(key_of(body), generation, old_status, status, failing)
+        if hold:
+            return hold
+        if hold is None:
+            await self.write_status(body, status)
         if hardening.failed:
             raise TransientError(f"Deployment/{name}: insecure fields not reverted yet")
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
+        return None
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> ServiceReconciler:

@@ -1,33 +1,89 @@
 """The level-based reconcile loop every custom resource kind with children shares.
 
 A kind supplies :meth:`Reconciler.reconcile` (parse, build, converge, report); this module
-supplies the rest: per-object serialisation, error translation into kopf's retry semantics,
-the ``InvalidSpec`` condition, status writes only when they change something, and the kopf
-registrations (change handlers, the resync timer, child events, deletion bookkeeping).
+supplies the rest: the watch-fed caches it reads (the custom resources and the index of
+their children), the work queue that schedules reconciles (events, resync, backoff), error
+translation into status conditions, and the kopf registrations (docs/adr/0020).
+
+kopf is used for its watches only: ``on.event`` for the custom resources and ``index`` for
+the children (kopf holds every handler back until the indices have their initial listing, so
+the first reconcile already sees every child). No change handler, timer or daemon is
+registered for these kinds, so kopf writes nothing on them: no finalizer (there is nothing
+to clean up: children go by garbage collection), no diff-base or progress annotation — and it
+removes a finalizer an earlier version of the operator left (docs/adr/0022).
 """
 
 from __future__ import annotations
 
 import abc
+import logging
+import math
+import random
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import kopf
 
 from mirage_operator import GROUP, VERSION, metrics
-from mirage_operator.errors import ChildOwnedElsewhere, InvalidSpecError, TransientError
+from mirage_operator.errors import (
+    ChildNameConflictError,
+    InvalidSpecError,
+    KubernetesAPIError,
+    TransientError,
+)
 from mirage_operator.handlers import common
-from mirage_operator.handlers.common import now, owner_of
-from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.handlers.common import now
+from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.resources import Resource
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 from mirage_operator.render.status import (
+    condition,
     get_condition,
     invalid_spec_conditions,
     merge_conditions,
     status_differs,
 )
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MAX = 300.0
+"""Longest wait between retries of a failing reconcile (a missing RBAC grant or CRD: retried
+every five minutes, not every minute)."""
+RELIST_KEY: ObjectKey = ("ChildRelist", "", "")
+"""The work queue's key of the repair after a watch of a child kind was restarted."""
+RELIST_DELAY = 2.0
+"""Seconds after a restarted watch's listing before the repair lists the children itself:
+the watches of every kind restart together (a compaction expires them all), one repair
+serves them all."""
+RESYNC_JITTER = 0.1
+"""Resyncs are spread over ``interval * (1 + RESYNC_JITTER)`` so that objects created together
+do not resync together."""
+
+
+def backoff(first: float, failures: int, jitter: float) -> float:
+    """Seconds before retry number ``failures``: ``first`` (the error's own: Retry-After, or
+    1 s for a conflict, 5 s for an overloaded server) doubling per failure in a row, at most
+    ``BACKOFF_MAX``, spread over the top fifth by ``jitter`` (0-1) so that objects failing
+    together do not retry together."""
+    ceiling = min(BACKOFF_MAX, max(first, 1.0) * 2.0 ** min(failures - 1, 16))
+    return ceiling * (0.8 + 0.2 * jitter)
+
+
+def key_of(obj: Mapping[str, Any]) -> ObjectKey:
+    """``(kind, namespace, name)`` of a custom resource."""
+    meta = obj["metadata"]
+    return str(obj["kind"]), str(meta.get("namespace") or ""), str(meta["name"])
+
+
+def failed_conditions(reason: str, message: str, *, generation: int | None) -> list[dict[str, Any]]:
+    """Conditions of a resource whose last reconcile failed (not because of its spec)."""
+    return [
+        condition("Ready", False, reason, message, generation=generation),
+        condition("Progressing", False, reason, "will retry", generation=generation),
+        condition("Degraded", True, reason, message, generation=generation),
+    ]
 
 
 class Reconciler(abc.ABC):
@@ -41,78 +97,160 @@ class Reconciler(abc.ABC):
 
     def __init__(self, context: OperatorContext) -> None:
         self.context = context
+        self.failures: dict[ObjectKey, int] = {}
+        self.fingerprints: dict[ObjectKey, tuple[str, frozenset[tuple[str, str, str]]]] = {}
+        """What the object and its children were when a reconcile last succeeded: a resync
+        that finds the same needs no reconcile (nothing it reads has changed)."""
+        self.stale: set[ObjectKey] = set()
+        """Objects an event says must be reconciled, whatever their fingerprint."""
 
     @abc.abstractmethod
-    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> None:
-        """Bring every child of ``body`` to its desired state and report status."""
+    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> float | None:
+        """Bring every child of ``body`` to its desired state and report status. A number
+        asks for another reconcile after at most that many seconds (status deferred until
+        the children just written report theirs), ``None`` for the regular resync."""
 
     async def write_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-        """Patch ``status`` unless the object already says it; whether it wrote."""
+        """Patch ``status`` unless the object already says it; whether it wrote. The answer
+        replaces the cached body, so that its watch echo is recognised as nothing new."""
         if not status_differs(body.get("status") or {}, status):
             return False
         meta = body["metadata"]
-        await self.context.kube.client.patch_status(
+        answer = await self.context.kube.client.patch_status(
             self.status_resource, namespace=meta["namespace"], name=meta["name"], status=status
         )
+        self.context.cache_answer(key_of(body), body, answer)
         return True
 
     async def report_invalid(self, body: Mapping[str, Any], error: InvalidSpecError) -> None:
         """Set ``Ready=False/InvalidSpec`` naming the fields (no write if already reported)."""
         generation = body["metadata"].get("generation", 1)
+        await self._report(
+            body,
+            invalid_spec_conditions(str(error), generation=generation, reason=error.reason),
+            error.reason,
+            str(error),
+        )
+
+    async def report_failure(self, body: Mapping[str, Any], reason: str, message: str) -> None:
+        """Set ``Ready=False`` with the failure's reason and message (a Warning Event too)."""
+        generation = body["metadata"].get("generation", 1)
+        await self._report(
+            body, failed_conditions(reason, message, generation=generation), reason, message
+        )
+
+    async def _report(
+        self,
+        body: Mapping[str, Any],
+        conditions: list[dict[str, Any]],
+        reason: str,
+        message: str,
+    ) -> None:
         old_status = body.get("status") or {}
         status = {
-            "observedGeneration": generation,
-            "conditions": merge_conditions(
-                old_status.get("conditions"),
-                invalid_spec_conditions(str(error), generation=generation, reason=error.reason),
-                now=now(),
-            ),
+            "observedGeneration": body["metadata"].get("generation", 1),
+            "conditions": merge_conditions(old_status.get("conditions"), conditions, now=now()),
         }
-        if await self.write_status(body, status):
-            common.post_event(body, error.reason, str(error), warning=True)
+        try:
+            if await self.write_status(body, status):
+                common.post_event(body, reason, message, warning=True)
+        except TransientError as error:
+            log.warning("%s %s/%s: could not report %s: %s", *key_of(body), reason, error)
 
-    async def run(
-        self, body: Mapping[str, Any], logger: kopf.Logger, *, raise_invalid: bool
-    ) -> None:
-        """Reconcile under the object's lock, translating errors into kopf's retry semantics."""
+    def resync_delay(self) -> float:
+        """Seconds until the next level-based resync of an object."""
+        interval = self.context.config.resync_interval
+        return interval * (1 + RESYNC_JITTER * random.random())  # noqa: S311 - not crypto
+
+    def touch(self, key: ObjectKey, *, urgent: bool = False) -> None:
+        """An event says ``key`` must be reconciled: queue it (unless held in a backoff and
+        not ``urgent``)."""
+        self.stale.add(key)
+        self.context.queue.add(key, urgent=urgent)
+
+    def forget(self, key: ObjectKey, uid: str) -> None:
+        """The object is gone: drop what this process kept of it."""
+        self.failures.pop(key, None)
+        self.fingerprints.pop(key, None)
+        self.stale.discard(key)
+        self.context.queue.forget(key)
+        self.context.children.forget_owner(uid)
+
+    def _fingerprint(self, key: ObjectKey) -> tuple[str, frozenset[tuple[str, str, str]]] | None:
+        body = self.context.objects.get(key)
+        if body is None:
+            return None
         meta = body["metadata"]
-        async with self.context.serializer.lock((self.kind, meta["namespace"], meta["name"])):
-            await self.run_locked(body, logger, raise_invalid=raise_invalid)
+        return str(meta.get("resourceVersion")), self.context.children.versions(meta["uid"])
 
-    async def run_locked(
-        self, body: Mapping[str, Any], logger: kopf.Logger, *, raise_invalid: bool
-    ) -> None:
-        """:meth:`run` for a caller that already holds the object's lock."""
+    async def process(self, key: ObjectKey) -> Outcome:
+        """The work queue's entry point: reconcile ``key`` as it is cached now."""
+        body = self.context.objects.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return Outcome(math.inf)
+        if key not in self.stale:
+            unchanged = self.fingerprints.get(key) == self._fingerprint(key)
+            result = "unchanged" if unchanged else "reconciled"
+            metrics.RESYNCS.labels(kind=self.kind, result=result).inc()
+            if unchanged:
+                return Outcome(self.resync_delay())
+        self.stale.discard(key)
+        logger = logging.LoggerAdapter(log, {"object": f"{key[1]}/{key[2]}"})
+        outcome = await self.run(body, logger)
+        fingerprint = self._fingerprint(key)
+        if outcome.hold or math.isinf(outcome.delay) or fingerprint is None:
+            # A failed reconcile is retried whatever its fingerprint says.
+            self.fingerprints.pop(key, None)
+        else:
+            self.fingerprints[key] = fingerprint
+        return outcome
+
+    async def run(self, body: Mapping[str, Any], logger: kopf.Logger) -> Outcome:
+        """One reconcile of ``body``; failures go to its status, and decide when to retry:
+        an invalid spec or a request the API server refuses as malformed waits for the next
+        change of the object; other failures are retried with a growing backoff."""
+        key = key_of(body)
         with metrics.time_reconcile(self.kind):
             try:
-                await self.reconcile(body, logger)
+                again = await self.reconcile(body, logger)
             except InvalidSpecError as error:
                 metrics.RECONCILES.labels(kind=self.kind, result="invalid").inc()
                 await self.report_invalid(body, error)
-                if raise_invalid:
-                    raise kopf.PermanentError(f"invalid spec: {error}") from None
-                return
+                if isinstance(error, ChildNameConflictError):
+                    # Healed by the other owner going, which no event of ours tells: resync.
+                    return Outcome(self.resync_delay(), hold=True)
+                return Outcome(math.inf)
+            except KubernetesAPIError as error:
+                result = "invalid" if error.permanent else "retry"
+                metrics.RECONCILES.labels(kind=self.kind, result=result).inc()
+                await self.report_failure(body, error.reason, str(error))
+                if error.permanent:
+                    logger.warning("not retried until the object changes: %s", error)
+                    return Outcome(math.inf)
+                return self._retry(key, error, logger, delay=error.delay)
             except TransientError as error:
                 metrics.RECONCILES.labels(kind=self.kind, result="retry").inc()
-                if isinstance(error, ChildOwnedElsewhere):
-                    # Someone else's object: the user must act, so it is said on the object.
-                    common.post_event(body, error.reason, str(error), warning=True)
-                raise kopf.TemporaryError(str(error), delay=error.delay) from error
-            except Exception:
+                await self.report_failure(body, getattr(error, "reason", "SyncFailed"), str(error))
+                return self._retry(key, error, logger, delay=error.delay)
+            except Exception as error:
                 metrics.RECONCILES.labels(kind=self.kind, result="error").inc()
-                raise
+                logger.exception("reconcile failed unexpectedly")
+                await self.report_failure(body, "ReconcileFailed", type(error).__name__)
+                return self._retry(key, error, logger, delay=0.0)
         metrics.RECONCILES.labels(kind=self.kind, result="success").inc()
+        self.failures.pop(key, None)
+        if again is not None:
+            self.stale.add(key)  # the next run must not be skipped as a resync
+            return Outcome(again)
+        return Outcome(self.resync_delay())
 
-    async def reconcile_by_name(self, namespace: str, name: str, logger: kopf.Logger) -> None:
-        """Reconcile ``namespace/name`` as it is now (after a child event); lock held."""
-        body = await self.context.kube.client.get(self.resource, namespace=namespace, name=name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        try:
-            await self.run_locked(body, logger, raise_invalid=False)
-        except kopf.TemporaryError as error:
-            # The periodic resync retries; a child event has no retry of its own.
-            logger.warning("reconcile after child event failed, will retry on resync: %s", error)
+    def _retry(
+        self, key: ObjectKey, error: Exception, logger: kopf.Logger, *, delay: float
+    ) -> Outcome:
+        failures = self.failures[key] = self.failures.get(key, 0) + 1
+        wait = backoff(delay, failures, random.random())  # noqa: S311 - not crypto
+        logger.warning("reconcile failed (attempt %d), retry in %.0fs: %s", failures, wait, error)
+        return Outcome(wait, hold=True)
 
 
 def invalid_already_reported(body: Mapping[str, Any]) -> bool:
@@ -125,47 +263,124 @@ def invalid_already_reported(body: Mapping[str, Any]) -> bool:
     )
 
 
-def register_reconciler(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
-    """Register ``reconciler``'s kind: changes, the resync timer, deletion, child events."""
-    kind, plural = reconciler.kind, reconciler.resource.plural
-    interval = reconciler.context.config.resync_interval
-    prefix = kind.lower()
+def watch_objects(
+    registry: kopf.OperatorRegistry,
+    context: OperatorContext,
+    plural: str,
+    touch: Any,
+    forget: Any,
+) -> None:
+    """Keep ``context.objects`` current for one kind and call ``touch(key, urgent=)`` for each
+    event that can change a reconcile's outcome, ``forget(key, uid)`` when an object is gone.
 
-    @kopf.on.resume(GROUP, VERSION, plural, registry=registry, id="reconcile")
-    @kopf.on.create(GROUP, VERSION, plural, registry=registry, id="reconcile")
-    @kopf.on.update(GROUP, VERSION, plural, registry=registry, id="reconcile")
-    async def on_change(body: kopf.Body, uid: str, logger: kopf.Logger, **_: Any) -> None:
-        metrics.track_managed(kind, uid, present=True)
-        await reconciler.run(body, logger, raise_invalid=True)
+    The echo of the operator's own status write (a version already cached) is nothing new;
+    a new generation, new annotations or a deletion are urgent (they cut a backoff short).
+    """
 
-    @kopf.timer(GROUP, VERSION, plural, interval=interval, registry=registry, id="resync")
-    async def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-        # Level-based backstop; an invalid spec already reported costs nothing here.
-        if not invalid_already_reported(body):
-            await reconciler.run(body, logger, raise_invalid=False)
-
-    @kopf.on.delete(GROUP, VERSION, plural, registry=registry, optional=True, id="forget")
-    async def forget(uid: str, **_: Any) -> None:
-        # Children go by garbage collection through their owner references.
-        metrics.track_managed(kind, uid, present=False)
-
-    async def on_child_event(
-        body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any
-    ) -> None:
-        owner = owner_of(body, kind)
-        if owner is None or namespace is None:
+    @kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-events")
+    async def on_object(event: kopf.RawEvent, uid: str, **_: Any) -> None:
+        context.queue.ensure_started()
+        raw: dict[str, Any] = dict(event["object"])
+        key = key_of(raw)
+        if event["type"] == "DELETED":
+            context.objects.pop(key, None)
+            metrics.track_managed(key[0], uid, present=False)
+            forget(key, uid)
             return
-        reconciler.context.serializer.request(
-            (kind, namespace, owner), lambda: reconciler.reconcile_by_name(namespace, owner, logger)
+        before = context.objects.get(key)
+        context.objects[key] = raw
+        if before is None:
+            metrics.track_managed(key[0], uid, present=True)
+        elif before["metadata"].get("resourceVersion") == raw["metadata"].get("resourceVersion"):
+            return
+        old_meta, meta = (before or {}).get("metadata", {}), raw["metadata"]
+        urgent = (
+            before is None
+            or old_meta.get("uid") != meta.get("uid")
+            or old_meta.get("generation") != meta.get("generation")
+            or old_meta.get("annotations") != meta.get("annotations")
+            or bool(meta.get("deletionTimestamp"))
+        )
+        touch(key, urgent=urgent)
+
+
+def register_children_index(
+    registry: kopf.OperatorRegistry,
+    context: OperatorContext,
+    reconcilers: list[Reconciler],
+) -> None:
+    """Feed ``context.children`` from kopf's watches of every child kind, and reconcile the
+    owner of each child whose change can matter to it."""
+    owners: dict[str, Reconciler] = {r.kind: r for r in reconcilers}
+
+    def owner_key(obj: Mapping[str, Any]) -> tuple[Reconciler, ObjectKey] | None:
+        for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+            reconciler = owners.get(str(ref.get("kind")))
+            mirage = str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+            if ref.get("controller") and reconciler is not None and mirage:
+                namespace = obj["metadata"].get("namespace") or ""
+                return reconciler, (reconciler.kind, namespace, str(ref.get("name")))
+        return None
+
+    async def index_child(body: kopf.Body, **_: Any) -> None:
+        # Called for every version of every object of the child kinds (kopf's index handlers
+        # run before anything else and hold other handlers back until the initial listing
+        # is done); only objects a Mirage kind controls are kept.
+        context.queue.ensure_started()
+        raw = dict(body)
+        found = owner_key(raw)
+        # Objects of others are kept too, by name only: a child's name may be taken.
+        if context.children.update(raw) is not None and found is not None:
+            found[0].touch(found[1])
+
+    async def on_child_event(event: kopf.RawEvent, **_: Any) -> None:
+        raw = event["object"]
+        if event["type"] is None and context.children.relisted(raw["metadata"].get("uid", "")):
+            # A watch restarted with a listing: deletions in the gap come from a listing of ours.
+            context.queue.add_after(RELIST_KEY, RELIST_DELAY)
+        if event["type"] == "DELETED" and context.children.remove(raw) is not None:
+            found = owner_key(raw)
+            if found is not None:
+                found[0].touch(found[1])
+
+    kinds = dict.fromkeys(kind for r in reconcilers for kind in r.child_kinds)
+
+    async def repair(_: ObjectKey) -> Outcome:
+        """Drop from the index the children deleted while a watch was down, and reconcile
+        their owners: one LIST per child kind, only after a watch was restarted."""
+        touched: set[str] = set()
+        for api_version, child in kinds:
+            since = time.monotonic()
+            try:
+                listed = await context.kube.client.list(
+                    resources.for_kind(api_version, child),
+                    namespace=None,
+                    label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+                )
+            except TransientError as error:
+                log.warning("relisting %s failed, retrying: %s", child, error)
+                return Outcome(error.delay, hold=True)
+            touched |= context.children.replace(child, listed, since)
+        for reconciler in reconcilers:
+            for key, body in list(context.objects.items()):
+                if key[0] == reconciler.kind and body["metadata"].get("uid") in touched:
+                    reconciler.touch(key)
+        return Outcome(math.inf)
+
+    context.queue.process[RELIST_KEY[0]] = repair
+    for api_version, child in kinds:
+        group, _, version = api_version.rpartition("/")
+        plural = resources.for_kind(api_version, child).plural
+        kopf.index(group, version, plural, registry=registry, id="mirage-children")(index_child)
+        kopf.on.event(group, version, plural, registry=registry, id=f"child-events-{plural}")(
+            on_child_event
         )
 
-    for api_version, child in reconciler.child_kinds:
-        group, _, version = api_version.rpartition("/")
-        kopf.on.event(
-            group,
-            version,
-            resources.for_kind(api_version, child).plural,
-            labels={MANAGED_BY_LABEL: MANAGED_BY},
-            registry=registry,
-            id=f"{prefix}-child-{child}",
-        )(on_child_event)
+
+def register_reconciler(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+    """Register ``reconciler``'s kind: its watch, and its entry in the work queue."""
+    context = reconciler.context
+    context.queue.process[reconciler.kind] = reconciler.process
+    watch_objects(
+        registry, context, reconciler.resource.plural, reconciler.touch, reconciler.forget
+    )

@@ -9,8 +9,7 @@ from typing import Any
 import kopf
 
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
-from mirage_operator.api.validation import admit
-from mirage_operator.errors import KubernetesAPIError, TransientError
+from mirage_operator.api.validation import check_admitted
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
 from mirage_operator.handlers.context import OperatorContext
@@ -40,33 +39,34 @@ class SLOReconciler(Reconciler):
     status_resource = resources.SLO_STATUS
     child_kinds = CHILD_KINDS
 
-    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> None:
+    async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> float | None:
         """Bring the PrometheusRule and dashboard of ``body`` to their desired state."""
         config, kube = self.context.config, self.context.kube.client
         meta = body["metadata"]
         name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
         old_status = body.get("status") or {}
 
-        slo = ServiceLevelObjectiveSpec.from_spec(admit(body)["spec"])
+        slo = ServiceLevelObjectiveSpec.from_spec(check_admitted(body)["spec"])
         desired = build_slo_children(
             name=name, namespace=namespace, slo=slo, config=config, owner=body
         )
         # A rule name in status means the children existed after the last successful sync, so
         # one found missing or changed now is drift.
         known = {_key(d) for d in desired} if old_status.get("ruleName") else set()
-        try:
-            observed = await observe_children(kube, owner=body, kinds=CHILD_KINDS)
-            result = await converge_children(
-                kube,
-                owner=body,
-                desired=desired,
-                observed=observed,
-                field_manager=config.field_manager,
-                known=known,
-            )
-        except KubernetesAPIError as error:
-            if error.status != 404:
-                raise
+        result = await converge_children(
+            kube,
+            owner=body,
+            desired=desired,
+            observed=observe_children(self.context.children, owner=body),
+            field_manager=config.field_manager,
+            known=known,
+            index=self.context.children,
+        )
+        unserved = [
+            e for e in result.failed.values() if e.status == 404 and "PrometheusRule" in str(e)
+        ]
+        if unserved:
+            error = unserved[0]
             # The PrometheusRule resource is not served: say so, and retry slowly.
             message = (
                 "monitoring.coreos.com/v1 PrometheusRule is not served by this cluster; "
@@ -77,13 +77,16 @@ class SLOReconciler(Reconciler):
             )
             if await self.write_status(body, status):
                 common.post_event(body, "PrometheusRuleUnavailable", message, warning=True)
-            raise TransientError(message, delay=UNAVAILABLE_RETRY_DELAY) from error
+            logger.warning("%s; retrying in %.0fs", message, UNAVAILABLE_RETRY_DELAY)
+            return UNAVAILABLE_RETRY_DELAY
         common.post_sync_events(body, result)
+        result.raise_failure()
         status = build_slo_status(
             generation=generation, old_status=old_status, rule=desired[0], now=now()
         )
         await self.write_status(body, status)
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
+        return None
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> SLOReconciler:

@@ -1,14 +1,15 @@
-"""VaultSecret handlers: one kopf daemon per VaultSecret keeps its Secret in sync with Vault.
+"""VaultSecret handlers: the operator's work queue keeps each VaultSecret's Secret in sync.
 
-The daemon is the object's only scheduler: it reconciles when the object or its Secret
-changes (woken by watch events), when the refresh interval or the database lease asks for
-it, after a failure (backoff 5 s to 60 s with jitter), and at each resync as a level-based
-backstop. It starts for every VaultSecret when the operator starts, so changes made while the
-operator was down are caught. Whether a reconcile reads Vault is decided by
-:func:`mirage_operator.vault.schedule.read_reasons`; the Secret is written only when its data
-or metadata differ, and ``rolloutRestartTargets`` are restarted only when the data's HMAC
-changed (docs/adr/0061, docs/adr/0063). Deleting a VaultSecret of the database engine revokes
-its lease.
+The queue is the object's only scheduler: it reconciles when the object or its Secret
+changes (watch events; not the echoes of the operator's own writes), when the refresh
+interval or the database lease asks for it, after a failure (backoff 5 s to 60 s with jitter,
+not cut short by events that cannot change the outcome), and at each resync as a level-based
+backstop. Every VaultSecret is reconciled when the operator starts (kopf's initial listing),
+so changes made while the operator was down are caught. Whether a reconcile reads Vault is
+decided by :func:`mirage_operator.vault.schedule.read_reasons`; the Secret is written only
+when its data or metadata differ, and ``rolloutRestartTargets`` are restarted only when the
+data's HMAC changed (docs/adr/0061, docs/adr/0063). Deleting a VaultSecret of the database
+engine revokes its lease: only those carry a finalizer (docs/adr/0022).
 
 Secret values exist only in memory, between the Vault read and the Secret write: logs, Events,
 status and errors carry keys, paths, versions, lease IDs and HMACs.
@@ -24,7 +25,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -44,7 +45,8 @@ from mirage_operator.errors import (
     VaultPathNotAllowed,
 )
 from mirage_operator.handlers import common
-from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome
+from mirage_operator.handlers.reconciler import watch_objects
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children
 from mirage_operator.k8s.ownership import ADOPTED_BY_ANNOTATION, controller_of, foreign_owner
@@ -101,8 +103,9 @@ class Memory:
     """Failed syncs in a row, for the retry backoff."""
     checked: bool = False
     """Whether the object has been reconciled successfully since the operator started."""
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set by watch events to make the daemon reconcile now."""
+    secret_version: str | None = None
+    """resourceVersion of the Secret as the operator last wrote it (its watch echo is not
+    a reason to reconcile)."""
 
 
 def _reason(error: Exception) -> str:
@@ -183,11 +186,11 @@ class VaultSecretReconciler:
             memory = self.memory[namespace, name] = Memory(uid=uid)
         return memory
 
-    def wake(self, namespace: str, name: str) -> None:
-        """Make the daemon of ``namespace/name`` reconcile now (no-op if it has none)."""
-        memory = self.memory.get((namespace, name))
-        if memory is not None:
-            memory.wake.set()
+    def secret_changed(self, namespace: str, owner: str, secret: Mapping[str, Any]) -> bool:
+        """Whether an event of ``owner``'s Secret is news (not the echo of our own write)."""
+        memory = self.memory.get((namespace, owner))
+        version = secret["metadata"].get("resourceVersion")
+        return memory is None or memory.secret_version != version
 
     # --- the HMAC key ---------------------------------------------------------------------
 
@@ -322,10 +325,15 @@ class VaultSecretReconciler:
             )
         except KubernetesAPIError as error:
             # The API server's own message is left out: it might quote what was sent.
-            raise KubernetesAPIError(
-                error.status, f"writing Secret {secret_name} failed", delay=error.delay
-            ) from None
-        await self._remove_other_keys(namespace, desired, result.live.get(("Secret", secret_name)))
+            raise error.about(f"writing Secret {secret_name}", quote_values=False) from None
+        for failure in result.failed.values():
+            # Only the fields and the reason: the API server's message might quote the data.
+            raise failure.about("writing the Secret", quote_values=False) from None
+        written = await self._remove_other_keys(
+            namespace, desired, result.live.get(("Secret", secret_name))
+        ) or result.live.get(("Secret", secret_name))
+        if written is not None:
+            memory.secret_version = written["metadata"].get("resourceVersion")
         common.post_sync_events(body, result)
 
         # The MAC the workloads last saw: status (written last, so a crash before it repeats
@@ -422,14 +430,15 @@ class VaultSecretReconciler:
 
     async def _remove_other_keys(
         self, namespace: str, desired: Mapping[str, Any], live: Mapping[str, Any] | None
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """Remove the keys of the live Secret that the VaultSecret does not write (another
         writer's, or a user's in a Secret written under ``destination.overwrite``): the Secret
-        holds exactly Vault's data, and its HMAC stays equal to status."""
+        holds exactly Vault's data, and its HMAC stays equal to status. The Secret after the
+        patch, if one was needed."""
         extra = set((live or {}).get("data") or {}) - set(desired["data"])
         if live is None or not extra:
-            return
-        await self.context.kube.client.merge_patch(
+            return None
+        return await self.context.kube.client.merge_patch(
             resources.SECRET,
             namespace=namespace,
             name=live["metadata"]["name"],
@@ -516,12 +525,13 @@ class VaultSecretReconciler:
         if not status_differs(old, status):
             return False
         meta = body["metadata"]
-        await self.context.kube.client.patch_status(
+        answer = await self.context.kube.client.patch_status(
             resources.VAULT_SECRET_STATUS,
             namespace=meta["namespace"],
             name=meta["name"],
             status=status,
         )
+        self.context.cache_answer((KIND, meta["namespace"], meta["name"]), body, answer)
         merged = {**old, **status}
         memory.status = {k: v for k, v in merged.items() if v is not None}
         return True
@@ -593,18 +603,9 @@ class VaultSecretReconciler:
         self.memory.pop((meta["namespace"], meta["name"]), None)
 
 
-async def _sleep(stopped: kopf.DaemonStopped, wake: asyncio.Event, delay: float) -> None:
-    """Wait ``delay`` seconds, or less if woken or stopped."""
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(
-            waiters,
-            timeout=None if math.isinf(delay) else delay,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+def _holds_lease(spec: kopf.Spec, **_: Any) -> bool:
+    """Whether a VaultSecret reads the database engine (whose lease is revoked on delete)."""
+    return bool((spec.get("vault") or {}).get("engine") == "database")
 
 
 def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> VaultSecretReconciler:
@@ -619,37 +620,30 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
         context, vault=VaultClient(context.config, token_for=token_for)
     )
 
-    # A few seconds to finish a reconcile in flight (between two writes) before cancellation.
-    @kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="sync", cancellation_backoff=5.0)
-    async def sync(
-        stopped: kopf.DaemonStopped,
-        body: kopf.Body,
-        namespace: str | None,
-        name: str,
-        uid: str,
-        logger: kopf.Logger,
-        **_: Any,
-    ) -> None:
-        assert namespace is not None  # VaultSecrets are namespaced
-        memory = reconciler.remember(namespace, name, uid)
-        metrics.track_managed(KIND, uid, present=True)
-        while not stopped:
-            memory.wake.clear()
-            delay = await reconciler.run(body, logger)
-            await _sleep(stopped, memory.wake, delay)
+    async def process(key: ObjectKey) -> Outcome:
+        body = context.objects.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return Outcome(math.inf)
+        delay = await reconciler.run(body, logging.LoggerAdapter(log, {"object": key[2]}))
+        memory = reconciler.memory.get((key[1], key[2]))
+        # After a failure, events that cannot change the outcome wait for the backoff.
+        return Outcome(delay, hold=memory is not None and memory.failures > 0)
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, id="wake")
-    async def on_vault_secret_event(namespace: str | None, name: str | None, **_: Any) -> None:
-        # The daemon's body is already the new one; it decides whether anything is to be done.
-        if namespace and name:
-            reconciler.wake(namespace, name)
+    def forget(key: ObjectKey, uid: str) -> None:
+        reconciler.memory.pop((key[1], key[2]), None)
+        context.queue.forget(key)
+        context.serializer.forget(key)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="release")
+    context.queue.process[KIND] = process
+    watch_objects(registry, context, PLURAL, context.queue.add, forget)
+
+    # Only a database lease needs cleaning up when a VaultSecret goes: kopf puts its
+    # finalizer on those alone (and takes it off others, where an older version left it).
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="release", when=_holds_lease)
     async def release(
         body: kopf.Body,
         namespace: str | None,
         name: str,
-        uid: str,
         retry: int,
         logger: kopf.Logger,
         **_: Any,
@@ -657,7 +651,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
         assert namespace is not None  # VaultSecrets are namespaced
         async with context.serializer.lock((KIND, namespace, name)):
             await reconciler.release(body, retry=retry, logger=logger)
-        metrics.track_managed(KIND, uid, present=False)
 
     @kopf.on.event(
         "",
@@ -670,8 +663,8 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
     async def on_secret_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
         annotations = body.get("metadata", {}).get("annotations") or {}
         owner = common.owner_of(body, KIND) or annotations.get(ADOPTED_BY_ANNOTATION)
-        if owner is not None and namespace:
-            reconciler.wake(namespace, owner)
+        if owner is not None and namespace and reconciler.secret_changed(namespace, owner, body):
+            context.queue.add((KIND, namespace, owner))
 
     @kopf.on.cleanup(registry=registry, id="close-vault")
     async def close_vault(**_: Any) -> None:

@@ -3,26 +3,33 @@
 Each desired object carries the hash of its own intent in an annotation. A child is applied
 (server-side, under the operator's field manager) only when it is missing, when its intent
 changed (the hash differs, which also covers fields we stopped setting), or when someone else
-changed a field we set (drift). With nothing changed, a reconcile reads and writes nothing else.
+changed a field we set (drift). The live children come from :class:`ChildIndex`, fed by the
+operator's watches and by the answers to its own applies: a reconcile makes no read call, and
+with nothing changed it makes no call at all (docs/adr/0020).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mirage_operator import metrics
-from mirage_operator.errors import ChildNameConflictError, ChildOwnedElsewhere, Problem
+from mirage_operator.errors import (
+    ChildNameConflictError,
+    ChildOwnedElsewhere,
+    KubernetesAPIError,
+    Problem,
+)
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
+from mirage_operator.k8s.handover import HANDED_OVER
 from mirage_operator.k8s.ownership import conflicting_owner, foreign_owner
-from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
 
@@ -121,6 +128,15 @@ class SyncResult:
     """``Kind/name`` of each child removed because it is no longer desired."""
     live: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """``(kind, name)`` → the live object."""
+    failed: dict[str, KubernetesAPIError] = field(default_factory=dict)
+    """``Kind/name`` → why the API server refused to write it (the other children were
+    still converged)."""
+
+    def raise_failure(self) -> None:
+        """Raise the first failure (a permanent one before transient ones), if any."""
+        if self.failed:
+            errors = sorted(self.failed.values(), key=lambda e: not e.permanent)
+            raise errors[0]
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -130,29 +146,176 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 Observed = dict[tuple[str, str], dict[str, Any]]
 """``(kind, name)`` → live object, for every child an owner currently has."""
 
+STATUS_KINDS = frozenset({"Deployment", "VaultSecret", "ServiceLevelObjective"})
+"""Children whose status an owner reads (rollout, Ready): a change of their status may change
+the owner's; any other child's status is nobody's business here."""
 
-async def observe_children(
-    kube: KubeClient, *, owner: Mapping[str, Any], kinds: Iterable[tuple[str, str]]
-) -> Observed:
-    """Every live object of ``kinds`` that ``owner`` owns (one list call per kind)."""
-    namespace = owner["metadata"]["namespace"]
-    owner_uid = owner["metadata"]["uid"]
-    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
-    async def owned(api_version: str, kind: str) -> list[dict[str, Any]]:
-        items = await kube.list(
-            resources.for_kind(api_version, kind), namespace=namespace, label_selector=selector
-        )
-        return [
-            item
-            for item in items
-            if any(
-                ref.get("uid") == owner_uid for ref in item["metadata"].get("ownerReferences", [])
-            )
+def _name_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the object's controller (its owner reference with ``controller: true``)."""
+    for ref in obj.get("metadata", {}).get("ownerReferences") or ():
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj`` without what no reconcile reads: managedFields is most of an object's size,
+    and only the apply entries of a kind with a field to hand over are read (k8s.handover)."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+    if obj.get("kind") in HANDED_OVER:
+        meta["managedFields"] = [
+            entry
+            for entry in obj["metadata"].get("managedFields") or ()
+            if entry.get("operation") == "Apply" and not entry.get("subresource")
         ]
+    return {**obj, "metadata": meta}
 
-    listings = await asyncio.gather(*(owned(api_version, kind) for api_version, kind in kinds))
-    return {_key(item): item for items in listings for item in items}
+
+def _same_but_version(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
+    """Whether two versions of a child differ in nothing an owner's reconcile reads."""
+    for key in left.keys() | right.keys():
+        if key == "status" and left.get("kind") not in STATUS_KINDS:
+            continue
+        if key == "metadata":
+            lm, rm = left[key], right.get(key, {})
+            if any(lm.get(k) != rm.get(k) for k in lm.keys() | rm.keys() if k != "resourceVersion"):
+                return False
+        elif left.get(key) != right.get(key):
+            return False
+    return True
+
+
+class ChildIndex:
+    """Every child the operator manages, by the uid of its controller: a cache fed by watch
+    events (kopf's initial listing included) and by the answers to the operator's own writes.
+
+    Reading it costs a dictionary lookup. ``update`` says whether an event can change its
+    owner's reconcile: not the echo of a write whose answer is already here, and not a status
+    change of a kind whose status no owner reads.
+    """
+
+    def __init__(self) -> None:
+        self._by_owner: dict[str, Observed] = {}
+        self._owner_of: dict[str, str] = {}
+        self._seen: dict[str, float] = {}
+        """uid → when its latest version arrived (monotonic), for :meth:`replace`."""
+        self._names: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """(kind, namespace, name) → kind, name, uid and owner references of every object of
+        the child kinds, whoever made it: whether a child's name is taken, without a GET."""
+        self._updates: dict[str, int] = {}
+        """uid → how many versions arrived: a listing reporting one seen before is a relist."""
+
+    def __len__(self) -> int:
+        return len(self._owner_of)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._owner_of
+
+    def update(self, obj: Mapping[str, Any]) -> str | None:
+        """Store the live ``obj``; the uid of the owner to reconcile because of it, if any."""
+        meta = obj["metadata"]
+        uid, owner = meta.get("uid", ""), controller_uid(obj)
+        previous_owner = self._owner_of.get(uid)
+        if previous_owner is not None and previous_owner != owner:
+            self.remove(obj)
+        self._names[_name_key(obj)] = {
+            "kind": obj.get("kind"),
+            "metadata": {
+                "name": meta.get("name"),
+                "uid": uid,
+                "ownerReferences": meta.get("ownerReferences") or [],
+            },
+        }
+        if owner is None:
+            return previous_owner
+        children = self._by_owner.setdefault(owner, {})
+        key = _key(obj)
+        before = children.get(key)
+        after = _slim(obj)
+        children[key] = after
+        self._owner_of[uid] = owner
+        self._seen[uid] = time.monotonic()
+        self._updates[uid] = self._updates.get(uid, 0) + 1
+        if before is not None and (
+            before["metadata"].get("resourceVersion") == meta.get("resourceVersion")
+            or _same_but_version(before, after)
+        ):
+            return None
+        return owner
+
+    def remove(self, obj: Mapping[str, Any]) -> str | None:
+        """Forget a deleted ``obj``; the uid of its owner (to reconcile), if it had one."""
+        uid = obj["metadata"].get("uid", "")
+        if self._names.get(_name_key(obj), {}).get("metadata", {}).get("uid") == uid:
+            del self._names[_name_key(obj)]
+        owner = self._owner_of.pop(uid, None)
+        self._seen.pop(uid, None)
+        self._updates.pop(uid, None)
+        if owner is None:
+            return None
+        children = self._by_owner.get(owner, {})
+        key = _key(obj)
+        if children.get(key, {}).get("metadata", {}).get("uid") == obj["metadata"].get("uid"):
+            del children[key]
+        if not children:
+            self._by_owner.pop(owner, None)
+        return owner
+
+    def named(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object of that name, as far as ownership goes (kind, name, uid, owner
+        references), or ``None`` if the watches know of none."""
+        return self._names.get((kind, namespace, name))
+
+    def owned_by(self, owner_uid: str) -> Observed:
+        """``(kind, name)`` → live child, for every child of ``owner_uid`` (a copy of the map;
+        the bodies are shared and must not be changed)."""
+        return dict(self._by_owner.get(owner_uid, {}))
+
+    def versions(self, owner_uid: str) -> frozenset[tuple[str, str, str]]:
+        """``(kind, name, resourceVersion)`` of each child: equal sets mean nothing changed."""
+        return frozenset(
+            (kind, name, str(obj["metadata"].get("resourceVersion")))
+            for (kind, name), obj in self._by_owner.get(owner_uid, {}).items()
+        )
+
+    def forget_owner(self, owner_uid: str) -> None:
+        """Drop every child of a deleted owner (garbage collection deletes them anyway)."""
+        for obj in self._by_owner.pop(owner_uid, {}).values():
+            uid = obj["metadata"].get("uid", "")
+            self._owner_of.pop(uid, None)
+            self._seen.pop(uid, None)
+            self._updates.pop(uid, None)
+
+    def relisted(self, uid: str) -> bool:
+        """Whether a listing that reports ``uid`` (just stored by :meth:`update`) is not the
+        first news of it: then a watch was restarted with a fresh listing, and objects deleted
+        in the gap got no event."""
+        return self._updates.get(uid, 0) > 1
+
+    def replace(self, kind: str, listed: Iterable[Mapping[str, Any]], since: float) -> set[str]:
+        """Drop each child of ``kind`` that a listing started at ``since`` (monotonic) does not
+        hold and that no event has refreshed since: it was deleted while no watch was open
+        (a watch restarted with a listing reports no deletions). The uids of their owners."""
+        present = {obj["metadata"].get("uid") for obj in listed}
+        owners = set()
+        for owner, children in list(self._by_owner.items()):
+            for obj in list(children.values()):
+                uid = obj["metadata"].get("uid", "")
+                if obj.get("kind") == kind and uid not in present and self._seen[uid] < since:
+                    self.remove(obj)
+                    owners.add(owner)
+        return owners
+
+
+def observe_children(index: ChildIndex, *, owner: Mapping[str, Any]) -> Observed:
+    """Every live child ``owner`` controls, from the watch-fed ``index`` (no API call)."""
+    return index.owned_by(owner["metadata"]["uid"])
 
 
 async def converge_children(
@@ -164,6 +327,7 @@ async def converge_children(
     field_manager: str,
     known: Iterable[tuple[str, str]] = (),
     keep: Iterable[tuple[str, str]] = (),
+    index: ChildIndex | None = None,
 ) -> SyncResult:
     """Apply what differs in ``desired``; delete observed children that are not desired.
 
@@ -174,7 +338,12 @@ async def converge_children(
     that one found missing or changed counts as restored drift. ``keep`` names children to
     leave alone although not desired this round (a Deployment held back until its secrets
     are synced). A child that another owner controls is not written:
-    :class:`ChildNameConflictError` names it once the others are converged.
+    :class:`ChildNameConflictError` names it once the others are converged. A child the API
+    server refuses is recorded in ``failed`` and the others are still converged. Each
+    apply's answer goes into ``index`` (when given), so that the watch echo of the write is
+    recognised and a reconcile before the echo does not write again. Whether an object of a
+    child's name exists that ``owner`` does not control comes from ``index`` (which the
+    watches tell of every object of the child kinds), else from a GET.
     """
     namespace = owner["metadata"]["namespace"]
     result = SyncResult()
@@ -188,7 +357,11 @@ async def converge_children(
         live = observed.get(key)
         if live is None:
             # Not owned (yet): an object of this name someone else made is never taken over.
-            live = await kube.get(resource, namespace=namespace, name=key[1])
+            live = (
+                index.named(key[0], namespace, key[1])
+                if index is not None
+                else await kube.get(resource, namespace=namespace, name=key[1])
+            )
             other = conflicting_owner(live, owner)
             if other is not None:
                 conflicts.append(
@@ -205,9 +378,15 @@ async def converge_children(
                 or live["metadata"].get("annotations", {}).get(INTENT_ANNOTATION)
                 == body["metadata"]["annotations"][INTENT_ANNOTATION]
             )
-            applied = await kube.apply(resource, body, field_manager=field_manager)
-            result.live[key] = applied
             name = f"{key[0]}/{key[1]}"
+            try:
+                applied = await kube.apply(resource, body, field_manager=field_manager)
+            except KubernetesAPIError as error:
+                result.failed[name] = error.about(f"applying {name}")
+                continue
+            if index is not None:
+                index.update(applied)
+            result.live[key] = applied
             result.applied.append(name)
             metrics.CHILDREN_APPLIED.labels(kind=key[0]).inc()
             if drifted:
@@ -220,13 +399,18 @@ async def converge_children(
     for key, item in observed.items():
         if key in spared or item["metadata"].get("deletionTimestamp"):
             continue
-        await kube.delete(
-            resources.for_kind(item["apiVersion"], item["kind"]),
-            namespace=namespace,
-            name=key[1],
-            uid=item["metadata"]["uid"],
-        )
-        result.deleted.append(f"{key[0]}/{key[1]}")
+        name = f"{key[0]}/{key[1]}"
+        try:
+            await kube.delete(
+                resources.for_kind(item["apiVersion"], item["kind"]),
+                namespace=namespace,
+                name=key[1],
+                uid=item["metadata"]["uid"],
+            )
+        except KubernetesAPIError as error:
+            result.failed[name] = error.about(f"deleting {name}")
+            continue
+        result.deleted.append(name)
         metrics.CHILDREN_DELETED.labels(kind=key[0]).inc()
     if conflicts:
         raise ChildNameConflictError(conflicts)

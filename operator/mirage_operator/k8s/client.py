@@ -31,26 +31,64 @@ APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
 # Statuses that heal by themselves; everything else is a bug in what we sent.
-_RETRY_AFTER_DEFAULT = {409: 1.0, 429: 5.0, 500: 5.0, 502: 5.0, 503: 5.0, 504: 5.0}
+# First retry delays (doubling per failure in a row, docs/adr/0020) where no Retry-After says.
+_RETRY_AFTER_DEFAULT = {409: 1.0, 429: 5.0, 500: 1.0, 502: 1.0, 503: 5.0, 504: 1.0}
+
+
+MAX_IN_FLIGHT = 32
+"""Requests under way at once. The connection pool holds as many connections, so a request
+never waits in aiohttp's pool: it waits here, before its timeout starts (docs/adr/0020)."""
+REQUESTS_PER_SECOND = 200.0
+BURST = 400
+"""Client-side token bucket: a ceiling far above what a cold start of thousands of objects
+needs on average, so that only a runaway loop meets it, long before the API server's
+priority-and-fairness (which limits seats in flight, not rate) would (docs/adr/0020)."""
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up; ``take`` waits for one."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.stamp = float(burst), 0.0
+
+    async def take(self) -> None:
+        """Wait until a token is available and take it (FIFO by arrival is not guaranteed)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
 class KubeClient:
     """Async Kubernetes API client bound to one connection."""
 
-    def __init__(self, info: kopf.ConnectionInfo, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, info: kopf.ConnectionInfo, *, connect_timeout: float = 10.0, timeout: float = 30.0
+    ) -> None:
         self._info = info
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # No total timeout: a request's time starts when it holds a slot (``_slots``), and the
+        # socket timeouts bound a connect and each read separately.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=timeout
+        )
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._bucket = TokenBucket(REQUESTS_PER_SECOND, BURST)
 
     async def _http(self) -> aiohttp.ClientSession:
         async with self._lock:
             if self._session is None or self._session.closed:
-                connector = (
-                    aiohttp.TCPConnector(ssl=self._info.as_ssl_context())
-                    if self._info.server.startswith("https")
-                    else aiohttp.TCPConnector()
+                ssl: Any = (
+                    self._info.as_ssl_context() if self._info.server.startswith("https") else True
                 )
+                connector = aiohttp.TCPConnector(ssl=ssl, limit=MAX_IN_FLIGHT)
                 self._session = aiohttp.ClientSession(
                     base_url=self._info.server.rstrip("/") + "/",
                     connector=connector,
@@ -77,20 +115,22 @@ class KubeClient:
         session = await self._http()
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
-        try:
-            async with session.request(
-                method, path.lstrip("/"), params=params, data=data, headers=headers
-            ) as response:
-                text = await response.text()
-                if response.status == 404 and allow_404:
-                    return None
-                if response.status >= 400:
-                    metrics.API_ERRORS.labels(code=str(response.status)).inc()
-                    raise _api_error(response.status, text, response.headers.get("Retry-After"))
-                return json.loads(text) if text else {}
-        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-            metrics.API_ERRORS.labels(code="0").inc()
-            raise KubernetesAPIError(0, f"no answer from the API server: {exc}") from exc
+        await self._bucket.take()
+        async with self._slots:
+            try:
+                async with session.request(
+                    method, path.lstrip("/"), params=params, data=data, headers=headers
+                ) as response:
+                    text = await response.text()
+                    if response.status == 404 and allow_404:
+                        return None
+                    if response.status >= 400:
+                        metrics.API_ERRORS.labels(code=str(response.status)).inc()
+                        raise _api_error(response.status, text, response.headers.get("Retry-After"))
+                    return json.loads(text) if text else {}
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                metrics.API_ERRORS.labels(code="0").inc()
+                raise KubernetesAPIError(0, f"no answer from the API server: {exc}") from exc
 
     @staticmethod
     def _check(resource: Resource, verb: str) -> None:
@@ -231,15 +271,31 @@ class KubeClient:
 
 
 def _api_error(status: int, text: str, retry_after: str | None) -> KubernetesAPIError:
+    """The error of a refused request, from the API server's ``Status`` body: its message,
+    its reason and the refused fields (``details.causes``)."""
     try:
-        message = json.loads(text).get("message", text)
+        answer = json.loads(text)
     except ValueError:
-        message = text
+        answer = None
+    if not isinstance(answer, dict):
+        answer = {"message": text}
+    message = str(answer.get("message") or text or f"HTTP {status}")
+    causes = tuple(
+        (str(cause.get("field") or ""), str(cause.get("message") or cause.get("reason") or ""))
+        for cause in ((answer.get("details") or {}).get("causes") or ())
+        if isinstance(cause, dict)
+    )
+    # Most servers repeat the causes in the message; add those it leaves out.
+    extra = [f"{field}: {why}" for field, why in causes if field and field not in message]
+    if extra:
+        message += " (" + "; ".join(extra) + ")"
     delay = _RETRY_AFTER_DEFAULT.get(status, 30.0)
     if retry_after:
         with contextlib.suppress(ValueError):
             delay = max(float(retry_after), 1.0)
-    return KubernetesAPIError(status, str(message)[:500], delay=delay)
+    return KubernetesAPIError(
+        status, message[:500], delay=delay, reason=str(answer.get("reason") or ""), causes=causes
+    )
 
 
 class KubeConnection:

@@ -236,6 +236,13 @@ def operator_dashboard() -> dict[str, Any]:
         ),
         _panel(
             "timeseries",
+            "Resyncs",
+            [(_rate("mirage_resyncs_total", "kind, result"), "{{kind}} {{result}}")],
+            unit="ops",
+            description="Periodic resyncs: unchanged ones cost a dictionary lookup, no API call.",
+        ),
+        _panel(
+            "timeseries",
             "Reconcile duration",
             _quantiles("mirage_reconcile_duration_seconds", "kind"),
             unit="s",

@@ -7,11 +7,9 @@ import copy
 import logging
 from typing import Any, cast
 
-import kopf
 import pytest
 
 from mirage_operator.config import Config
-from mirage_operator.handlers import common
 from mirage_operator.handlers import mirageservice as service_handler
 from mirage_operator.handlers import slo as slo_handler
 from mirage_operator.handlers.context import OperatorContext
@@ -19,16 +17,8 @@ from mirage_operator.k8s.ownership import conflicting_owner
 from tests.unit.handlers.fakes import Connection, FakeKube
 
 LOGGER = logging.getLogger("test")
+pytestmark = pytest.mark.usefixtures("events")
 SLO_SPEC = {"objective": 99.9, "sli": {"preset": {"type": "http-availability"}}}
-
-
-@pytest.fixture(autouse=True)
-def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    posted: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        common, "post_event", lambda body, reason, message, **_: posted.append((reason, message))
-    )
-    return posted
 
 
 def _service(fake: FakeKube, name: str, uid: str, **spec: Any) -> dict[str, Any]:
@@ -64,8 +54,9 @@ def _controller_uid(fake: FakeKube, kind: str, name: str) -> str:
 
 
 async def _run(reconciler: Any, body: dict[str, Any]) -> None:
-    with pytest.raises(kopf.PermanentError):
-        await reconciler.run(copy.deepcopy(body), LOGGER, raise_invalid=True)
+    outcome = await reconciler.run(copy.deepcopy(body), LOGGER)
+    # Retried at the next resync (the other owner going sends no event of ours).
+    assert outcome.hold and outcome.delay <= reconciler.context.config.resync_interval * 1.1
 
 
 @pytest.mark.parametrize(
@@ -96,7 +87,7 @@ async def test_second_mirageservice_reports_the_first_owner_and_writes_nothing(
 
     one = _service(fake, first[0], "uid-one", **spec(first[1]))
     two = _service(fake, second[0], "uid-two", **spec(second[1]))
-    await reconciler.run(copy.deepcopy(one), LOGGER, raise_invalid=True)
+    await reconciler.run(copy.deepcopy(one), LOGGER)
     before = copy.deepcopy(fake.objects[(kind, "shop", child)])
 
     await _run(reconciler, two)
@@ -109,12 +100,8 @@ async def test_second_mirageservice_reports_the_first_owner_and_writes_nothing(
     assert _controller_uid(fake, "Service", second[0]) == "uid-two"
 
     # Once the first owner lets go of the name, the second takes it at the next reconcile.
-    del fake.objects[(kind, "shop", child)]
-    await reconciler.run(
-        copy.deepcopy(fake.objects[("MirageService", "shop", second[0])]),
-        LOGGER,
-        raise_invalid=True,
-    )
+    context.children.remove(fake.objects.pop((kind, "shop", child)))  # its watch event
+    await reconciler.run(copy.deepcopy(fake.objects[("MirageService", "shop", second[0])]), LOGGER)
     assert _controller_uid(fake, kind, child) == "uid-two"
 
 
@@ -124,7 +111,7 @@ async def test_slo_and_custom_rules_of_another_service_do_not_overwrite_each_oth
     fake = FakeKube()
     context = OperatorContext(config=Config(), kube=cast(Any, Connection(fake)))
     slo = _slo(fake, "api-custom", "uid-slo")
-    await slo_handler.SLOReconciler(context).run(copy.deepcopy(slo), LOGGER, raise_invalid=True)
+    await slo_handler.SLOReconciler(context).run(copy.deepcopy(slo), LOGGER)
     service = _service(
         fake, "api", "uid-api", monitoring={"alerts": [{"alert": "Down", "expr": "up == 0"}]}
     )
@@ -176,9 +163,7 @@ async def test_slo_created_second_leaves_the_custom_rules_alone() -> None:
     service = _service(
         fake, "api", "uid-api", monitoring={"alerts": [{"alert": "Down", "expr": "up == 0"}]}
     )
-    await service_handler.ServiceReconciler(context).run(
-        copy.deepcopy(service), LOGGER, raise_invalid=True
-    )
+    await service_handler.ServiceReconciler(context).run(copy.deepcopy(service), LOGGER)
     before = copy.deepcopy(fake.objects[("PrometheusRule", "shop", "api-custom")])
     slo = _slo(fake, "api-custom", "uid-slo")
     await _run(slo_handler.SLOReconciler(context), slo)

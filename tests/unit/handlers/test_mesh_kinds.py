@@ -69,7 +69,7 @@ async def test_a_service_without_mesh_needs_no_mesh_crds() -> None:
     reconciler = service_handler.ServiceReconciler(
         OperatorContext(config=Config(), kube=cast(Any, Connection(fake)))
     )
-    await reconciler.run(copy.deepcopy(_service(fake)), LOGGER, raise_invalid=True)
+    await reconciler.run(copy.deepcopy(_service(fake)), LOGGER)
     assert not set(fake.listed) & MESH_KINDS
     assert ("Deployment", "shop", "api") in fake.objects
 
@@ -84,12 +84,12 @@ async def test_turning_the_mesh_off_deletes_its_children_then_stops_listing_them
         "auth": {"jwt": {"issuer": "https://id.example.com"}},
         "ingress": {"host": "a.example.com", "auth": {"oidc": {}}},
     }
-    await reconciler.run(copy.deepcopy(_service(fake, **meshed)), LOGGER, raise_invalid=True)
+    await reconciler.run(copy.deepcopy(_service(fake, **meshed)), LOGGER)
     assert _owned(fake) == MESH_KINDS
 
-    await reconciler.run(copy.deepcopy(_service(fake)), LOGGER, raise_invalid=True)
+    await reconciler.run(copy.deepcopy(_service(fake)), LOGGER)
     assert _owned(fake) == set()
 
     fake.listed.clear()
-    await reconciler.run(copy.deepcopy(_service(fake)), LOGGER, raise_invalid=True)
+    await reconciler.run(copy.deepcopy(_service(fake)), LOGGER)
     assert not set(fake.listed) & MESH_KINDS

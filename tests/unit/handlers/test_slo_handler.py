@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from typing import Any, cast
 
 import kopf
@@ -14,6 +15,7 @@ from mirage_operator.config import Config
 from mirage_operator.handlers import common
 from mirage_operator.handlers import slo as handler
 from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.k8s.children import ChildIndex
 from tests.unit.handlers.fakes import Connection, FakeKube
 
 LOGGER = logging.getLogger("test")
@@ -24,17 +26,6 @@ SPEC = {
     "window": "28d",
     "sli": {"preset": {"type": "http-availability"}},
 }
-
-
-@pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    posted: list[tuple[str, str]] = []
-
-    def post(body: Any, reason: str, message: str, *, warning: bool = False) -> None:
-        posted.append((reason, message))
-
-    monkeypatch.setattr(common, "post_event", post)
-    return posted
 
 
 def _setup(**kube: Any) -> tuple[FakeKube, handler.SLOReconciler]:
@@ -59,13 +50,20 @@ def _body(fake: FakeKube) -> dict[str, Any]:
     return copy.deepcopy(fake.objects[("ServiceLevelObjective", "shop", "checkout-availability")])
 
 
+def _watch(fake: FakeKube, reconciler: handler.SLOReconciler) -> None:
+    """What the watches would tell the operator's child index about ``fake``'s objects now."""
+    reconciler.context.children = ChildIndex()
+    for obj in fake.objects.values():
+        reconciler.context.children.update(obj)
+
+
 def _rule(fake: FakeKube) -> dict[str, Any]:
     return fake.objects[("PrometheusRule", "shop", "checkout-availability")]
 
 
 async def test_creates_rule_and_dashboard_and_reports_them(events: list[tuple[str, str]]) -> None:
     fake, reconciler = _setup()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     rule = _rule(fake)
     dashboard = fake.objects[("ConfigMap", "shop", "checkout-availability-slo-dashboard")]
     for child in (rule, dashboard):
@@ -86,10 +84,10 @@ async def test_creates_rule_and_dashboard_and_reports_them(events: list[tuple[st
 
 async def test_steady_state_writes_nothing(events: list[tuple[str, str]]) -> None:
     fake, reconciler = _setup()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     fake.writes.clear()
     events.clear()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     assert fake.writes == []
     assert events == []
 
@@ -97,15 +95,16 @@ async def test_steady_state_writes_nothing(events: list[tuple[str, str]]) -> Non
 @pytest.mark.parametrize("drift", ["edited", "deleted"])
 async def test_drift_is_corrected(events: list[tuple[str, str]], drift: str) -> None:
     fake, reconciler = _setup()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     before = copy.deepcopy(_rule(fake))
     if drift == "edited":
         _rule(fake)["spec"]["groups"][0]["rules"].pop()
     else:
         del fake.objects[("PrometheusRule", "shop", "checkout-availability")]
+    _watch(fake, reconciler)
     corrections = metrics.DRIFT_CORRECTIONS.labels(kind="PrometheusRule")._value.get()
     fake.writes.clear()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     assert fake.writes == [("apply", "PrometheusRule", "checkout-availability")]
     assert _rule(fake)["spec"] == before["spec"]
     assert "DriftCorrected" in [reason for reason, _ in events]
@@ -116,13 +115,13 @@ async def test_spec_change_reapplies_without_calling_it_drift(
     events: list[tuple[str, str]],
 ) -> None:
     fake, reconciler = _setup()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     body = _body(fake)
     body["spec"]["objective"] = 99.5
     body["metadata"]["generation"] = 2
     fake.objects[("ServiceLevelObjective", "shop", "checkout-availability")] = body
     events.clear()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     assert "vector(0.995)" in str(_rule(fake)["spec"])
     assert [reason for reason, _ in events] == ["Applied"]
     assert _body(fake)["status"]["observedGeneration"] == 2
@@ -133,14 +132,14 @@ async def test_invalid_spec_is_reported_once_and_not_retried(events: list[tuple[
     body = _body(fake)
     body["spec"]["window"] = "2d"  # schema-valid, but shorter than the 3d alert window
     fake.objects[("ServiceLevelObjective", "shop", "checkout-availability")] = body
-    with pytest.raises(kopf.PermanentError, match=r"spec\.window"):
-        await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    outcome = await reconciler.run(_body(fake), LOGGER)
+    assert outcome.delay == math.inf  # not retried until the object changes
     ready = next(c for c in _body(fake)["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert "spec.window" in ready["message"]
     assert ("PrometheusRule", "shop", "checkout-availability") not in fake.objects
     fake.writes.clear()
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=False)
+    await reconciler.run(_body(fake), LOGGER)
     assert fake.writes == []
     assert [reason for reason, _ in events] == ["InvalidSpec"]
 
@@ -149,14 +148,13 @@ async def test_missing_prometheus_operator_is_reported_and_retried_slowly(
     events: list[tuple[str, str]],
 ) -> None:
     fake, reconciler = _setup(serves_prometheus_rules=False)
-    with pytest.raises(kopf.TemporaryError) as raised:
-        await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
-    assert raised.value.delay == handler.UNAVAILABLE_RETRY_DELAY
+    outcome = await reconciler.run(_body(fake), LOGGER)
+    assert outcome.delay == handler.UNAVAILABLE_RETRY_DELAY
     ready = next(c for c in _body(fake)["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "PrometheusRuleUnavailable")
     # Once prometheus-operator is installed, the next attempt converges.
     fake.serves_prometheus_rules = True
-    await reconciler.run(_body(fake), LOGGER, raise_invalid=True)
+    await reconciler.run(_body(fake), LOGGER)
     ready = next(c for c in _body(fake)["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
 
@@ -187,13 +185,9 @@ def test_owner_of_reads_the_controller_reference() -> None:
 def test_register_adds_the_handlers() -> None:
     registry = kopf.OperatorRegistry()
     handler.register(registry, OperatorContext(config=Config()))
-    ids = (
-        {h.id for h in registry._watching.get_all_handlers()}
-        | {h.id for h in registry._changing.get_all_handlers()}
-        | {h.id for h in registry._spawning.get_all_handlers()}
-    )
-    assert {
-        "servicelevelobjective-child-PrometheusRule",
-        "servicelevelobjective-child-ConfigMap",
-    } <= ids
-    assert {"reconcile", "resync", "forget"} <= ids
+    assert {h.id for h in registry._watching.get_all_handlers()} == {
+        "servicelevelobjectives-events"
+    }
+    # No change handler, timer or daemon: kopf puts no finalizer and no annotation on SLOs.
+    assert not registry._changing.get_all_handlers()
+    assert not registry._spawning.get_all_handlers()

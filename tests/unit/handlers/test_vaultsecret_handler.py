@@ -597,14 +597,30 @@ def h(harness: Harness) -> Harness:
     return harness
 
 
-def test_register_adds_a_daemon_a_deletion_handler_and_the_watchers() -> None:
+def test_register_adds_a_deletion_handler_and_the_watchers_but_no_daemon() -> None:
     registry = kopf.OperatorRegistry()
     handler.register(registry, OperatorContext(config=Config()))
-    spawning = {h.id for h in registry._spawning.get_all_handlers()}
-    changing = {h.id for h in registry._changing.get_all_handlers()}
+    # A kopf daemon or timer would put kopf's finalizer on every VaultSecret (docs/adr/0022).
+    assert not registry._spawning.get_all_handlers()
+    (release,) = registry._changing.get_all_handlers()
+    assert release.id == "release" and release.requires_finalizer
     watching = {h.id for h in registry._watching.get_all_handlers()}
-    assert "sync" in spawning and "release" in changing
-    assert {"wake", "secret-event"} <= watching
+    assert {"vaultsecrets-events", "secret-event"} <= watching
+
+
+@pytest.mark.parametrize(
+    ("engine", "needs_finalizer"),
+    [("database", True), ("kv-v2", False), ("kv-v1", False), (None, False)],
+)
+def test_only_a_database_vaultsecret_needs_a_finalizer(
+    engine: str | None, needs_finalizer: bool
+) -> None:
+    registry = kopf.OperatorRegistry()
+    handler.register(registry, OperatorContext(config=Config()))
+    (release,) = registry._changing.get_all_handlers()
+    assert release.when is not None
+    spec = {"vault": {"engine": engine}} if engine else {}
+    assert release.when(spec=spec) is needs_finalizer
 
 
 # --- operator settings (issue 9 item 17) ----------------------------------------------------

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
 
-from mirage_operator.k8s.children import INTENT_ANNOTATION, is_subset, needs_apply, with_intent_hash
+from mirage_operator.k8s.children import (
+    INTENT_ANNOTATION,
+    ChildIndex,
+    is_subset,
+    needs_apply,
+    with_intent_hash,
+)
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -109,3 +116,89 @@ def test_a_field_we_stop_setting_changes_the_intent() -> None:
 )
 def test_is_subset(desired: Any, live: Any, expected: bool) -> None:
     assert is_subset(desired, live) is expected
+
+
+def _child(kind: str, name: str, owner: str | None, version: str, **extra: Any) -> dict[str, Any]:
+    refs = [{"kind": "MirageService", "uid": owner, "controller": True}] if owner else []
+    meta = {"name": name, "uid": f"{kind}-{name}", "resourceVersion": version}
+    return {"kind": kind, "metadata": {**meta, "ownerReferences": refs}, **extra}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "wakes"),
+    [
+        # The echo of our own apply (its answer already stored): nothing new.
+        (_child("Service", "a", "o", "1"), _child("Service", "a", "o", "1"), False),
+        # Only the resourceVersion changed.
+        (_child("Service", "a", "o", "1"), _child("Service", "a", "o", "2"), False),
+        # A status no owner reads.
+        (
+            _child("Service", "a", "o", "1", status={"x": 1}),
+            _child("Service", "a", "o", "2", status={"x": 2}),
+            False,
+        ),
+        # A status an owner reads (a Deployment's rollout).
+        (
+            _child("Deployment", "a", "o", "1", status={"readyReplicas": 0}),
+            _child("Deployment", "a", "o", "2", status={"readyReplicas": 1}),
+            True,
+        ),
+        # Someone edited a field.
+        (
+            _child("Service", "a", "o", "1", spec={"type": "ClusterIP"}),
+            _child("Service", "a", "o", "2", spec={"type": "NodePort"}),
+            True,
+        ),
+    ],
+)
+def test_index_wakes_the_owner_only_for_news(
+    before: dict[str, Any], after: dict[str, Any], wakes: bool
+) -> None:
+    index = ChildIndex()
+    assert index.update(before) == "o"  # first sight
+    assert (index.update(after) == "o") is wakes
+    assert (
+        index.owned_by("o")[(after["kind"], "a")]["metadata"]["resourceVersion"]
+        == (after["metadata"]["resourceVersion"])
+    )
+
+
+@pytest.mark.parametrize("owner", [None, "other"])
+def test_index_keeps_only_children_of_their_controller(owner: str | None) -> None:
+    index = ChildIndex()
+    index.update(_child("Service", "a", "o", "1"))
+    index.update(_child("Service", "a", owner, "2"))  # released or taken over
+    assert index.owned_by("o") == {}
+    assert len(index) == (1 if owner else 0)
+
+
+def test_index_drops_managed_fields_and_forgets_deleted_children_and_owners() -> None:
+    index = ChildIndex()
+    child = _child("Service", "a", "o", "1")
+    child["metadata"]["managedFields"] = [{"manager": "x"}]
+    index.update(child)
+    index.update(_child("ConfigMap", "b", "o", "1"))
+    assert "managedFields" not in index.owned_by("o")[("Service", "a")]["metadata"]
+    assert index.remove(child) == "o"
+    assert set(index.owned_by("o")) == {("ConfigMap", "b")}
+    index.forget_owner("o")
+    assert len(index) == 0 and index.owned_by("o") == {}
+
+
+def test_a_listing_after_a_restarted_watch_finds_children_deleted_in_the_gap() -> None:
+    index = ChildIndex()
+    kept, gone = _child("Service", "a", "o", "1"), _child("Service", "b", "p", "1")
+    other_kind = _child("ConfigMap", "c", "q", "1")
+    for obj in (kept, gone, other_kind):
+        index.update(obj)
+    assert not index.relisted(kept["metadata"]["uid"])  # first news of it
+    index.update(kept)  # the restarted watch's listing reports it again
+    assert index.relisted(kept["metadata"]["uid"])
+    since = time.monotonic()
+    late = _child("Service", "d", "r", "5")  # created after the listing started
+    index.update(late)
+    assert index.replace("Service", [kept], since) == {"p"}
+    assert set(index.owned_by("o")) == {("Service", "a")}
+    assert index.owned_by("p") == {}
+    assert set(index.owned_by("q")) == {("ConfigMap", "c")}
+    assert set(index.owned_by("r")) == {("Service", "d")}

@@ -1,0 +1,94 @@
+"""What the operator costs the API server, counted from the emulator's request log (issue 10):
+children are read from watches (no LIST or GET in a reconcile), a cold start writes each child
+once and the status once, kopf writes nothing on the objects, and a resync at rest calls
+nothing. Emulator only: a real cluster keeps no request log."""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+
+from tests.e2e.conftest import Cluster, service, wait_ready
+from tests.e2e.helpers import CHILDREN, OPERATOR_AGENTS, assert_steady, wait_object_resyncs
+from tests.e2e.kube import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+SERVICES = 3
+
+
+def _calls(cluster: Cluster, ns: str, since: float) -> collections.Counter[tuple[str, str, str]]:
+    """(verb, resource, subresource) → calls the operator (and kopf) made in ``ns``."""
+    emulator = cluster.require_emulator()
+    return collections.Counter(
+        (str(r.verb), str(r.resource), r.subresource)
+        for r in emulator.requests
+        if r.time >= since and r.namespace == ns and r.user_agent.startswith(OPERATOR_AGENTS)
+    )
+
+
+@pytest.mark.parametrize("change", ["create", "update"])
+def test_a_reconcile_reads_nothing_and_writes_the_minimum(
+    cluster: Cluster, ns: str, change: str
+) -> None:
+    names = [f"svc{i}" for i in range(SERVICES)]
+    if change == "update":
+        for name in names:
+            cluster.kube.apply(service(name, ns))
+        for name in names:
+            wait_ready(cluster.kube, ns, name)
+        assert_steady(cluster, ns)
+    start = time.time()
+    for name in names:
+        cluster.kube.apply(service(name, ns, image=f"registry.example/app:{change}"))
+    for name in names:
+        wait_ready(cluster.kube, ns, name)
+    assert_steady(cluster, ns)
+    calls = _calls(cluster, ns, start)
+    assert not [c for c in calls if c[0] in ("get", "list", "watch")], calls
+    # kopf keeps no finalizer, progress or diff-base on a MirageService: no write of its own.
+    assert calls[("patch", "mirageservices", "")] == 0, calls
+    # One apply per child that changes (all of them on create, the Deployment on update),
+    # and one status write (the first status waits for the Deployment's rollout).
+    changed = CHILDREN if change == "create" else ("Deployment",)
+    for kind in changed:
+        plural = {"PodDisruptionBudget": "poddisruptionbudgets", "NetworkPolicy": "networkpolicies"}
+        resource = plural.get(kind, kind.lower() + "s")
+        assert calls[("patch", resource, "")] == SERVICES, (kind, calls)
+    assert calls[("patch", "mirageservices", "status")] <= SERVICES * 2, calls
+    writes = sum(n for (verb, _, _), n in calls.items() if verb != "get")
+    assert writes <= SERVICES * (len(changed) + 2), calls
+
+
+def test_resyncs_at_rest_call_nothing(cluster: Cluster, ns: str) -> None:
+    for i in range(SERVICES):
+        cluster.kube.apply(service(f"svc{i}", ns))
+    for i in range(SERVICES):
+        wait_ready(cluster.kube, ns, f"svc{i}")
+    assert_steady(cluster, ns)
+    start = time.time()
+    wait_object_resyncs(cluster, count=3)
+    assert _calls(cluster, ns, start) == {}
+
+
+def test_a_restarted_watch_lists_each_child_kind_once(cluster: Cluster, ns: str) -> None:
+    """A child deleted while the watches were being restarted gets no DELETED event; the
+    operator lists each child kind once to find it, not once per reconcile."""
+    emulator = cluster.require_emulator()
+    for i in range(SERVICES):
+        cluster.kube.apply(service(f"svc{i}", ns))
+    for i in range(SERVICES):
+        wait_ready(cluster.kube, ns, f"svc{i}")
+    start = time.time()
+    emulator.expire_resource_versions()
+    cluster.kube.delete("Service", ns, "svc0")
+    wait_for(lambda: cluster.kube.get("Service", ns, "svc0"), what="Service svc0 restored")
+    assert_steady(cluster, ns)
+    lists = collections.Counter(
+        r.resource
+        for r in emulator.requests
+        if r.time >= start and r.verb == "list" and r.user_agent.startswith("mirage-operator")
+    )
+    assert lists and max(lists.values()) <= 2, lists  # one repair (two if watches lag)
