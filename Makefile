@@ -57,8 +57,8 @@ run: install tools
 	$(BIN)/mirage sandbox
 
 lint: install
-	$(BIN)/ruff check operator tests benchmarks hack
-	$(BIN)/ruff format --check operator tests benchmarks hack
+	$(BIN)/ruff check operator stacks tests benchmarks hack
+	$(BIN)/ruff format --check operator stacks tests benchmarks hack
 
 typecheck: install
 	$(BIN)/mypy

@@ -29,6 +29,7 @@ resource, beside the ones the program adds (``mirage:stack``, ``mirage:environme
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CIDR = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 class SettingsError(ValueError):
@@ -74,6 +75,45 @@ class Charts:
     fluent_bit: str = "0.52.0"
     opensearch_dashboards: str = "3.2.0"
     traefik: str = "37.1.1"
+    istio: str = "1.27.1"
+    """One version for Istio's ``base``, ``istiod`` and ``cni`` charts (released together)."""
+    oauth2_proxy: str = "7.18.0"
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """Istio (base, istiod, the CNI plugin), as the operator's ``spec.mesh`` assumes it."""
+
+    enabled: bool = False
+    trust_domain: str = "cluster.local"
+    """Istio's trust domain; also the operator's ``MIRAGE_MESH_TRUST_DOMAIN``."""
+    join_by_default: bool = False
+    """The operator's ``MIRAGE_MESH_DEFAULT``: services join the mesh unless they opt out."""
+
+
+@dataclass(frozen=True)
+class OAuth2Proxy:
+    """OAuth2 Proxy at the edge, asked by the operator's ``spec.ingress.auth.oidc``."""
+
+    issuer_url: str
+    client_id: str
+    host: str
+    """Public host of the sign-in and callback pages (``/oauth2/*``), behind Traefik."""
+    cookie_domain: str
+    """Domain of the session cookie and of the pages it may send people back to."""
+    client_secret: pulumi.Input[str] | None = field(repr=False)
+    """The IdP client's secret (a secret); None: read from Vault at :attr:`client_secret_vault`."""
+    email_domains: tuple[str, ...] = ("*",)
+    client_secret_vault: VaultKey | None = None
+
+
+@dataclass(frozen=True)
+class VaultKey:
+    """One key of a KV v2 secret in Vault, which Pulumi reads when it runs."""
+
+    mount: str
+    path: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -118,6 +158,9 @@ class Settings:
     operator_version: str = ""
     """Operator image tag; empty uses the chart's appVersion."""
     charts: Charts = Charts()
+    mesh: Mesh = Mesh()
+    oauth2_proxy: OAuth2Proxy | None = None
+    """None: no OAuth2 Proxy (``spec.ingress.auth.oidc`` then has nothing to ask)."""
 
     @property
     def prod(self) -> bool:
@@ -200,9 +243,76 @@ def _tenants(raw: Any) -> tuple[Tenant, ...]:
     return tuple(tenants)
 
 
+def _mesh(raw: Any, *, cloud: bool) -> Mesh:
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, Mapping) or set(raw) - {"enabled", "trustDomain", "joinByDefault"}:
+        raise SettingsError("mirage:mesh: an object of enabled, trustDomain, joinByDefault")
+    # The platform runs its services on the mesh; a laptop cluster need not carry it.
+    enabled = _bool(raw, "enabled", cloud)
+    domain = str(raw.get("trustDomain", Mesh.trust_domain))
+    if not _DNS_SUBDOMAIN.match(domain) or len(domain) > 253:
+        raise SettingsError(f"mirage:mesh.trustDomain: must be a DNS subdomain, got {domain!r}")
+    join = _bool(raw, "joinByDefault", False)
+    if join and not enabled:
+        raise SettingsError("mirage:mesh.joinByDefault: needs mesh.enabled (no Istio to join)")
+    return Mesh(enabled=enabled, trust_domain=domain, join_by_default=join)
+
+
+def _oauth2_proxy(raw: Any, client_secret: pulumi.Input[str] | None) -> OAuth2Proxy | None:
+    if raw is None:
+        return None
+    known = {"issuerUrl", "clientId", "host", "cookieDomain", "emailDomains", "clientSecretVault"}
+    if not isinstance(raw, Mapping) or set(raw) - known:
+        raise SettingsError(f"mirage:oauth2Proxy: an object of {', '.join(sorted(known))}")
+    issuer = str(raw.get("issuerUrl", ""))
+    if not re.match(r"^https://[^/\s]+", issuer):
+        raise SettingsError(
+            f"mirage:oauth2Proxy.issuerUrl: must be an https:// URL, got {issuer!r}"
+        )
+    client_id = str(raw.get("clientId", ""))
+    if not client_id:
+        raise SettingsError("mirage:oauth2Proxy.clientId: required")
+    host = str(raw.get("host", ""))
+    if not _DNS_SUBDOMAIN.match(host) or "." not in host:
+        raise SettingsError(f"mirage:oauth2Proxy.host: must be a host name, got {host!r}")
+    # Default: the host's parent domain, so the cookie covers every service beside it.
+    cookie_domain = str(raw.get("cookieDomain", "." + host.split(".", 1)[1]))
+    if not _DNS_SUBDOMAIN.match(cookie_domain.removeprefix(".")):
+        raise SettingsError(f"mirage:oauth2Proxy.cookieDomain: not a domain: {cookie_domain!r}")
+    if not host.endswith(cookie_domain) and host != cookie_domain.removeprefix("."):
+        raise SettingsError("mirage:oauth2Proxy.cookieDomain: must contain oauth2Proxy.host")
+    from_vault = _vault_key(raw.get("clientSecretVault"))
+    if bool(client_secret) == bool(from_vault):
+        raise SettingsError(
+            "mirage:oauth2ProxyClientSecret: with oauth2Proxy, set this secret or "
+            "oauth2Proxy.clientSecretVault (one of them)"
+        )
+    domains = tuple(str(d) for d in raw.get("emailDomains") or ("*",))
+    return OAuth2Proxy(
+        issuer_url=issuer,
+        client_id=client_id,
+        host=host,
+        cookie_domain=cookie_domain,
+        client_secret=client_secret or None,
+        email_domains=domains,
+        client_secret_vault=from_vault,
+    )
+
+
+def _vault_key(raw: Any) -> VaultKey | None:
+    if raw is None:
+        return None
+    key = "mirage:oauth2Proxy.clientSecretVault"
+    if not isinstance(raw, Mapping) or set(raw) != {"mount", "path", "key"}:
+        raise SettingsError(f"{key}: an object of mount, path, key (a KV v2 secret's key)")
+    if not all(isinstance(v, str) and v.strip("/") for v in raw.values()):
+        raise SettingsError(f"{key}: mount, path and key must be non-empty strings")
+    return VaultKey(raw["mount"].strip("/"), raw["path"].strip("/"), raw["key"])
+
+
 def parse(raw: Mapping[str, Any], *, secrets: Mapping[str, pulumi.Input[str] | None]) -> Settings:
     """Settings from the ``mirage:`` config values (``raw``: key to parsed value) and the
-    secret ones (``kubeconfig``, ``vaultToken``). Raises :class:`SettingsError`."""
+    secret ones (:data:`SECRET_KEYS`). Raises :class:`SettingsError`."""
     environment = _choice(raw, "environment", ENVIRONMENTS, "dev")
     cluster = _choice(raw, "cluster", CLUSTER_MODES, "eks")
     prod = environment == "prod"
@@ -257,12 +367,16 @@ def parse(raw: Mapping[str, Any], *, secrets: Mapping[str, pulumi.Input[str] | N
     if not _CIDR.match(vpc_cidr) or not vpc_cidr.endswith("/16"):
         raise SettingsError(f"mirage:vpcCidr: must be a /16 CIDR, got {vpc_cidr!r}")
     charts_raw = raw.get("chartVersions") or {}
-    known = {"vault", "kubePrometheusStack", "fluentBit", "opensearchDashboards", "traefik"}
+    known = {
+        "vault", "kubePrometheusStack", "fluentBit", "opensearchDashboards", "traefik", "istio",
+        "oauth2Proxy",
+    }  # fmt: skip
     if set(charts_raw) - known:
         raise SettingsError(
             f"mirage:chartVersions: unknown chart(s) {sorted(set(charts_raw) - known)}"
         )
     charts = Charts(**{_snake(k): str(v) for k, v in charts_raw.items()})
+    oauth2_proxy = _oauth2_proxy(raw.get("oauth2Proxy"), secrets.get("oauth2ProxyClientSecret"))
     return Settings(
         environment=environment,
         cluster=cluster,
@@ -286,6 +400,8 @@ def parse(raw: Mapping[str, Any], *, secrets: Mapping[str, pulumi.Input[str] | N
         operator_image=str(raw.get("operatorImage", Settings.operator_image)),
         operator_version=str(raw.get("operatorVersion", "")),
         charts=charts,
+        mesh=_mesh(raw.get("mesh"), cloud=cluster == "eks"),
+        oauth2_proxy=oauth2_proxy,
     )
 
 
@@ -298,11 +414,11 @@ STRING_KEYS = (
 
 OBJECT_KEYS = (
     "tags", "availabilityZones", "nodeGroups", "publicEndpoint", "publicAccessCidrs",
-    "dataStores", "tenants", "chartVersions",
+    "dataStores", "tenants", "chartVersions", "mesh", "oauth2Proxy",
 )  # fmt: skip
 """Keys under ``mirage:`` holding YAML objects, lists, numbers or booleans."""
 
-SECRET_KEYS = ("kubeconfig", "vaultToken")
+SECRET_KEYS = ("kubeconfig", "vaultToken", "oauth2ProxyClientSecret")
 """Secret keys under ``mirage:`` (``pulumi config set --secret``)."""
 
 

@@ -336,6 +336,70 @@ class Config:
     """Secret in ``operator_namespace`` holding the per-install key of ``status.secretMAC``
     (created by the operator when missing)."""
 
+    leader_election: bool = field(default=True, metadata=_env("LEADER_ELECTION", _parse_bool))
+    """Elect one leader among the replicas on a ``coordination.k8s.io/v1`` Lease; only the
+    leader reconciles. Off: this process reconciles at once, alone (one replica only)."""
+
+    leader_election_lease: str = field(
+        default="mirage-operator",
+        metadata=_env("LEADER_ELECTION_LEASE", _parse_name("dns1123-subdomain")),
+    )
+    """Name of the Lease, in ``operator_namespace``; each shard has its own."""
+
+    leader_election_identity: str = field(default="", metadata=_env("LEADER_ELECTION_IDENTITY"))
+    """This replica's name in the Lease's ``holderIdentity``; empty: the host name (the pod's
+    name) and a random suffix, as client-go does."""
+
+    lease_duration: float = field(
+        default=15.0, metadata=_env("LEASE_DURATION", _parse_positive_float)
+    )
+    """Seconds a standby waits, after it last saw the Lease change, before taking it over."""
+
+    renew_deadline: float = field(
+        default=10.0, metadata=_env("RENEW_DEADLINE", _parse_positive_float)
+    )
+    """Seconds the leader keeps trying to renew before it stops writing and exits; shorter
+    than ``lease_duration``, so that it stops before a standby may take over."""
+
+    retry_period: float = field(default=2.0, metadata=_env("RETRY_PERIOD", _parse_positive_float))
+    """Seconds between attempts to acquire or renew the Lease."""
+
+    shard_namespaces: tuple[str, ...] = field(
+        default=(), metadata=_env("SHARD_NAMESPACES", _parse_namespaces)
+    )
+    """Every namespace some shard owns (all shards' ``namespaces``). Set on one shard only:
+    its leader reports namespaces holding Mirage resources that no shard owns."""
+
+    vault_token_secret: str = field(
+        default="mirage-vault-tokens", metadata=_env("VAULT_TOKEN_SECRET")
+    )
+    """Secret in ``operator_namespace`` holding each tenant's Vault token, encrypted, so that
+    the next leader keeps renewing the leases this one issued; empty: tokens stay in memory."""
+
+    vault_token_key_secret: str = field(
+        default="mirage-vault-token-key", metadata=_env("VAULT_TOKEN_KEY_SECRET")
+    )
+    """Secret in ``operator_namespace`` holding the key that encrypts ``vault_token_secret``
+    (created by the operator when missing)."""
+
+    def __post_init__(self) -> None:
+        if self.renew_deadline >= self.lease_duration:
+            raise ConfigError(
+                f"{ENV_PREFIX}RENEW_DEADLINE ({self.renew_deadline}) must be shorter than "
+                f"{ENV_PREFIX}LEASE_DURATION ({self.lease_duration})"
+            )
+        if self.retry_period >= self.renew_deadline:
+            raise ConfigError(
+                f"{ENV_PREFIX}RETRY_PERIOD ({self.retry_period}) must be shorter than "
+                f"{ENV_PREFIX}RENEW_DEADLINE ({self.renew_deadline})"
+            )
+        overlap = set(self.namespaces) - set(self.shard_namespaces)
+        if self.shard_namespaces and overlap:
+            raise ConfigError(
+                f"{ENV_PREFIX}SHARD_NAMESPACES must include this shard's own namespaces; "
+                f"missing {', '.join(sorted(overlap))}"
+            )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         """Load from the environment; raise :class:`ConfigError` naming the bad variable."""

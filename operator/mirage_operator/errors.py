@@ -127,6 +127,10 @@ class KubernetesAPIError(TransientError):
         )
 
 
+class NotLeaderError(MirageError):
+    """A write was refused because this replica does not hold the leader election Lease."""
+
+
 class SecretDataError(MirageError):
     """The data read from Vault does not fit the VaultSecret (a listed key is missing, a
     template fails, the Secret type's required keys are absent). Fixing Vault or the spec

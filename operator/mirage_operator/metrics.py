@@ -121,6 +121,23 @@ ROLLOUT_RESTARTS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+LEADER = Gauge(
+    "mirage_leader",
+    "1 while this process holds the leader election Lease (and reconciles), else 0.",
+    registry=REGISTRY,
+)
+LEADER_ELECTION_ERRORS = Counter(
+    "mirage_leader_election_errors",
+    "Failed Lease reads and writes, by HTTP status (409: another candidate wrote first).",
+    ["code"],
+    registry=REGISTRY,
+)
+UNOWNED_NAMESPACES = Gauge(
+    "mirage_unowned_namespace",
+    "1 for each namespace holding Mirage resources that no shard owns (nothing reconciles them).",
+    ["namespace"],
+    registry=REGISTRY,
+)
 BUILD_INFO = Info("mirage_build", "Version of the running operator.", registry=REGISTRY)
 BUILD_INFO.info({"version": __version__})
 

@@ -11,10 +11,13 @@ NAMESPACE = "traefik"
 REPOSITORY = "https://traefik.github.io/charts"
 
 
-def traefik_values(*, ingress_class: str, cloud: bool, prod: bool) -> dict[str, object]:
+def traefik_values(
+    *, ingress_class: str, cloud: bool, prod: bool, mesh: bool = False
+) -> dict[str, object]:
     """Traefik values: the Kubernetes Ingress provider, the IngressClass ``ingress_class``
     (not the cluster default: Mirage names its class on every Ingress), and on AWS an
-    internet-facing NLB."""
+    internet-facing NLB. With the ``mesh``, Traefik runs with a sidecar so that it calls
+    services whose mTLS is STRICT over mTLS, under its namespace's identity (ADR 0093)."""
     values: dict[str, object] = {
         "ingressClass": {"enabled": True, "isDefaultClass": False, "name": ingress_class},
         "providers": {
@@ -25,6 +28,18 @@ def traefik_values(*, ingress_class: str, cloud: bool, prod: bool) -> dict[str, 
         "podDisruptionBudget": {"enabled": prod, "maxUnavailable": 1},
         "metrics": {"prometheus": {"serviceMonitor": {"enabled": False}}},
     }
+    if mesh:
+        # Through Services, not pod IPs: the sidecar applies mTLS to a Service's endpoints;
+        # traffic straight to a pod IP would leave in plain text and be refused.
+        for provider in ("kubernetesIngress", "kubernetesCRD"):
+            values["providers"][provider]["nativeLBByDefault"] = True  # type: ignore[index]
+        values["deployment"] = {
+            **values["deployment"],  # type: ignore[dict-item]
+            "podLabels": {"sidecar.istio.io/inject": "true"},
+            # Requests from the load balancer reach Traefik directly; only its calls to the
+            # services go through the sidecar.
+            "podAnnotations": {"traffic.sidecar.istio.io/includeInboundPorts": ""},
+        }
     if cloud:
         values["service"] = {
             "annotations": {
@@ -50,6 +65,7 @@ class Ingress(pulumi.ComponentResource):
         chart_version: str,
         cloud: bool,
         prod: bool,
+        mesh: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mirage:ingress:Ingress", name, None, opts)
@@ -64,7 +80,7 @@ class Ingress(pulumi.ComponentResource):
             chart="traefik",
             version=chart_version,
             repository=REPOSITORY,
-            values=traefik_values(ingress_class=ingress_class, cloud=cloud, prod=prod),
+            values=traefik_values(ingress_class=ingress_class, cloud=cloud, prod=prod, mesh=mesh),
         )
         self.ingress_class = pulumi.Output.from_input(ingress_class)
         self.namespace = namespace.metadata["name"]

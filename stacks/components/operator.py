@@ -25,6 +25,9 @@ def operator_values(
     ingress_class: Any,
     ingress_namespace: Any,
     prometheus_namespace: Any,
+    mesh_default: bool,
+    mesh_trust_domain: Any,
+    oauth2_proxy_url: Any,
     monitoring: bool,
     watch_namespaces: Sequence[str],
     image: str,
@@ -33,7 +36,8 @@ def operator_values(
     """Values of the mirage-operator chart (plain values or Pulumi outputs): Vault's address
     and auth mount from the Vault component, the tenant contract's role template,
     ServiceAccount, audience and allowed paths, the ingress class and the namespaces of the
-    ingress controller and Prometheus; ServiceMonitor and dashboard when ``monitoring``."""
+    ingress controller and Prometheus, the mesh's default and trust domain, the OAuth2 Proxy's
+    address (None: the chart's default); ServiceMonitor and dashboard when ``monitoring``."""
     return {
         "image": {"repository": image, "tag": version},
         "watch": {"namespaces": list(watch_namespaces)},
@@ -55,6 +59,9 @@ def operator_values(
             "prometheusNamespace": prometheus_namespace,
             "monitoringLabels": dict(tenancy.MONITORING_LABELS),
             "dashboardLabels": dict(tenancy.DASHBOARD_LABELS),
+            "meshDefault": mesh_default,
+            "meshTrustDomain": mesh_trust_domain,
+            **({"oauth2ProxyUrl": oauth2_proxy_url} if oauth2_proxy_url is not None else {}),
         },
         "metrics": {"enabled": True, "serviceMonitor": {"enabled": monitoring}},
         "dashboard": {"enabled": monitoring},

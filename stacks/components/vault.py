@@ -158,6 +158,8 @@ class Vault(pulumi.ComponentResource):
     policies: dict[str, pulumi.Output[str]]
     roles: dict[str, pulumi.Output[str]]
     database_mount: pulumi.Output[str] | None = None
+    provider: vault.Provider
+    """The provider Pulumi configures (and reads) this Vault with."""
 
     def __init__(
         self,
@@ -204,6 +206,7 @@ class Vault(pulumi.ComponentResource):
             skip_child_token=True,
             opts=child(self, depends_on=depends),
         )
+        self.provider = provider
         options = child(self, provider=provider)
         mounts: dict[str, vault.Mount] = {}
         for path, engine in tenancy.MOUNTS.items():

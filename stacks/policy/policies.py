@@ -12,6 +12,10 @@
 - ``vault-policy-least-privilege``: no Vault policy grants a bare ``*``/``+`` path or ``sudo``.
 - ``vault-tenant-role-bound``: no kubernetes auth role is bound to ``*`` namespaces or
   ServiceAccounts (or to none), and each requires an audience.
+- ``oauth2-proxy-secrets-by-reference``: an OAuth2 Proxy release takes its client and cookie
+  secrets from an existing Secret, never from Helm values (stored in plain text by Helm).
+- ``istio-cni-for-restricted-pods``: istiod injects sidecars through the CNI plugin, so that
+  meshed pods pass the restricted Pod Security profile (no ``NET_ADMIN`` init container).
 """
 
 from __future__ import annotations
@@ -217,6 +221,37 @@ def vault_tenant_role_bound(kind: str, props: Mapping[str, Any], report: Report)
         report(f"{kind}: audience must be set")
 
 
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def _chart(kind: str, props: Mapping[str, Any]) -> str | None:
+    # The chart's name, whether given bare (with a repository) or as a path or URL.
+    if kind != HELM_RELEASE:
+        return None
+    return str(props.get("chart", "")).rstrip("/").rsplit("/", 1)[-1] or None
+
+
+def oauth2_proxy_secrets_by_reference(kind: str, props: Mapping[str, Any], report: Report) -> None:
+    """OAuth2 Proxy's secrets come from ``config.existingSecret``, never from values."""
+    if _chart(kind, props) != "oauth2-proxy":
+        return
+    config = (props.get("values") or {}).get("config") or {}
+    for field in ("clientSecret", "cookieSecret"):
+        if config.get(field):
+            report(f"{kind}: config.{field} in Helm values is stored in plain text by Helm")
+    if not config.get("existingSecret"):
+        report(f"{kind}: config.existingSecret must name the Secret holding the credentials")
+
+
+def istio_cni_for_restricted_pods(kind: str, props: Mapping[str, Any], report: Report) -> None:
+    """istiod's sidecar injector relies on the CNI plugin, not on a NET_ADMIN init container."""
+    if _chart(kind, props) != "istiod":
+        return
+    pilot = (props.get("values") or {}).get("pilot") or {}
+    if (pilot.get("cni") or {}).get("enabled") is not True:
+        report(f"{kind}: pilot.cni.enabled must be true (restricted pods cannot run istio-init)")
+
+
 POLICIES: Mapping[str, tuple[str, Validate]] = {
     "no-public-data-store": ("Data stores are private to the VPC.", no_public_data_store),
     "no-unencrypted-storage": ("Everything stored is encrypted.", no_unencrypted_storage),
@@ -232,6 +267,14 @@ POLICIES: Mapping[str, tuple[str, Validate]] = {
     "vault-tenant-role-bound": (
         "Tenant roles are bound to named ServiceAccounts and namespaces.",
         vault_tenant_role_bound,
+    ),
+    "oauth2-proxy-secrets-by-reference": (
+        "OAuth2 Proxy's secrets reach it through a Secret, never Helm values.",
+        oauth2_proxy_secrets_by_reference,
+    ),
+    "istio-cni-for-restricted-pods": (
+        "Sidecars are set up by the Istio CNI plugin (restricted Pod Security).",
+        istio_cni_for_restricted_pods,
     ),
 }
 """Policy name to (description, validate)."""

@@ -25,9 +25,10 @@ def resource_name(resource: Resource) -> str:
     return f"{resource.plural}/{resource.subresource}" if resource.subresource else resource.plural
 
 
-def rule(resource: Resource, names: Iterable[str] = ()) -> Rule:
-    """The grant a table row calls for, optionally narrowed to object names."""
-    return (resource.group, resource_name(resource), resource.verbs, tuple(names))
+def rule(resource: Resource, names: Iterable[str] = (), verbs: Iterable[str] | None = None) -> Rule:
+    """The grant a table row calls for, optionally narrowed to object names or some verbs."""
+    granted = resource.verbs if verbs is None else frozenset(verbs)
+    return (resource.group, resource_name(resource), granted, tuple(names))
 
 
 def rendered_rules(role: dict[str, Any]) -> set[Rule]:
@@ -51,11 +52,15 @@ def expected_roles(values: dict[str, Any]) -> dict[tuple[str, str | None], set[R
     """Rules by (kind, namespace) of each Role/ClusterRole, derived from ``resources.ALL``."""
     if not values["rbac"]["create"]:
         return {}
-    namespaces = values["watch"]["namespaces"]
+    shards = values["shards"]
+    namespaces = [n for s in shards for n in s["namespaces"]] or values["watch"]["namespaces"]
     tenant_mode = values["vault"]["auth"]["mode"] == "tenant"
-    narrowed = {resources.SERVICE_ACCOUNT_TOKEN}
+    narrowed = {resources.SERVICE_ACCOUNT_TOKEN, resources.LEASE}
     namespaced = {rule(r) for r in resources.ALL if r.namespaced and r not in narrowed}
     cluster = {rule(r) for r in resources.ALL if not r.namespaced}
+    if shards:  # the first shard lists the Mirage kinds to report namespaces no shard owns
+        surveyed = (resources.MIRAGE_SERVICE, resources.VAULT_SECRET, resources.SLO)
+        cluster |= {rule(r, verbs=["list"]) for r in surveyed}
     tenant_token = (
         {rule(resources.SERVICE_ACCOUNT_TOKEN, [values["vault"]["auth"]["serviceAccount"]])}
         if tenant_mode
@@ -72,8 +77,14 @@ def expected_roles(values: dict[str, Any]) -> dict[tuple[str, str | None], set[R
         for namespace in namespaces:
             roles["Role", namespace] = namespaced | tenant_token
     own = set()
+    operator = values["operator"]
     if namespaces:
-        own.add(rule(resources.SECRET, [values["operator"]["hmacKeySecret"]]))
+        kept = [operator["vaultTokenSecret"], operator["vaultTokenKeySecret"]]
+        own.add(rule(resources.SECRET, [operator["hmacKeySecret"], *kept]))
+    if values["leaderElection"]["enabled"]:
+        leases = [f"mirage-operator-{s['name']}" for s in shards] or ["mirage-operator"]
+        own.add(rule(resources.LEASE, leases, verbs=["get", "update"]))
+        own.add(rule(resources.LEASE, verbs=["create"]))  # RBAC cannot narrow a create
     if not tenant_mode:
         own.add(rule(resources.SERVICE_ACCOUNT_TOKEN, [service_account_name(values)]))
     if own:
@@ -98,12 +109,13 @@ def test_every_table_row_is_granted_by_the_default_install(
 ) -> None:
     # Cluster-wide and namespaced scope together grant every row: nothing in the table is
     # forgotten by the chart in both scopes.
-    granted = set()
+    granted: dict[tuple[str, str], frozenset[str]] = {}
     for case in ("default", "namespaced-scope"):
         for kind in ROLE_KINDS:
             for role in render(case).of_kind(kind):
-                granted |= {(g, r, v) for g, r, v, _ in rendered_rules(role)}
-    assert granted == {(r.group, resource_name(r), r.verbs) for r in resources.ALL}
+                for group, name, verbs, _ in rendered_rules(role):
+                    granted[group, name] = granted.get((group, name), frozenset()) | verbs
+    assert granted == {(r.group, resource_name(r)): r.verbs for r in resources.ALL}
 
 
 _RULE_START = re.compile(r"^\s*- apiGroups:")

@@ -54,7 +54,8 @@ def expected_objects(values: dict[str, Any]) -> set[tuple[str, str | None, str]]
         wanted |= {("ClusterRole", None, FULLNAME), ("ClusterRoleBinding", None, FULLNAME)}
         for namespace in namespaces:
             wanted |= {("Role", namespace, FULLNAME), ("RoleBinding", namespace, FULLNAME)}
-        if namespaces or values["vault"]["auth"]["mode"] == "operator":
+        operator_mode = values["vault"]["auth"]["mode"] == "operator"
+        if namespaces or operator_mode or values["leaderElection"]["enabled"]:
             own = f"{FULLNAME}-self"
             wanted |= {("Role", NAMESPACE, own), ("RoleBinding", NAMESPACE, own)}
     if values["metrics"]["enabled"]:
@@ -99,6 +100,9 @@ def operator_environment(rendered: Rendered) -> dict[str, str]:
     for item in container(rendered)["env"]:
         if "value" in item:
             env[item["name"]] = item["value"]
+        elif item["name"] == "MIRAGE_LEADER_ELECTION_IDENTITY":
+            assert item["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+            env[item["name"]] = "mirage-operator-pod"
         else:
             assert item["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
             env[item["name"]] = NAMESPACE
@@ -129,6 +133,7 @@ def expected_config(values: dict[str, Any], ca_path: str) -> dict[str, Any]:
     vault, auth, operator, platform = (
         values["vault"], values["vault"]["auth"], values["operator"], values["platform"],
     )  # fmt: skip
+    election = values["leaderElection"]
     return {
         "namespaces": tuple(values["watch"]["namespaces"]),
         "operator_namespace": NAMESPACE,
@@ -164,6 +169,15 @@ def expected_config(values: dict[str, Any], ca_path: str) -> dict[str, Any]:
         "vault_timeout": float(vault["timeout"]),
         "vault_retries": vault["retries"],
         "vault_default_refresh_interval": parse_duration(vault["defaultRefreshInterval"]),
+        "vault_token_secret": operator["vaultTokenSecret"],
+        "vault_token_key_secret": operator["vaultTokenKeySecret"],
+        "leader_election": election["enabled"],
+        "leader_election_lease": FULLNAME,
+        "leader_election_identity": "mirage-operator-pod",
+        "lease_duration": float(election["leaseDuration"]),
+        "renew_deadline": float(election["renewDeadline"]),
+        "retry_period": float(election["retryPeriod"]),
+        "shard_namespaces": (),
     }
 
 
@@ -205,8 +219,12 @@ def test_pod_runs_restricted_with_its_token(render: Callable[[str], Rendered], c
     rendered = render(case)
     deployment = rendered.one("Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    assert deployment["spec"]["replicas"] == rendered.values["replicaCount"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == rendered.values["replicaCount"]
+    # A new pod stands by before an old one stops (docs/adr/0110).
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     # The operator needs its ServiceAccount token to talk to the API server.
     assert pod["automountServiceAccountToken"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -366,3 +384,53 @@ def test_notes_tell_what_was_installed(helm: Helm) -> None:
     assert f"watching: {', '.join(listed)}." in namespaced
     assert "paused" in namespaced
     assert "as its own ServiceAccount" in namespaced
+
+
+def test_replicas_spread_over_nodes_and_keep_one_through_a_drain(
+    render: Callable[[str], Rendered],
+) -> None:
+    rendered = render("default")
+    deployment = rendered.one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 2
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    budget = rendered.one("PodDisruptionBudget")["spec"]
+    assert budget["maxUnavailable"] == 1 < deployment["spec"]["replicas"]
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, str]:
+    (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item.get("value", "") for item in operator["env"]}
+
+
+def test_shards_are_deployments_with_disjoint_namespaces_and_their_own_leases(
+    render_with: Callable[..., Rendered], helm: Any
+) -> None:
+    rendered = render_with(
+        "shards[0].name=a", "shards[0].namespaces={x,y}",
+        "shards[1].name=b", "shards[1].namespaces={z}",
+    )  # fmt: skip
+    deployments = {d["metadata"]["name"]: d for d in rendered.of_kind("Deployment")}
+    assert set(deployments) == {f"{FULLNAME}-a", f"{FULLNAME}-b"}
+    a, b = _env(deployments[f"{FULLNAME}-a"]), _env(deployments[f"{FULLNAME}-b"])
+    assert (a["MIRAGE_NAMESPACES"], b["MIRAGE_NAMESPACES"]) == ("x,y", "z")
+    assert (a["MIRAGE_SHARD_NAMESPACES"], b["MIRAGE_SHARD_NAMESPACES"]) == ("x,y,z", "")
+    assert a["MIRAGE_LEADER_ELECTION_LEASE"] == f"{FULLNAME}-a"
+    assert b["MIRAGE_LEADER_ELECTION_LEASE"] == f"{FULLNAME}-b"
+    selectors = [d["spec"]["selector"]["matchLabels"] for d in deployments.values()]
+    assert selectors[0] != selectors[1]
+    budgets = rendered.of_kind("PodDisruptionBudget")
+    assert sorted(p["spec"]["selector"]["matchLabels"]["mirage.dev/shard"] for p in budgets) == [
+        "a",
+        "b",
+    ]
+    roles = {(r["metadata"]["namespace"]) for r in rendered.of_kind("Role")}
+    assert {"x", "y", "z"} <= roles
+    overlap = helm.template(
+        "--set", "shards[0].name=a", "--set", "shards[0].namespaces={x}",
+        "--set", "shards[1].name=b", "--set", "shards[1].namespaces={x}",
+    )  # fmt: skip
+    assert overlap.returncode != 0
+    assert "namespace x is in two shards" in overlap.stderr

@@ -127,7 +127,8 @@ INVALID = {
     "string for a boolean": (["--set", "crds.install=maybe"], ["/crds/install", "boolean"]),
     "integer for a string": (["--set", "vault.address=8200"], ["/vault/address"]),
     "object for a list": (["--set", "watch.namespaces.a=b"], ["/watch/namespaces", "array"]),
-    "two replicas": (["--set", "replicaCount=2"], ["/replicaCount"]),
+    "negative replicas": (["--set", "replicaCount=-1"], ["/replicaCount"]),
+    "shard without namespaces": (["--set", "shards[0].name=a"], ["/shards/0"]),
     "unknown auth mode": (["--set", "vault.auth.mode=token"], ["/vault/auth/mode"]),
     "unknown log level": (["--set", "operator.logLevel=TRACE"], ["/operator/logLevel"]),
     "comma inside a list item": (

@@ -25,6 +25,7 @@ audit log, for the tests that count calls. Otherwise the Vault tests are skipped
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -77,6 +78,9 @@ class Operator:
     kubeconfig: Path
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    identity: str = "e2e-operator"
+    """Its name in the leader election Lease: the same across restarts, so that a restarted
+    operator renews its own Lease at once instead of waiting out a dead holder's."""
     process: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     _log: IO[bytes] | None = None
@@ -91,6 +95,7 @@ class Operator:
             "MIRAGE_METRICS_PORT": str(self.metrics_port),
             "MIRAGE_LOG_FORMAT": "text",
             "MIRAGE_LOG_LEVEL": "INFO",
+            "MIRAGE_LEADER_ELECTION_IDENTITY": self.identity,
             **self.extra_env,
         }
         self._log = self.log_path.open("ab")
@@ -187,6 +192,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         vault = VaultAdmin(kube, given_vault()) if REAL_VAULT else None
         yield from _run(kube, kubeconfig, workdir, emulator=None, vault=vault)
         return
+    with emulated(workdir) as (server, kubeconfig, kube, vault):
+        yield from _run(kube, kubeconfig, workdir, emulator=server, vault=vault)
+
+
+@contextlib.contextmanager
+def emulated(workdir: Path) -> Iterator[tuple[APIServer, Path, Kube, VaultAdmin]]:
+    """The emulated API (CRDs installed, a kubeconfig in ``workdir``) and an emulated Vault
+    whose kubernetes auth trusts it."""
     with (
         run_apiserver_in_thread() as server,
         VaultThread(EmulatedVault(token_reviewer=apiserver_reviewer(server))) as vault_thread,
@@ -195,7 +208,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
         kube = Kube(kubeconfig)
         vault = VaultAdmin(kube, EmulatedBackend(vault_thread.vault, vault_thread.address))
-        yield from _run(kube, kubeconfig, workdir, emulator=server, vault=vault)
+        yield server, kubeconfig, kube, vault
 
 
 def given_vault() -> RealBackend:

@@ -44,6 +44,7 @@ PLURALS: dict[str, tuple[str, str]] = {
     "MirageService": ("/apis/mirage.dev/v1alpha1", "mirageservices"),
     "VaultSecret": ("/apis/mirage.dev/v1alpha1", "vaultsecrets"),
     "ServiceLevelObjective": ("/apis/mirage.dev/v1alpha1", "servicelevelobjectives"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
 }
 CLUSTER_SCOPED = {"Namespace"}
 

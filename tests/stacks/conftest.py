@@ -9,7 +9,11 @@ import pytest
 
 from tests.stacks.harness import Built, build
 
-SECRETS = {"mirage:vaultToken": "root-token-for-tests", "mirage:kubeconfig": "apiVersion: v1\n"}
+SECRETS = {
+    "mirage:vaultToken": "root-token-for-tests",
+    "mirage:kubeconfig": "apiVersion: v1\n",
+    "mirage:oauth2ProxyClientSecret": "idp-client-secret-for-tests",
+}
 STACKS = ("dev", "prod", "local")
 
 

@@ -66,6 +66,9 @@ _COMPUTED: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+VAULT_KV = {"platform/oauth2-proxy": {"client-secret": "idp-client-secret-from-vault"}}
+"""The mocked Vault's KV v2 secrets (``<mount>/<path>`` to data)."""
+
 _SECRET_SIG = pulumi.runtime.rpc._special_sig_key
 _SECRET = pulumi.runtime.rpc._special_secret_sig
 
@@ -109,6 +112,8 @@ class Mocks(pulumi.runtime.Mocks):
             return {"name": "eu-west-1", "region": "eu-west-1"}
         if args.token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"json": json.dumps({"Statement": args.args.get("statements", [])})}
+        if args.token == "vault:kv/getSecretV2:getSecretV2":  # what a KV v2 read returns
+            return {"data": VAULT_KV.get(f"{args.args['mount']}/{args.args['name']}", {})}
         raise AssertionError(f"unexpected invoke {args.token}")
 
 

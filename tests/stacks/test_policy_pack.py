@@ -223,6 +223,27 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         {"boundServiceAccountNames": ["*"], "boundServiceAccountNamespaces": ["team-a"]},
         "boundServiceAccountNames must list names",
     ),
+    (
+        "oauth2-proxy-secrets-by-reference",
+        "kubernetes:helm.sh/v3:Release",
+        {"chart": "oauth2-proxy", "values": {"config": {"existingSecret": "creds"}}},
+        {"chart": "oauth2-proxy", "values": {"config": {"clientSecret": "s3cr3t"}}},
+        "config.clientSecret in Helm values",
+    ),
+    (
+        "oauth2-proxy-secrets-by-reference",
+        "kubernetes:helm.sh/v3:Release",
+        {"chart": "./charts/other", "values": {"config": {"cookieSecret": "not ours"}}},
+        {"chart": "./vendor/oauth2-proxy/", "values": {}},
+        "config.existingSecret must name",
+    ),
+    (
+        "istio-cni-for-restricted-pods",
+        "kubernetes:helm.sh/v3:Release",
+        {"chart": "istiod", "values": {"pilot": {"cni": {"enabled": True}}}},
+        {"chart": "istiod", "values": {"pilot": {"autoscaleMin": 1}}},
+        "pilot.cni.enabled must be true",
+    ),
 ]
 
 

@@ -3,6 +3,7 @@ for (and no others), their wiring, the invariants on every resource, the stack o
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -14,7 +15,7 @@ from mirage_operator import tenancy
 from stacks.policy.policies import taggable
 from stacks.settings import REQUIRED_TAGS, Settings, SettingsError, parse
 from tests.stacks.conftest import SECRETS
-from tests.stacks.harness import Built, build, stack_config
+from tests.stacks.harness import Built, Registered, build, stack_config
 
 COMPONENTS = {
     "mirage:network:Network",
@@ -25,7 +26,12 @@ COMPONENTS = {
     "mirage:ingress:Ingress",
     "mirage:operator:MirageOperator",
     "mirage:tenants:Tenants",
+    "mirage:mesh:Mesh",
+    "mirage:oauth2proxy:OAuth2Proxy",
 }
+CLOUD_ONLY = {"mirage:network:Network", "mirage:data:DataStores"}
+LOCAL_OFF = {"mirage:mesh:Mesh", "mirage:oauth2proxy:OAuth2Proxy"}
+"""Off in Pulumi.local.yaml: no Istio on a laptop cluster by default, no IdP configured."""
 STORE_TYPES = {
     "postgres": "aws:rds/instance:Instance",
     "mongodb": "aws:docdb/cluster:Cluster",
@@ -45,7 +51,7 @@ def test_cloud_stacks_compose_every_component(dev: Built, prod: Built) -> None:
 
 
 def test_local_stack_has_no_cloud_resource(local: Built) -> None:
-    assert components(local) == COMPONENTS - {"mirage:network:Network", "mirage:data:DataStores"}
+    assert components(local) == COMPONENTS - CLOUD_ONLY - LOCAL_OFF
     assert not [r for r in local if r.type.startswith("aws:")]
     # Vault's dev server in the cluster, configured for the tenants.
     release = [
@@ -281,6 +287,7 @@ def test_stack_outputs(stack: Built) -> None:
 
 
 BASE = {"tags": {"owner": "me", "cost-center": "x"}, "publicAccessCidrs": ["203.0.113.0/24"]}
+PROXY = {"issuerUrl": "https://id.example.com", "clientId": "edge", "host": "auth.example.com"}
 
 
 @pytest.mark.parametrize(
@@ -313,21 +320,62 @@ BASE = {"tags": {"owner": "me", "cost-center": "x"}, "publicAccessCidrs": ["203.
             "minSize <= desiredSize",
         ),
         ({"chartVersions": {"nginx": "1"}}, {}, "mirage:chartVersions: unknown chart"),
+        ({"mesh": {"enabled": False, "joinByDefault": True}}, {}, "mesh.joinByDefault: needs"),
+        ({"mesh": {"trustDomain": "Mirage_TD"}}, {}, "mirage:mesh.trustDomain: must be a DNS"),
+        ({"mesh": {"enable": True}}, {}, "mirage:mesh: an object of"),
+        ({"oauth2Proxy": {**PROXY, "issuerUrl": "http://id.example"}}, {}, "issuerUrl: must be"),
+        ({"oauth2Proxy": {**PROXY, "clientId": ""}}, {}, "oauth2Proxy.clientId: required"),
+        ({"oauth2Proxy": {**PROXY, "host": "auth"}}, {}, "oauth2Proxy.host: must be a host"),
+        (
+            {"oauth2Proxy": {**PROXY, "cookieDomain": ".other.example"}},
+            {},
+            "cookieDomain: must contain oauth2Proxy.host",
+        ),
+        ({"oauth2Proxy": PROXY}, {"oauth2ProxyClientSecret": ""}, "set this secret or"),
+        (
+            {
+                "oauth2Proxy": {
+                    **PROXY,
+                    "clientSecretVault": {"mount": "kv", "path": "p", "key": "k"},
+                }
+            },
+            {},
+            "(one of them)",
+        ),
+        (
+            {"oauth2Proxy": {**PROXY, "clientSecretVault": {"mount": "kv", "path": "p"}}},
+            {"oauth2ProxyClientSecret": ""},
+            "clientSecretVault: an object of mount, path, key",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(
     raw: dict[str, Any], secrets: dict[str, str], message: str
 ) -> None:
     with pytest.raises(SettingsError) as caught:
-        parse({**BASE, **raw}, secrets={"vaultToken": "t", **secrets})
+        parse(
+            {**BASE, **raw}, secrets={"vaultToken": "t", "oauth2ProxyClientSecret": "c", **secrets}
+        )
     assert message in str(caught.value)
 
 
 def test_secrets_never_reach_settings_repr() -> None:
     settings = parse(
-        {**BASE, "cluster": "existing"}, secrets={"vaultToken": "s3cr3t", "kubeconfig": "k0nf"}
+        {**BASE, "cluster": "existing", "oauth2Proxy": PROXY},
+        secrets={"vaultToken": "s3cr3t", "kubeconfig": "k0nf", "oauth2ProxyClientSecret": "c1i"},
     )
-    assert "s3cr3t" not in repr(settings) and "k0nf" not in repr(settings)
+    assert not {"s3cr3t", "k0nf", "c1i"} & set(re.findall(r"\w+", repr(settings)))
+
+
+def test_mesh_on_by_default_on_eks_only_and_proxy_defaults() -> None:
+    assert parse(BASE, secrets={"vaultToken": "t"}).mesh.enabled is True
+    local = parse({**BASE, "cluster": "existing"}, secrets={"kubeconfig": "k"})
+    assert local.mesh.enabled is False and local.oauth2_proxy is None
+    proxy = parse(
+        {**BASE, "oauth2Proxy": PROXY}, secrets={"vaultToken": "t", "oauth2ProxyClientSecret": "c"}
+    ).oauth2_proxy
+    assert proxy is not None
+    assert (proxy.cookie_domain, proxy.email_domains) == (".example.com", ("*",))
 
 
 def test_pulumi_yaml_documents_exactly_the_keys_the_program_reads() -> None:
@@ -400,6 +448,19 @@ def expected_inventory(s: Settings) -> dict[str, Counter[str]]:
             "random:index/randomPassword:RandomPassword": 1,
         }
     )
+    if s.mesh.enabled:
+        inventory["mirage:mesh:Mesh"] = Counter(
+            {k8s + "Namespace": 1, "kubernetes:helm.sh/v3:Release": 3}  # base, cni, istiod
+        )
+    if s.oauth2_proxy is not None:
+        inventory["mirage:oauth2proxy:OAuth2Proxy"] = Counter(
+            {
+                k8s + "Namespace": 1,
+                k8s + "Secret": 1,
+                "kubernetes:helm.sh/v3:Release": 1,
+                "random:index/randomPassword:RandomPassword": 1,  # the cookie secret
+            }
+        )
     database = cloud and "postgres" in s.stores
     vault = Counter(
         {
@@ -498,10 +559,98 @@ def test_each_component_registers_exactly_what_the_config_asks_for(name: str) ->
         {"mirage:dataStores": {"postgres": False, "opensearch": False}},
         {"mirage:dataStores": dict.fromkeys(STORE_TYPES, False)},
         {"mirage:tenants": ["solo"], "mirage:availabilityZones": 2},
+        {"mirage:mesh": {"enabled": False}, "mirage:oauth2Proxy": None},
     ],
-    ids=["no-postgres-no-opensearch", "no-stores", "one-tenant-two-zones"],
+    ids=["no-postgres-no-opensearch", "no-stores", "one-tenant-two-zones", "no-mesh-no-proxy"],
 )
 def test_switched_config_changes_exactly_what_it_names(overrides: dict[str, Any]) -> None:
     values = {**stack_config("dev"), **overrides}
+    values = {k: v for k, v in values.items() if v is not None}
     built = build("dev", overrides=overrides, secrets=SECRETS)
     assert inventory(built) == expected_inventory(settings_of(values))
+
+
+def _release(built: Built, chart: str) -> Registered:
+    [release] = [
+        r for r in built.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart
+    ]
+    return release
+
+
+def operator_platform(built: Built) -> dict[str, Any]:
+    """The ``platform`` values the operator release gets."""
+    [release] = [
+        r
+        for r in built.of_type("kubernetes:helm.sh/v3:Release")
+        if r.component == "mirage:operator:MirageOperator"
+    ]
+    return dict(release.inputs["values"]["platform"])
+
+
+def test_oauth2_proxy_secrets_are_secrets_and_stay_out_of_helm_values(dev: Built) -> None:
+    [credentials] = [
+        r
+        for r in dev.of_type("kubernetes:core/v1:Secret")
+        if r.component == "mirage:oauth2proxy:OAuth2Proxy"
+    ]
+    data = credentials.inputs["stringData"]
+    for field in ("stringData.client-secret", "stringData.cookie-secret"):
+        # The field is secret, or the object holding it is (secrecy wraps the nearest Output).
+        assert any(field == s or field.startswith(f"{s}.") for s in credentials.secrets), field
+    assert data["client-secret"] == SECRETS["mirage:oauth2ProxyClientSecret"]
+    assert data["cookie-secret"] == "x" * 32  # the mocked RandomPassword: an AES-256 key's size
+    assert data["client-id"] == stack_config("dev")["mirage:oauth2Proxy"]["clientId"]
+    release = _release(dev, "oauth2-proxy")
+    assert (
+        release.inputs["values"]["config"]["existingSecret"]
+        == credentials.inputs["metadata"]["name"]
+    )
+    assert release.inputs["namespace"] == credentials.inputs["metadata"]["namespace"]
+    # Helm keeps values in plain text in its release record: no secret value may be in them.
+    text = json.dumps(release.inputs["values"])
+    assert data["client-secret"] not in text and data["cookie-secret"] not in text
+    assert not release.secrets
+
+
+def test_local_stack_turns_the_mesh_on_by_config() -> None:
+    mesh = {"enabled": True, "trustDomain": "td.local", "joinByDefault": True}
+    built = build("local", overrides={"mirage:mesh": mesh}, secrets=SECRETS)
+    assert inventory(built) == expected_inventory(
+        settings_of({**stack_config("local"), "mirage:mesh": mesh})
+    )
+    assert _release(built, "istiod").inputs["values"]["meshConfig"]["trustDomain"] == "td.local"
+    assert built.outputs["meshTrustDomain"] == "td.local"
+    platform = operator_platform(built)
+    assert (platform["meshTrustDomain"], platform["meshDefault"]) == ("td.local", True)
+    traefik = _release(built, "traefik").inputs["values"]
+    assert traefik["providers"]["kubernetesIngress"]["nativeLBByDefault"] is True
+    assert traefik["deployment"]["podAnnotations"] == {
+        "traffic.sidecar.istio.io/includeInboundPorts": ""
+    }
+
+
+def test_operator_gets_the_mesh_and_proxy_of_the_stack(prod: Built, local: Built) -> None:
+    platform = operator_platform(prod)
+    assert platform["meshDefault"] is False  # services join only when asked
+    assert platform["meshTrustDomain"] == prod.outputs["meshTrustDomain"] == "mirage.example.com"
+    assert platform["oauth2ProxyUrl"] == prod.outputs["oauth2ProxyUrl"]
+    # Without a proxy the chart's default address stays (the operator needs one to start).
+    assert "oauth2ProxyUrl" not in operator_platform(local)
+    assert local.outputs["signInUrl"] is None
+    assert prod.outputs["signInUrl"] == "https://auth.mirage.example.com/oauth2/start"
+
+
+def test_oauth2_proxy_client_secret_from_vault() -> None:
+    proxy = {
+        **stack_config("dev")["mirage:oauth2Proxy"],
+        "clientSecretVault": {"mount": "platform", "path": "oauth2-proxy", "key": "client-secret"},
+    }
+    secrets = {k: v for k, v in SECRETS.items() if k != "mirage:oauth2ProxyClientSecret"}
+    built = build("dev", overrides={"mirage:oauth2Proxy": proxy}, secrets=secrets)
+    [credentials] = [
+        r
+        for r in built.of_type("kubernetes:core/v1:Secret")
+        if r.component == "mirage:oauth2proxy:OAuth2Proxy"
+    ]
+    assert credentials.inputs["stringData"]["client-secret"] == "idp-client-secret-from-vault"
+    assert "stringData" in credentials.secrets

@@ -6,8 +6,10 @@ Kubernetes objects the stacks declare directly pass ``kubernetes-validate``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -15,11 +17,12 @@ import yaml
 
 from mirage_operator import tenancy
 from mirage_operator.config import Config
+from mirage_operator.render.documents import render_document
 from stacks.components.tenants import tenant_objects
-from stacks.settings import Tenant
+from stacks.settings import Charts, Tenant
 from tests.chart.helm import Helm
 from tests.conftest import require_tool
-from tests.stacks.harness import Built
+from tests.stacks.harness import ROOT, Built
 
 K8S_VERSION = "1.33"
 KINDS = {
@@ -47,9 +50,23 @@ def operator_release(stack: Built) -> dict[str, Any]:
     return release.inputs
 
 
-def test_operator_values_render_and_point_at_the_stack_vault(
-    stack: Built, helm: Helm, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def rendered(
+    helm: Helm, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[Built], list[dict[str, Any]]]:
+    """The operator release of a stack as ``helm template`` renders it, once per stack."""
+    cache: dict[str, list[dict[str, Any]]] = {}
+
+    def render(stack: Built) -> list[dict[str, Any]]:
+        if stack.stack not in cache:
+            cache[stack.stack] = render_operator(stack, helm, tmp_path_factory.mktemp("values"))
+        return cache[stack.stack]
+
+    return render
+
+
+def render_operator(stack: Built, helm: Helm, tmp_path: Path) -> list[dict[str, Any]]:
+    """``helm template`` of the operator release with the values the stack passes."""
     release = operator_release(stack)
     assert (
         Path(release["chart"]) == Path(__file__).resolve().parents[2] / "charts" / "mirage-operator"
@@ -61,16 +78,26 @@ def test_operator_values_render_and_point_at_the_stack_vault(
         "--kube-version", "1.33.0", "-f", str(values),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr  # values.schema.json rejects unknown/bad keys
-    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def test_operator_values_render_and_point_at_the_stack_vault(
+    stack: Built, rendered: Callable[[Built], list[dict[str, Any]]]
+) -> None:
+    objects = rendered(stack)
+    env = operator_env(objects)
     assert env["MIRAGE_VAULT_ADDR"] == stack.outputs["vaultAddress"]
     assert env["MIRAGE_VAULT_AUTH_MOUNT"] == stack.outputs["vaultAuthMount"]
     [auth] = stack.of_type("vault:index/authBackend:AuthBackend")
     assert env["MIRAGE_VAULT_AUTH_MOUNT"] == auth.inputs["path"]
     # The rendered environment configures the operator exactly as the tenant contract says.
-    config = Config.from_env({k: v for k, v in env.items() if v is not None})
+    config = Config.from_env(env)
     assert config.vault_role_template == tenancy.VAULT_ROLE_TEMPLATE
     assert config.vault_service_account == tenancy.SERVICE_ACCOUNT
     assert config.vault_token_audience == tenancy.TOKEN_AUDIENCE
@@ -83,6 +110,72 @@ def test_operator_values_render_and_point_at_the_stack_vault(
     assert env["MIRAGE_PROMETHEUS_NAMESPACE"] == "monitoring"
     kinds = {o["kind"] for o in objects}
     assert {"ServiceMonitor", "ConfigMap", "NetworkPolicy"} <= kinds  # monitoring wired on
+
+
+def releases(stack: Built, component: str) -> dict[str, dict[str, Any]]:
+    """The Helm releases of ``component``, by chart."""
+    return {
+        r.inputs["chart"]: r.inputs
+        for r in stack.of_type("kubernetes:helm.sh/v3:Release")
+        if r.component == component
+    }
+
+
+def test_operator_renders_services_for_the_stack_mesh_and_edge(
+    stack: Built, rendered: Callable[[Built], list[dict[str, Any]]]
+) -> None:
+    """The operator, configured by the environment the stack's values render to, renders the
+    full example; what it writes must fit the Istio and OAuth2 Proxy the stack installs."""
+    config = Config.from_env(operator_env(rendered(stack)))
+    document = yaml.safe_load((ROOT / "examples" / "mirageservice-full.yaml").read_text())
+    children = render_document(document, config=config)
+    # One object per kind, but the callers' ALLOW policy beside the JWT's DENY one.
+    by_kind = {c["kind"]: c for c in children if c.get("spec", {}).get("action") != "DENY"}
+    mesh = releases(stack, "mirage:mesh:Mesh")
+    if mesh:
+        istiod = mesh["istiod"]["values"]
+        domain = istiod["meshConfig"]["trustDomain"]
+        assert stack.outputs["meshTrustDomain"] == domain == config.mesh_trust_domain
+        principals = [
+            p
+            for rule in by_kind["AuthorizationPolicy"]["spec"]["rules"]
+            for source in rule.get("from", ())
+            for p in source["source"].get("principals", ())
+        ]
+        assert principals and all(p.startswith(f"{domain}/ns/") for p in principals)
+        # The injector serves pods that ask by label (as the operator's do), through the CNI
+        # plugin (no NET_ADMIN init container in restricted namespaces), rewriting probes.
+        template = by_kind["Deployment"]["spec"]["template"]["metadata"]
+        assert template["labels"]["sidecar.istio.io/inject"] == "true"
+        assert istiod["sidecarInjectorWebhook"]["enableNamespacesByDefault"] is False
+        assert istiod["pilot"]["cni"]["enabled"] is True and "cni" in mesh
+        assert istiod["sidecarInjectorWebhook"]["rewriteAppHTTPProbe"] is True
+        assert {r["version"] for r in mesh.values()} == {Charts.istio}
+        # Traefik, in the namespace the operator admits, calls STRICT services over mTLS.
+        traefik = releases(stack, "mirage:ingress:Ingress")["traefik"]
+        assert traefik["namespace"] == config.ingress_controller_namespace
+        assert traefik["values"]["deployment"]["podLabels"] == {"sidecar.istio.io/inject": "true"}
+    else:
+        assert stack.outputs["meshTrustDomain"] is None
+        assert "podLabels" not in releases(stack, "mirage:ingress:Ingress")["traefik"]["values"]
+    proxy = releases(stack, "mirage:oauth2proxy:OAuth2Proxy")
+    if proxy:
+        release = proxy["oauth2-proxy"]
+        # The Middleware's address is the chart's Service (named after the release) and port.
+        address = urlsplit(by_kind["Middleware"]["spec"]["forwardAuth"]["address"])
+        assert address.hostname == f"{release['name']}.{release['namespace']}.svc.cluster.local"
+        assert (address.port or 80) == release["values"]["service"]["portNumber"]
+        assert address.path == "/oauth2/auth"
+        assert stack.outputs["oauth2ProxyUrl"] == config.oauth2_proxy_url
+        args = release["values"]["extraArgs"]
+        # What the Middleware relies on: identity headers, X-Forwarded-* from Traefik.
+        assert args["set-xauthrequest"] == args["reverse-proxy"] == "true"
+        assert args["oidc-issuer-url"].startswith("https://")
+        assert release["values"]["ingress"]["className"] == config.ingress_class
+        # People return only to hosts the session cookie covers.
+        assert args["whitelist-domain"] == args["cookie-domain"]
+    else:
+        assert stack.outputs["oauth2ProxyUrl"] is None
 
 
 def declared(stack: Built) -> list[dict[str, Any]]:

@@ -77,7 +77,41 @@ app.kubernetes.io/part-of: mirage
 
 {{/* Whether the operator watches every namespace ("true") or a list ("" otherwise). */}}
 {{- define "mirage-operator.clusterwide" -}}
-{{- if not .Values.watch.namespaces -}}true{{- end -}}
+{{- if not (include "mirage-operator.watched" . | fromJsonArray) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The namespaces watched, as a JSON list: every shard's, else watch.namespaces. */}}
+{{- define "mirage-operator.watched" -}}
+{{- $all := list -}}
+{{- range .Values.shards -}}
+{{- range .namespaces -}}
+{{- if has . $all -}}
+{{- fail (printf "shards: namespace %s is in two shards; each namespace belongs to one" .) -}}
+{{- end -}}
+{{- $all = append $all . -}}
+{{- end -}}
+{{- end -}}
+{{- if not .Values.shards -}}{{- $all = .Values.watch.namespaces -}}{{- end -}}
+{{- toJson $all -}}
+{{- end -}}
+
+{{/*
+One entry per operator Deployment, as a JSON list: `suffix` of its names, the `namespaces`
+it watches, `survey` (every shard's namespaces, on the first shard only) and `shard` (its
+name, "" without shards).
+*/}}
+{{- define "mirage-operator.instances" -}}
+{{- $instances := list -}}
+{{- if .Values.shards -}}
+{{- $all := include "mirage-operator.watched" . | fromJsonArray -}}
+{{- range $index, $shard := .Values.shards -}}
+{{- $survey := ternary $all list (eq $index 0) -}}
+{{- $instances = append $instances (dict "suffix" (printf "-%s" $shard.name) "shard" $shard.name "namespaces" $shard.namespaces "survey" $survey) -}}
+{{- end -}}
+{{- else -}}
+{{- $instances = list (dict "suffix" "" "shard" "" "namespaces" .Values.watch.namespaces "survey" list) -}}
+{{- end -}}
+{{- toJson $instances -}}
 {{- end -}}
 
 {{/*

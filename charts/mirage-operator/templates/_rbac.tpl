@@ -11,6 +11,15 @@ Rules are grouped by where they apply:
 - self: what the operator needs in its own namespace.
 */}}
 
+{{/* The resource table's `why` of a Mirage kind the shard survey lists. */}}
+{{- define "mirage-operator.why" -}}
+{{- if eq . "mirageservices" -}}
+kopf watches MirageServices and records its handler progress on them
+{{- else -}}
+watched and reconciled; also applied as children of MirageServices
+{{- end -}}
+{{- end -}}
+
 {{- define "mirage-operator.rules.namespaced" -}}
 # kopf watches MirageServices and records its handler progress on them
 - apiGroups: ["mirage.dev"]
@@ -44,7 +53,7 @@ Rules are grouped by where they apply:
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Secrets synced from Vault, and the operator's HMAC key
+# Secrets synced from Vault, and the operator's keys and kept Vault tokens
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -130,6 +139,15 @@ Rules are grouped by where they apply:
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
+{{- if .Values.shards }}
+{{- range $resource := list "mirageservices" "vaultsecrets" "servicelevelobjectives" }}
+# {{ include "mirage-operator.why" $resource }}
+# (list only, cluster-wide: the first shard reports the namespaces no shard owns)
+- apiGroups: ["mirage.dev"]
+  resources: [{{ $resource | quote }}]
+  verbs: ["list"]
+{{- end }}
+{{- end }}
 {{- if not (include "mirage-operator.clusterwide" .) }}
 # kopf follows namespaces when watching a namespace pattern
 # (only in namespaced scope: watching every namespace, kopf never lists them)
@@ -140,13 +158,34 @@ Rules are grouped by where they apply:
 {{- end -}}
 
 {{- define "mirage-operator.rules.self" -}}
+{{- $fullname := include "mirage-operator.fullname" . }}
 {{- if not (include "mirage-operator.clusterwide" .) }}
-# Secrets synced from Vault, and the operator's HMAC key
-# (here: the HMAC key only; the ClusterRole of cluster-wide scope covers it otherwise)
+{{- $secrets := list .Values.operator.hmacKeySecret }}
+{{- with .Values.operator.vaultTokenSecret }}
+{{- $secrets = concat $secrets (list . $.Values.operator.vaultTokenKeySecret) }}
+{{- end }}
+# Secrets synced from Vault, and the operator's keys and kept Vault tokens
+# (here: those of its own only; the ClusterRole of cluster-wide scope covers them otherwise)
 - apiGroups: [""]
   resources: ["secrets"]
-  resourceNames: [{{ .Values.operator.hmacKeySecret | quote }}]
+  resourceNames: {{ toJson $secrets }}
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+{{- $leases := list }}
+{{- range include "mirage-operator.instances" . | fromJsonArray }}
+{{- $leases = append $leases (printf "%s%s" $fullname .suffix) }}
+{{- end }}
+# leader election among the operator's replicas (its own Lease, by name)
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: {{ toJson $leases }}
+  verbs: ["get", "update"]
+# leader election among the operator's replicas (its own Lease, by name)
+# (creating cannot be narrowed to a name; this Role holds it in the release namespace only)
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
 {{- end }}
 {{- if eq .Values.vault.auth.mode "operator" }}
 # short-lived tokens of the tenant's Vault ServiceAccount for Vault kubernetes auth

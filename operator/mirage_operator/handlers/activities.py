@@ -25,7 +25,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         except StartupError as exc:
             raise kopf.PermanentError(str(exc)) from None
         context.kube.connect(info)
-        return info
+        return context.kube.identified(info)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:

@@ -185,7 +185,8 @@ class ServiceReconciler(Reconciler):
         if hold is None:
             await self.write_status(body, status)
         if hardening.failed:
-            raise TransientError(f"Deployment/{name}: insecure fields not reverted yet")
+            # The failure's text replaces Ready's message: it keeps the paths and the reason.
+            raise TransientError("; ".join(hardening.unreverted()) + ": not reverted yet")
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
         return None
 

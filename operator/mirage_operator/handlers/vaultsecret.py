@@ -78,6 +78,7 @@ from mirage_operator.vault.schedule import (
     read_reasons,
     retry_delay,
 )
+from mirage_operator.vault.tokenstore import SecretTokenStore
 
 log = logging.getLogger(__name__)
 
@@ -616,8 +617,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
             namespace, service_account, audience, seconds
         )
 
+    # Tokens outlive the process, so that the next leader keeps renewing their leases.
+    config = context.config
+    store = SecretTokenStore(config, context.kube) if config.vault_token_secret else None
     reconciler = VaultSecretReconciler(
-        context, vault=VaultClient(context.config, token_for=token_for)
+        context, vault=VaultClient(context.config, token_for=token_for, store=store)
     )
 
     async def process(key: ObjectKey) -> Outcome:

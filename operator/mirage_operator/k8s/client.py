@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib.metadata import version
 from typing import Any
 
 import aiohttp
 import kopf
 
 from mirage_operator import __version__, metrics
-from mirage_operator.errors import KubernetesAPIError, MirageError, ServiceAccountTokenError
+from mirage_operator.errors import (
+    KubernetesAPIError,
+    MirageError,
+    NotLeaderError,
+    ServiceAccountTokenError,
+)
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.resources import Resource
 
@@ -29,6 +36,8 @@ USER_AGENT = f"mirage-operator/{__version__}"
 """Identifies the operator's calls in API server audit logs (and the emulator's request log)."""
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+
+_READ_VERBS = frozenset({"get", "list", "watch"})
 
 # Statuses that heal by themselves; everything else is a bug in what we sent.
 # First retry delays (doubling per failure in a row, docs/adr/0020) where no Retry-After says.
@@ -69,9 +78,17 @@ class KubeClient:
     """Async Kubernetes API client bound to one connection."""
 
     def __init__(
-        self, info: kopf.ConnectionInfo, *, connect_timeout: float = 10.0, timeout: float = 30.0
+        self,
+        info: kopf.ConnectionInfo,
+        *,
+        connect_timeout: float = 10.0,
+        timeout: float = 30.0,
+        user_agent: str = USER_AGENT,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         self._info = info
+        self._user_agent = user_agent
+        self._may_write = may_write
         # No total timeout: a request's time starts when it holds a slot (``_slots``), and the
         # socket timeouts bound a connect and each read separately.
         self._timeout = aiohttp.ClientTimeout(
@@ -92,7 +109,7 @@ class KubeClient:
                 self._session = aiohttp.ClientSession(
                     base_url=self._info.server.rstrip("/") + "/",
                     connector=connector,
-                    headers={**self._info.as_http_headers(), "User-Agent": USER_AGENT},
+                    headers={**self._info.as_http_headers(), "User-Agent": self._user_agent},
                     timeout=self._timeout,
                 )
             return self._session
@@ -132,10 +149,17 @@ class KubeClient:
                 metrics.API_ERRORS.labels(code="0").inc()
                 raise KubernetesAPIError(0, f"no answer from the API server: {exc}") from exc
 
-    @staticmethod
-    def _check(resource: Resource, verb: str) -> None:
+    def _check(self, resource: Resource, verb: str) -> None:
         if verb not in resource.verbs:
             raise MirageError(f"RBAC table does not grant {verb} on {resource.plural}")
+        # A replica that does not hold the Lease writes nothing but the Lease itself.
+        if (
+            verb not in _READ_VERBS
+            and resource is not resources.LEASE
+            and self._may_write is not None
+            and not self._may_write()
+        ):
+            raise NotLeaderError(f"not the leader: refusing {verb} on {resource.plural}")
 
     async def get(
         self, resource: Resource, *, namespace: str | None, name: str
@@ -244,6 +268,18 @@ class KubeClient:
         assert result is not None
         return result
 
+    async def replace(
+        self, resource: Resource, *, namespace: str | None, name: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """PUT ``body``; its ``metadata.resourceVersion`` makes it a compare-and-swap (409 when
+        the object changed since it was read)."""
+        self._check(resource, "update")
+        result = await self._request(
+            "PUT", resource.path(namespace=namespace, name=name), body=body
+        )
+        assert result is not None
+        return result
+
     async def request_token(
         self, namespace: str, service_account: str, audience: str, expiration_seconds: int
     ) -> str:
@@ -298,15 +334,45 @@ def _api_error(status: int, text: str, retry_after: str | None) -> KubernetesAPI
     )
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IdentifiedConnectionInfo(kopf.ConnectionInfo):
+    """kopf's connection, with a User-Agent naming this replica: kopf's own calls (progress
+    annotations, finalizers, Events) are then told apart from another replica's in audit logs."""
+
+    user_agent: str = ""
+
+    def as_http_headers(self) -> dict[str, str]:
+        """kopf's headers plus ``User-Agent``."""
+        return {**super().as_http_headers(), "User-Agent": self.user_agent}
+
+
 class KubeConnection:
     """The client the handlers share; (re)bound each time kopf logs in."""
 
     def __init__(self) -> None:
         self._client: KubeClient | None = None
+        self.identity: str | None = None
+        """This replica's name in the leader election, added to every User-Agent."""
+        self.may_write: Callable[[], bool] | None = None
+        """Whether writes are allowed now (the leader election's ``is_leader``)."""
+
+    @property
+    def user_agent(self) -> str:
+        """The operator client's User-Agent."""
+        return f"{USER_AGENT} ({self.identity})" if self.identity else USER_AGENT
+
+    def identified(self, info: kopf.ConnectionInfo) -> kopf.ConnectionInfo:
+        """``info`` for kopf's own client: kopf's User-Agent, with this replica's identity
+        when there is one (the field manager the API server derives stays ``kopf``)."""
+        if self.identity is None:
+            return info
+        fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+        agent = f"kopf/{version('kopf')} (mirage-operator; {self.identity})"
+        return IdentifiedConnectionInfo(**fields, user_agent=agent)
 
     def connect(self, info: kopf.ConnectionInfo) -> None:
         """Bind to fresh credentials (the old session is closed by ``close``)."""
-        self._client = KubeClient(info)
+        self._client = KubeClient(info, user_agent=self.user_agent, may_write=self.may_write)
 
     @property
     def client(self) -> KubeClient:

@@ -117,7 +117,11 @@ CONFIG_MAP = Resource(
     "v1", "ConfigMap", "configmaps", _CHILD, "service configuration and Grafana dashboards"
 )
 SECRET = Resource(
-    "v1", "Secret", "secrets", _CHILD, "Secrets synced from Vault, and the operator's HMAC key"
+    "v1",
+    "Secret",
+    "secrets",
+    _CHILD,
+    "Secrets synced from Vault, and the operator's keys and kept Vault tokens",
 )
 SERVICE = Resource("v1", "Service", "services", _CHILD, "each service's Service")
 EVENT = Resource(
@@ -238,6 +242,14 @@ CRD = Resource(
     namespaced=False,
 )
 
+LEASE = Resource(
+    "coordination.k8s.io/v1",
+    "Lease",
+    "leases",
+    _verbs("get", "create", "update"),
+    "leader election among the operator's replicas (its own Lease, by name)",
+)
+
 ALL: tuple[Resource, ...] = (
     MIRAGE_SERVICE,
     MIRAGE_SERVICE_STATUS,
@@ -267,6 +279,7 @@ ALL: tuple[Resource, ...] = (
     MIDDLEWARE,
     NAMESPACE,
     CRD,
+    LEASE,
 )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -54,6 +55,7 @@ from mirage_operator.metrics import (
     VAULT_TOKENS_CACHED,
 )
 from mirage_operator.vault.policy import check_allowed
+from mirage_operator.vault.tokenstore import StoredToken, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +238,11 @@ class VaultClient:
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        store: TokenStore | None = None,
     ) -> None:
         self._config = config
+        self._kept = store
+        self._restored: set[str] = set()
         self._token_for = token_for
         self._clock = clock
         self._sleep = sleep
@@ -321,6 +326,8 @@ class VaultClient:
         key = self._key(namespace)
         async with self._locks[key]:
             token = self._tokens.get(key)
+            if token is None and not fresh:
+                token = await self._restore(key)
             now = self._clock()
             if token is not None and not fresh:
                 if now < token.renew_at:
@@ -329,11 +336,48 @@ class VaultClient:
                     renewed = await self._renew_token(token)
                     if renewed is not None:
                         self._store(key, renewed)
+                        await self._keep(key, renewed)
                         return renewed
             self._store(key, None)
             token = await self._login(key)
             self._store(key, token)
+            await self._keep(key, token)
             return token
+
+    async def _restore(self, key: str) -> _Token | None:
+        """The token a previous process kept for ``key`` (once per process): its leases live
+        as long as it does, so it is renewed rather than replaced by a new login."""
+        if self._kept is None or key in self._restored:
+            return None
+        self._restored.add(key)
+        stored = await self._kept.load(key)
+        if stored is None or self._clock() >= stored.obtained_at + stored.ttl:
+            return None
+        token = _Token(
+            client=self._hvac(stored.token),
+            accessor=stored.accessor,
+            ttl=stored.ttl,
+            obtained_at=stored.obtained_at,
+            first_ttl=stored.first_ttl,
+            renewable=stored.renewable,
+        )
+        self._store(key, token)
+        log.info("Using the Vault token kept by a previous operator process (%r)", key)
+        return token
+
+    async def _keep(self, key: str, token: _Token) -> None:
+        if self._kept is not None and math.isfinite(token.ttl):
+            await self._kept.save(
+                key,
+                StoredToken(
+                    token=str(token.client.token),
+                    accessor=token.accessor,
+                    ttl=token.ttl,
+                    obtained_at=token.obtained_at,
+                    first_ttl=token.first_ttl,
+                    renewable=token.renewable,
+                ),
+            )
 
     async def _renew_token(self, token: _Token) -> _Token | None:
         try:
@@ -562,6 +606,10 @@ class VaultClient:
         to expire (pods may still use it)."""
         if lease is not None:
             self._check_lease(namespace, source, lease.lease_id)
+        if self._kept is not None and self._key(namespace) not in self._tokens:
+            # A new process: the kept token is the lease's lifeline, so it is taken up (and
+            # from now on renewed when due) even while the lease itself needs nothing.
+            await self._token(namespace)
         now = self._clock()
         token_due = self.token_renew_at(namespace)
         if token_due is not None and now >= token_due:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mirage_operator.api.vaultsecret import VaultSource
+from mirage_operator.config import Config
 from mirage_operator.errors import (
     VaultPathNotAllowed,
     VaultPathNotFound,
@@ -22,6 +23,7 @@ from mirage_operator.errors import (
 from mirage_operator.metrics import REGISTRY
 from mirage_operator.sandbox.vault import EmulatedVault
 from mirage_operator.vault import Lease, VaultClient
+from mirage_operator.vault.tokenstore import StoredToken
 from tests.unit.vault.vaultkit import SA, TOKEN_MAX_TTL, TOKEN_TTL, FakeClock, Sleeps, TokenRequests
 
 KV2 = VaultSource(engine="kv-v2", mount="secret", path="team-a/app")
@@ -592,3 +594,47 @@ async def test_operator_mode_logs_in_with_the_configured_identity(
     with pytest.raises(VaultPermissionDenied) as caught:
         await client.read("team-a", KV2)
     assert words in str(caught.value)
+
+
+# --- tokens kept across processes ----------------------------------------------------------
+
+
+class MemoryStore:
+    """A :class:`TokenStore` in a dict (the Secret-backed one is exercised end to end)."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, StoredToken] = {}
+
+    async def load(self, key: str) -> StoredToken | None:
+        return self.tokens.get(key)
+
+    async def save(self, key: str, token: StoredToken) -> None:
+        self.tokens[key] = token
+
+
+async def test_a_new_process_renews_the_token_and_leases_the_last_one_kept(
+    vault: EmulatedVault, clock: FakeClock, token_requests: TokenRequests, sleeps: Sleeps
+) -> None:
+    store = MemoryStore()
+    config = Config(vault_address=vault.address)
+
+    def process() -> VaultClient:
+        return VaultClient(config, token_for=token_requests, clock=clock, sleep=sleeps, store=store)
+
+    first = process()
+    lease, data = await first.ensure_credentials("team-a", DB, None)
+    assert data is not None and set(store.tokens) == {"team-a"}
+    # The first process dies; the next one rebuilds the lease from status, as the handler does.
+    second = process()
+    kept = Lease.from_status(lease.lease_id, lease.duration, lease.expires_at)
+    started = clock()
+    while clock() < started + TOKEN_TTL:  # past the first token's TTL, before the lease's max
+        clock.advance(second.next_check_at("team-a", kept) - clock() + 1)
+        kept, fresh = await second.ensure_credentials("team-a", DB, kept)
+        assert fresh is None, "new credentials instead of renewing the kept lease"
+        assert vault.credentials_valid(data.data["username"], data.data["password"])
+    assert kept.lease_id == lease.lease_id
+    assert vault.logins("mirage-team-a") == 1
+    assert vault.count(path="auth/token/renew-self", status=200) >= 1
+    await first.close()
+    await second.close()
