@@ -358,6 +358,10 @@ def register_children_index(
                     label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
                 )
             except TransientError as error:
+                if isinstance(error, KubernetesAPIError) and error.status == 404:
+                    # Not served (Istio's or Traefik's CRDs absent): kopf does not watch it
+                    # either, so the index holds none to drop (docs/adr/0023).
+                    continue
                 log.warning("relisting %s failed, retrying: %s", child, error)
                 return Outcome(error.delay, hold=True)
             touched |= context.children.replace(child, listed, since)

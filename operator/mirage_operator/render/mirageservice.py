@@ -6,7 +6,7 @@ it: ``build_children`` calls one builder per child kind, in the order a reader e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator import API_VERSION
@@ -39,8 +39,8 @@ from mirage_operator.render.workload import (
     build_service_account,
 )
 
-# Kinds of platform add-ons (Istio, Traefik's CRDs) that a cluster may not serve: a service is
-# only observed for them while it uses them or still owns some (ADR 0091).
+# Kinds of platform add-ons (Istio, Traefik's CRDs) that a cluster may not serve: kopf does not
+# watch a kind the cluster does not serve, so the index simply holds none of them (ADR 0023).
 OPTIONAL_CHILD_KINDS: tuple[tuple[str, str], ...] = (
     (SECURITY_API_VERSION, "PeerAuthentication"),
     (SECURITY_API_VERSION, "RequestAuthentication"),
@@ -66,17 +66,6 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("monitoring.coreos.com/v1", "PrometheusRule"),
     *OPTIONAL_CHILD_KINDS,
 )
-
-
-def kinds_to_observe(
-    *, desired: Sequence[Mapping[str, Any]], known_kinds: Iterable[str]
-) -> tuple[tuple[str, str], ...]:
-    """The child kinds to list for a service: every kind but the optional ones it neither
-    wants (``desired``) nor owned after the last sync (``known_kinds``, from its status), so
-    that a cluster without Istio or Traefik's CRDs serves every service that does not use
-    them."""
-    used = {d["kind"] for d in desired} | set(known_kinds)
-    return tuple(k for k in CHILD_KINDS if k not in OPTIONAL_CHILD_KINDS or k[1] in used)
 
 
 def pod_checksum(*, spec: MirageServiceSpec, secret_macs: Mapping[str, str]) -> str:

@@ -1,12 +1,14 @@
 """A cluster without Istio's or Traefik's CRDs serves every service that does not use them;
-a service turning the mesh off gets its mesh children deleted (ADR 0091)."""
+a service turning the mesh off gets its mesh children deleted (ADR 0091, ADR 0023)."""
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 from typing import Any, cast
 
+import kopf
 import pytest
 
 from mirage_operator.config import Config
@@ -14,8 +16,9 @@ from mirage_operator.errors import KubernetesAPIError
 from mirage_operator.handlers import common
 from mirage_operator.handlers import mirageservice as service_handler
 from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.handlers.reconciler import RELIST_KEY, register_children_index
 from mirage_operator.k8s.resources import Resource
-from mirage_operator.render.mirageservice import OPTIONAL_CHILD_KINDS
+from mirage_operator.render.mirageservice import CHILD_KINDS, OPTIONAL_CHILD_KINDS
 from tests.unit.handlers.fakes import Connection, FakeKube
 
 LOGGER = logging.getLogger("test")
@@ -93,3 +96,16 @@ async def test_turning_the_mesh_off_deletes_its_children_then_stops_listing_them
     fake.listed.clear()
     await reconciler.run(copy.deepcopy(_service(fake)), LOGGER)
     assert not set(fake.listed) & MESH_KINDS
+
+
+async def test_the_relist_repair_skips_the_kinds_the_cluster_does_not_serve() -> None:
+    """After a restarted watch the operator lists each child kind once; a kind without its CRD
+    (404) has nothing in the index to drop, and must not make the repair retry forever."""
+    fake = NoMeshKube(serves_mesh=False)
+    context = OperatorContext(config=Config(), kube=cast(Any, Connection(fake)))
+    register_children_index(
+        kopf.OperatorRegistry(), context, [service_handler.ServiceReconciler(context)]
+    )
+    outcome = await context.queue.process[RELIST_KEY[0]](RELIST_KEY)
+    assert outcome.delay == math.inf and not outcome.hold
+    assert set(fake.listed) == {kind for _, kind in CHILD_KINDS}

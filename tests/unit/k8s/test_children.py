@@ -163,6 +163,21 @@ def test_index_wakes_the_owner_only_for_news(
     )
 
 
+def test_an_apply_answer_older_than_the_watch_does_not_hide_the_newer_version() -> None:
+    """The watch may deliver a child's later version (its status, written by a controller
+    right after the apply) before the apply's own answer is processed: the answer must not
+    replace it, else the owner reads a stale status that no further event corrects (the
+    spread benchmark's parents waiting for SLOs that were Ready)."""
+    index = ChildIndex()
+    ready = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+    assert index.update(_child("ServiceLevelObjective", "a", "o", "7")) == "o"  # watch: created
+    newer = _child("ServiceLevelObjective", "a", "o", "9", status=ready)
+    assert index.update(newer) == "o"  # watch: its status
+    assert index.update(_child("ServiceLevelObjective", "a", "o", "7")) is None  # the answer
+    assert index.owned_by("o")[("ServiceLevelObjective", "a")]["status"] == ready
+    assert index.versions("o") == {("ServiceLevelObjective", "a", "9")}
+
+
 @pytest.mark.parametrize("owner", [None, "other"])
 def test_index_keeps_only_children_of_their_controller(owner: str | None) -> None:
     index = ChildIndex()

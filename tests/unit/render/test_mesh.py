@@ -15,10 +15,7 @@ from mirage_operator.api.validation import admit, problems_of
 from mirage_operator.config import Config
 from mirage_operator.errors import InvalidSpecError
 from mirage_operator.render.mirageservice import (
-    CHILD_KINDS,
-    OPTIONAL_CHILD_KINDS,
     build_children,
-    kinds_to_observe,
 )
 from tests.schemas import is_platform_object, validate_platform_object
 from tests.unit.factories import service_body
@@ -299,17 +296,6 @@ def test_pod_labels_refused_when_the_operator_default_turns_the_mesh_on() -> Non
     render(fields)  # fine outside the mesh
     with pytest.raises(InvalidSpecError, match=r"allowFrom\[0\]\.podLabels"):
         render(fields, Config(mesh_default=True))
-
-
-def test_optional_kinds_are_observed_only_while_used() -> None:
-    plain = kinds_to_observe(desired=render({}), known_kinds=set())
-    assert set(plain) == set(CHILD_KINDS) - set(OPTIONAL_CHILD_KINDS)
-    meshed = {k for _, k in kinds_to_observe(desired=render(MESH_ON), known_kinds=set())}
-    assert {"PeerAuthentication", "AuthorizationPolicy"} <= meshed
-    assert "Middleware" not in meshed
-    # Turned off: still observed once, so that the owned objects are deleted.
-    leftover = kinds_to_observe(desired=render({}), known_kinds={"DestinationRule"})
-    assert ("networking.istio.io/v1", "DestinationRule") in leftover
 
 
 # --- the NetworkPolicy and the AuthorizationPolicy admit the same callers --------------------
