@@ -103,6 +103,12 @@ def main() -> None:
     """Mirage: services, Vault-sourced Secrets and SLO rules on Kubernetes."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped as Python writes it (``\\n``): a
+    field name or value from the user's file cannot split one problem over two lines."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths: tuple[str, ...]) -> None:
@@ -118,7 +124,7 @@ def validate(paths: tuple[str, ...]) -> None:
         _, problems = problems_of(document.body)
         for problem in problems:
             failed = True
-            click.echo(f"{document.label}: {problem}")
+            click.echo(one_line(f"{document.label}: {problem}"))
     if failed or inputs.failed:
         sys.exit(1)
     click.echo(f"{count} resource(s) valid", err=True)
@@ -140,7 +146,7 @@ def render(paths: tuple[str, ...]) -> None:
         except InvalidSpecError as exc:
             failed = True
             for problem in exc.problems:
-                click.echo(f"{document.label}: {problem}", err=True)
+                click.echo(one_line(f"{document.label}: {problem}"), err=True)
     if failed or inputs.failed:
         sys.exit(1)
     click.echo(dump_yaml(objects), nl=False)

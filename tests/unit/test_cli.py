@@ -371,6 +371,31 @@ def test_mistyped_mirage_documents_are_problems_not_crashes(
     assert lines and all(line.startswith(f"{path}#0 MirageService/") for line in lines), lines
 
 
+@pytest.mark.parametrize("command", ["validate", "render"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        '{image: x, "evil\\nline": 1}',
+        '{image: x, "tab\\there": 1, "cr\\rhere": 2}',
+        '{image: "x", env: [{name: "A\\nB", value: v}]}',
+        '{image: "x", configData: {"k\\u2028ey": v}}',
+    ],
+)
+def test_a_problem_is_one_line_whatever_the_field_holds(
+    tmp_path: Path, command: str, spec: str
+) -> None:
+    path = _write(
+        tmp_path,
+        "m.yaml",
+        "apiVersion: mirage.dev/v1alpha1\nkind: MirageService\n"
+        f"metadata: {{name: x}}\nspec: {spec}\n",
+    )
+    result = CliRunner().invoke(main, [command, path])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert lines and all(line.startswith(f"{path}#0 MirageService/x: ") for line in lines), lines
+
+
 def test_a_list_document_stands_for_its_items(tmp_path: Path) -> None:
     """As ``kubectl get -o yaml`` prints them, and as ``kubectl apply`` reads them."""
     path = _write(
