@@ -256,7 +256,7 @@ def sandbox(paths: tuple[str, ...], keep: bool, workdir: str, timeout: float, po
         handler = logging.FileHandler(work / "operator.log", mode="w", encoding="utf-8")
     except OSError as exc:
         raise click.ClickException(f"{work}: {exc.strerror or exc}") from None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(logs.TextFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     try:
         code = asyncio.run(

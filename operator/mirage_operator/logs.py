@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+from typing import Any
 
 import kopf
 
@@ -23,6 +25,35 @@ class RoutineSuccessFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Whether ``record`` is worth a line."""
         return not (record.levelno == logging.INFO and _ROUTINE.match(record.getMessage()))
+
+
+class ObjectLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose lines start with ``[namespace/name]`` of the object, as kopf's own
+    per-object lines do, under any formatter."""
+
+    def __init__(self, logger: logging.Logger, namespace: str, name: str) -> None:
+        super().__init__(logger, {"object": f"{namespace}/{name}"})
+
+    def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
+        """Prefix the message with the object."""
+        return f"[{(self.extra or {})['object']}] {msg}", kwargs
+
+
+class TextFormatter(logging.Formatter):
+    """Plain text lines that keep kopf's ``[namespace/name]`` prefix (kopf passes the object
+    as ``k8s_ref`` and prefixes it in its own formatters only)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, prefixed with the object when kopf logged it for one."""
+        ref = getattr(record, "k8s_ref", None)
+        if isinstance(ref, dict) and ref.get("name"):
+            record = copy.copy(record)
+            where = "/".join(p for p in (ref.get("namespace"), ref["name"]) if p)
+            record.msg = f"[{where}] {record.msg}"
+        return super().format(record)
 
 
 def configure(config: Config) -> None:

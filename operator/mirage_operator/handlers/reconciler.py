@@ -37,6 +37,7 @@ from mirage_operator.handlers.common import now
 from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.resources import Resource
+from mirage_operator.logs import ObjectLogger
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 from mirage_operator.render.status import (
     condition,
@@ -195,7 +196,7 @@ class Reconciler(abc.ABC):
             if unchanged:
                 return Outcome(self.resync_delay())
         self.stale.discard(key)
-        logger = logging.LoggerAdapter(log, {"object": f"{key[1]}/{key[2]}"})
+        logger = ObjectLogger(log, key[1], key[2])
         outcome = await self.run(body, logger)
         fingerprint = self._fingerprint(key)
         if outcome.hold or math.isinf(outcome.delay) or fingerprint is None:

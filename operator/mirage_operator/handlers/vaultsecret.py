@@ -50,6 +50,7 @@ from mirage_operator.handlers.reconciler import watch_objects
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children
 from mirage_operator.k8s.ownership import ADOPTED_BY_ANNOTATION, controller_of, foreign_owner
+from mirage_operator.logs import ObjectLogger
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL, owner_reference
 from mirage_operator.render.secret import (
     HMAC_KEY_BYTES,
@@ -628,7 +629,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
         body = context.objects.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return Outcome(math.inf)
-        delay = await reconciler.run(body, logging.LoggerAdapter(log, {"object": key[2]}))
+        delay = await reconciler.run(body, ObjectLogger(log, key[1], key[2]))
         memory = reconciler.memory.get((key[1], key[2]))
         # After a failure, events that cannot change the outcome wait for the backoff.
         return Outcome(delay, hold=memory is not None and memory.failures > 0)
