@@ -45,11 +45,20 @@ def _meta(
 
 
 def _metrics_port(spec: MirageServiceSpec) -> int | None:
-    """The container port Prometheus scrapes, when metrics are on and the port is TCP."""
+    """The port Prometheus may scrape without a mesh identity or a token: the metrics port
+    when metrics are on, it is TCP, and it serves nothing else — not the first port (the
+    default for traffic, probes and ingress) nor the ingress port. A metrics port that is also
+    a serving port gets no exception, or the exception would open the whole service; its
+    scrapes then go through the mesh like any other call (README, "Mesh, identity and logs")."""
     if not spec.monitoring.metrics.enabled:
         return None
     port = spec.port_named(spec.monitoring.metrics.port)
-    return port.port if port.protocol == "TCP" else None
+    serving = {spec.primary_port.name}
+    if spec.ingress is not None:
+        serving.add(spec.port_named(spec.ingress.port).name)
+    if port.protocol != "TCP" or port.name in serving:
+        return None
+    return port.port
 
 
 def build_peer_authentication(
@@ -124,17 +133,15 @@ def build_authorization_policy(
                 "to": [{"operation": {"ports": ports}}],
             }
         )
-    metrics_port = _metrics_port(spec)
-    if metrics_port is not None:
-        rules.append(
-            {
-                "from": [
-                    {"source": {"namespaces": [config.prometheus_namespace]}},
-                    {"source": {"notPrincipals": ["*"]}},
-                ],
-                "to": [{"operation": {"ports": [str(metrics_port)]}}],
-            }
-        )
+    if spec.monitoring.metrics.enabled and (
+        ports := _tcp_ports(spec, [spec.monitoring.metrics.port])
+    ):
+        sources: list[dict[str, Any]] = [{"source": {"namespaces": [config.prometheus_namespace]}}]
+        if _metrics_port(spec) is not None:
+            # A dedicated metrics port is PERMISSIVE: a Prometheus outside the mesh has no
+            # identity (the NetworkPolicy still limits it to its namespace).
+            sources.append({"source": {"notPrincipals": ["*"]}})
+        rules.append({"from": sources, "to": [{"operation": {"ports": ports}}]})
     policy: dict[str, Any] = {"selector": _workload(name), "action": "ALLOW"}
     if rules:
         policy["rules"] = rules

@@ -144,18 +144,59 @@ def test_log_format_sets_the_fluent_bit_parser(fmt: str, parser: str | None) -> 
     assert meta.get("annotations", {}).get("fluentbit.io/parser") == parser
 
 
-def test_peer_authentication_keeps_the_metrics_port_scrapeable() -> None:
-    strict = one(render(MESH_ON), "PeerAuthentication")["spec"]
-    assert strict["mtls"] == {"mode": "STRICT"}
-    assert strict["portLevelMtls"] == {"8080": {"mode": "PERMISSIVE"}}
+TWO_PORTS = [{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}]
+JWT_ON = {"auth": {"jwt": {"issuer": "https://id.example/r", "audiences": ["a"]}}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "exempt"),
+    [
+        # The metrics port is the only port, which serves traffic: no exception, or mTLS and
+        # the token would be required nowhere.
+        ({}, None),
+        ({"networkPolicy": {"enabled": False}}, None),
+        ({"ports": TWO_PORTS}, None),  # metrics default to the first port
+        ({"ports": TWO_PORTS, "monitoring": {"metrics": {"port": "admin"}}}, "9090"),
+        (  # the ingress sends traffic to the metrics port: it serves, no exception
+            {
+                "ports": TWO_PORTS,
+                "monitoring": {"metrics": {"port": "admin"}},
+                "ingress": {"host": "a.example.com", "port": "admin"},
+            },
+            None,
+        ),
+        ({"monitoring": {"metrics": {"enabled": False}}}, None),
+    ],
+)
+def test_only_a_dedicated_metrics_port_is_exempt_from_mtls_and_the_token(
+    fields: dict[str, Any], exempt: str | None
+) -> None:
+    objects = render({**MESH_ON, **JWT_ON, **fields})
+    peer = one(objects, "PeerAuthentication")["spec"]
+    assert peer["mtls"] == {"mode": "STRICT"}
+    expected = {exempt: {"mode": "PERMISSIVE"}} if exempt else None
+    assert peer.get("portLevelMtls") == expected
+    for rule in one(objects, "AuthorizationPolicy", "api-jwt")["spec"]["rules"]:
+        for target in rule.get("to", []):
+            assert target["operation"].get("notPorts") == ([exempt] if exempt else None)
+    # No ALLOW policy without a NetworkPolicy to mirror.
+    allow = [o for o in objects if o["kind"] == "AuthorizationPolicy"]
+    allow = [o for o in allow if o["metadata"]["name"] == "api"]
+    plain_text = [
+        to["operation"]["ports"]
+        for policy in allow
+        for rule in policy["spec"].get("rules", [])
+        if {"source": {"notPrincipals": ["*"]}} in rule["from"]
+        for to in rule["to"]
+    ]
+    assert plain_text == ([[exempt]] if exempt and allow else [])
+
+
+def test_permissive_mode_needs_no_port_exception() -> None:
     permissive = one(
         render({"mesh": {"enabled": True, "mtls": {"mode": "PERMISSIVE"}}}), "PeerAuthentication"
     )
     assert "portLevelMtls" not in permissive["spec"]
-    off = one(
-        render({**MESH_ON, "monitoring": {"metrics": {"enabled": False}}}), "PeerAuthentication"
-    )
-    assert "portLevelMtls" not in off["spec"]
 
 
 def test_jwt_policies() -> None:
