@@ -64,7 +64,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install tools lint typecheck
-	CI=$${CI:-} $(BIN)/pytest -n 2 --dist loadgroup
+	CI=$${CI:-} $(BIN)/pytest -n 4 --dist loadgroup
 
 benchmark: install
 	$(BIN)/python -m benchmarks

@@ -13,7 +13,7 @@ from tests.e2e.conftest import Cluster, service, wait_ready
 from tests.e2e.helpers import CHILDREN, assert_steady
 from tests.e2e.kube import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-workload")]
 
 
 def _image(cluster: Cluster, ns: str, name: str) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.conftest import Cluster, service, wait_ready
 from tests.e2e.kube import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-workload")]
 
 KOPF_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
 

@@ -23,7 +23,7 @@ from tests.e2e.helpers import assert_steady, wait_object_resyncs, wait_resyncs
 from tests.e2e.kube import Kube, wait_for
 from tests.e2e.vault import DB_TTL, LONG_DB_TTL
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-vault")]
 
 
 @pytest.fixture

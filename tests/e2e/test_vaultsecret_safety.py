@@ -17,7 +17,7 @@ from tests.e2e.test_vaultsecret import secret_data, vault_secret, wait_condition
 from tests.unit.render.test_template_secrecy import FAILING, MARKER
 from tests.unit.test_template_worker import NESTED_LOOPS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-vault")]
 
 
 def _reported(cluster: Cluster, namespace: str) -> dict[str, str]:

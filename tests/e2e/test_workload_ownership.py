@@ -14,7 +14,7 @@ from tests.e2e.conftest import Cluster, service, wait_ready
 from tests.e2e.helpers import assert_steady, operator_writes
 from tests.e2e.kube import Kube, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-workload")]
 
 POD = "spec.template.spec"
 APP = f"{POD}.containers[app]"
