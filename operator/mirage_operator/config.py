@@ -15,6 +15,7 @@ from typing import Any
 
 from mirage_operator import tenancy
 from mirage_operator.api import k8svalidation
+from mirage_operator.durations import parse_interval
 from mirage_operator.errors import ConfigError
 
 ENV_PREFIX = "MIRAGE_"
@@ -110,7 +111,7 @@ def _parse_templates(*placeholders: str) -> Callable[[str], tuple[str, ...]]:
 
 
 def _parse_seconds(raw: str) -> float:
-    value = parse_duration(raw)
+    value = parse_interval(raw)
     if value <= 0:
         raise ValueError(f"must be longer than 0, got {raw!r}")
     return value
@@ -130,30 +131,6 @@ def _parse_choice(*choices: str) -> Callable[[str], str]:
         return raw
 
     return parse
-
-
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
-
-
-def parse_duration(raw: str) -> float:
-    """Parse a Go-style duration (``1h``, ``30m``, ``1h30m``, ``45s``, ``0``) into seconds."""
-    text = raw.strip()
-    if text == "0":
-        return 0.0
-    match = _DURATION.match(text)
-    if not text or not match or not any(match.groups()):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {raw!r}")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return float(hours * 3600 + minutes * 60 + seconds)
-
-
-def format_duration(seconds: float) -> str:
-    """``seconds`` as :func:`parse_duration` reads it: ``1h30m``, ``45s``, ``0``."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
-    return "".join(parts) or "0"
 
 
 def _env(name: str, parse: Callable[[str], Any] = str) -> dict[str, Any]:
