@@ -42,8 +42,9 @@ def parse_quantity(text: str) -> Decimal:
         value = number.scaleb(_DECIMAL_SUFFIXES[suffix], _WIDE)
     elif suffix in _BINARY_SUFFIXES:
         value = min(_WIDE.multiply(number, 2 ** _BINARY_SUFFIXES[suffix]), _MAX_INT64)
-    elif len(suffix) > 1 and suffix[0] in "eE" and _is_int32(suffix[1:]):
-        value = number.scaleb(int(suffix[1:]), _WIDE)
+    elif len(suffix) > 1 and suffix[0] in "eE" and _is_int64(suffix[1:]):
+        # Go reads the exponent as an int64 and keeps its low 32 bits: 1e4294967296 is 1.
+        value = number.scaleb((int(suffix[1:]) + _INT32) % (2 * _INT32) - _INT32, _WIDE)
     else:
         raise QuantityError(SUFFIX_ERROR)
     # Go rounds any non-zero amount up to the nano-unit: asking for a little gets a little.
@@ -92,7 +93,12 @@ def _split(text: str) -> tuple[bool, Decimal, str]:
     return negative, Decimal(f"{whole or 0}.{fraction or 0}"), text[suffix_start:]
 
 
-def _is_int32(text: str) -> bool:
-    # strconv.ParseInt(text, 10, 32): an optional sign, then decimal digits only.
+def _is_int64(text: str) -> bool:
+    # strconv.ParseInt(text, 10, 64): an optional sign, then decimal digits only.
     digits = text[1:] if text[:1] in "+-" else text
-    return bool(digits) and set(digits) <= _DIGITS and -_INT32 <= int(text) < _INT32
+    return (
+        bool(digits)
+        and set(digits) <= _DIGITS
+        and len(digits.lstrip("0")) <= 19
+        and -(2**63) <= int(text) < 2**63
+    )
