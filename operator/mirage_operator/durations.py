@@ -12,6 +12,7 @@ Each is a port of its original, with its limits (about 292 years) and its error 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 _NANOSECOND = 1
@@ -26,10 +27,10 @@ _DIGITS = frozenset("0123456789")
 
 _GO_UNITS = {"ns": _NANOSECOND, "us": _MICROSECOND, "µs": _MICROSECOND, "μs": _MICROSECOND}
 _GO_UNITS |= {"ms": _MILLISECOND, "s": _SECOND, "m": _MINUTE, "h": _HOUR}
-# Largest first: each unit must come after every unit before it in this order.
 _PROMETHEUS_UNITS = {"y": 365 * _DAY, "w": 7 * _DAY, "d": _DAY, "h": _HOUR, "m": _MINUTE}
 _PROMETHEUS_UNITS |= {"s": _SECOND, "ms": _MILLISECOND}
-_PROMETHEUS_ORDER = {unit: position for position, unit in enumerate(_PROMETHEUS_UNITS)}
+# Whole numbers, units largest first, each at most once.
+_PROMETHEUS = re.compile("".join(f"(?:(?P<{u}>[0-9]+){u})?" for u in _PROMETHEUS_UNITS))
 
 
 class DurationError(ValueError):
@@ -46,28 +47,22 @@ def parse_go(text: str) -> float:
 
 
 def parse_prometheus(text: str) -> float:
-    """Seconds in Prometheus duration ``text`` (``model.ParseDuration``)."""
+    """Seconds in Prometheus duration ``text`` (``model.ParseDuration`` of Prometheus 2.42)."""
     if text == "0":
         return 0.0
     if not text:
         raise DurationError("empty duration string")
-    invalid = DurationError(f"not a valid duration string: {_quote(text)}")
-    total, rest, last = 0, text, -1
-    while rest:
-        digits = _prefix(rest, lambda c: c in _DIGITS)
-        rest = rest[len(digits) :]
-        unit = _prefix(rest, lambda c: c not in _DIGITS)
-        rest = rest[len(unit) :]
-        if not digits or not unit or int(digits[-21:]) >= 1 << 64 or digits[:-21].strip("0"):
-            raise invalid  # strconv.ParseUint refuses more than 64 bits
-        if unit not in _PROMETHEUS_UNITS:
-            raise DurationError(f"unknown unit {_quote(unit)} in duration {_quote(text)}")
-        if _PROMETHEUS_ORDER[unit] <= last:
-            raise invalid
-        last = _PROMETHEUS_ORDER[unit]
-        total += int(digits) * _PROMETHEUS_UNITS[unit]
-        if total > _MAX - 1:
+    match = _PROMETHEUS.fullmatch(text)
+    if match is None:
+        raise DurationError(f"not a valid duration string: {_quote(text)}")
+    total = 0
+    for unit, count in match.groupdict().items():
+        digits = (count or "").lstrip("0")
+        if len(digits) > 19 or int(digits or 0) > (_MAX - 1) // _PROMETHEUS_UNITS[unit]:
             raise DurationRangeError("duration out of range")
+        total += int(digits or 0) * _PROMETHEUS_UNITS[unit]
+    if total > _MAX - 1:
+        raise DurationRangeError("duration out of range")
     return total / _SECOND
 
 
