@@ -637,7 +637,6 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
     def forget(key: ObjectKey, uid: str) -> None:
         reconciler.memory.pop((key[1], key[2]), None)
         context.queue.forget(key)
-        context.serializer.forget(key)
 
     context.queue.process[KIND] = process
     watch_objects(registry, context, PLURAL, context.queue.add, forget)
