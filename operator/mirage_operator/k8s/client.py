@@ -190,6 +190,12 @@ class KubeClient:
             raise _api_error(status, text, retry_after)
         return json.loads(text) if text else {}
 
+    async def _object(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """:meth:`_request` for a call that answers with an object (no 404 passed over)."""
+        result = await self._request(method, path, **options)
+        assert result is not None
+        return result
+
     async def _send(
         self,
         method: str,
@@ -250,14 +256,13 @@ class KubeClient:
         page: dict[str, Any] | None = {"limit": str(LIST_PAGE)}
         while page is not None:
             try:
-                result = await self._request("GET", path, params=query | page)
+                result = await self._object("GET", path, params=query | page)
             except KubernetesAPIError as exc:
                 if exc.status != 410 or "continue" not in page:
                     raise
                 # The continue token expired (the list took longer than the server keeps its
                 # snapshot): read it all again in one answer, as client-go's pager does.
-                items, result = [], await self._request("GET", path, params=query or None)
-            assert result is not None
+                items, result = [], await self._object("GET", path, params=query or None)
             items.extend(result.get("items", []))
             token = (result.get("metadata") or {}).get("continue")
             page = {"limit": str(LIST_PAGE), "continue": token} if token else None
@@ -273,15 +278,13 @@ class KubeClient:
         self._check(resource, "patch")
         self._check(resource, "create")  # an apply that creates is authorized as a create
         meta = body["metadata"]
-        result = await self._request(
+        return await self._object(
             "PATCH",
             resource.path(namespace=meta.get("namespace"), name=meta["name"]),
             params={"fieldManager": field_manager, "force": "true" if force else "false"},
             body=body,
             content_type=APPLY_PATCH,
         )
-        assert result is not None
-        return result
 
     async def patch_status(
         self, resource: Resource, *, namespace: str | None, name: str, status: Mapping[str, Any]
@@ -344,11 +347,7 @@ class KubeClient:
     ) -> dict[str, Any]:
         """POST ``body`` to the collection (or to a subresource of ``name``)."""
         self._check(resource, "create")
-        result = await self._request(
-            "POST", resource.path(namespace=namespace, name=name), body=body
-        )
-        assert result is not None
-        return result
+        return await self._object("POST", resource.path(namespace=namespace, name=name), body=body)
 
     async def replace(
         self, resource: Resource, *, namespace: str | None, name: str, body: Mapping[str, Any]
@@ -356,11 +355,7 @@ class KubeClient:
         """PUT ``body``; its ``metadata.resourceVersion`` makes it a compare-and-swap (409 when
         the object changed since it was read)."""
         self._check(resource, "update")
-        result = await self._request(
-            "PUT", resource.path(namespace=namespace, name=name), body=body
-        )
-        assert result is not None
-        return result
+        return await self._object("PUT", resource.path(namespace=namespace, name=name), body=body)
 
     async def request_token(
         self, namespace: str, service_account: str, audience: str, expiration_seconds: int

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.config import Config
-from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
+from mirage_operator.render.meta import Owner, child, selector_labels
 from mirage_operator.render.names import oidc_middleware_name, tls_secret_name
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -29,14 +29,8 @@ def build_service(
         if p.app_protocol:
             port["appProtocol"] = p.app_protocol
         ports.append(port)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": object_meta(
-            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
-        ),
-        "spec": {"type": "ClusterIP", "selector": selector_labels(name=name), "ports": ports},
-    }
+    service = {"type": "ClusterIP", "selector": selector_labels(name=name), "ports": ports}
+    return child("v1", "Service", name, namespace, owner, spec=service)
 
 
 def _namespace_selector(namespace: str) -> dict[str, Any]:
@@ -44,12 +38,7 @@ def _namespace_selector(namespace: str) -> dict[str, Any]:
 
 
 def build_network_policy(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> dict[str, Any]:
     """Deny all ingress to the pods except the listed callers, the ingress controller (when
     the service has an Ingress) and Prometheus (when metrics are scraped)."""
@@ -86,23 +75,11 @@ def build_network_policy(
         "policyTypes": ["Ingress"],
         "ingress": rules,
     }
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta(
-            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
-        ),
-        "spec": policy_spec,
-    }
+    return child("networking.k8s.io/v1", "NetworkPolicy", name, namespace, owner, spec=policy_spec)
 
 
 def build_ingress(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> dict[str, Any]:
     """A Traefik Ingress for ``spec.ingress`` (which must be set)."""
     ingress = spec.ingress
@@ -145,18 +122,15 @@ def build_ingress(
                 "secretName": ingress.tls_secret_name or tls_secret_name(name),
             }
         ]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": object_meta(
-            name=name,
-            namespace=namespace,
-            labels=standard_labels(name=name),
-            owner=owner,
-            annotations=annotations,
-        ),
-        "spec": ingress_spec,
-    }
+    return child(
+        "networking.k8s.io/v1",
+        "Ingress",
+        name,
+        namespace,
+        owner,
+        annotations=annotations,
+        spec=ingress_spec,
+    )
 
 
 # What OAuth2 Proxy (--set-xauthrequest) answers about the signed-in person, passed on to the
@@ -170,12 +144,7 @@ IDENTITY_HEADERS = (
 
 
 def build_oidc_middleware(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> dict[str, Any]:
     """A Traefik forwardAuth Middleware asking the platform's OAuth2 Proxy whether the person
     is signed in (and, with ``allowedGroups``, in one of the groups)."""
@@ -184,20 +153,18 @@ def build_oidc_middleware(
     address = f"{config.oauth2_proxy_url}/oauth2/auth"
     if oidc.allowed_groups:
         address += "?" + urlencode({"allowed_groups": ",".join(oidc.allowed_groups)})
-    return {
-        "apiVersion": "traefik.io/v1alpha1",
-        "kind": "Middleware",
-        "metadata": object_meta(
-            name=oidc_middleware_name(name),
-            namespace=namespace,
-            labels=standard_labels(name=name),
-            owner=owner,
-        ),
-        "spec": {
-            "forwardAuth": {
-                "address": address,
-                "trustForwardHeader": True,
-                "authResponseHeaders": list(IDENTITY_HEADERS),
-            }
-        },
+    forward = {
+        "address": address,
+        "trustForwardHeader": True,
+        "authResponseHeaders": list(IDENTITY_HEADERS),
     }
+    middleware = oidc_middleware_name(name)
+    return child(
+        "traefik.io/v1alpha1",
+        "Middleware",
+        name,
+        namespace,
+        owner,
+        name=middleware,
+        spec={"forwardAuth": forward},
+    )
