@@ -139,14 +139,31 @@ def render(paths: tuple[str, ...]) -> None:
     config = _config()
     inputs = _Inputs()
     objects: list[dict[str, Any]] = []
+    made_by: dict[tuple[str, str, str, str], str] = {}
     failed = False
     for document in inputs.mirage_documents(paths):
         try:
-            objects += render_document(document.body, config=config)
+            rendered = render_document(document.body, config=config)
         except InvalidSpecError as exc:
             failed = True
             for problem in exc.problems:
                 click.echo(one_line(f"{document.label}: {problem}"), err=True)
+            continue
+        # The resource itself counts: a MirageService's child VaultSecret may bear the name of
+        # a VaultSecret of the user's. In a cluster the second owner gets ChildNameConflict
+        # (ADR 0011); offline the clash is told here.
+        for obj in [document.body, *rendered]:
+            meta = obj["metadata"]
+            namespace = meta.get("namespace") or ("default" if obj is document.body else "")
+            key = (obj["apiVersion"], obj["kind"], namespace, meta["name"])
+            if (first := made_by.setdefault(key, document.label)) != document.label:
+                failed = True
+                where = f"{key[2]}/{key[3]}" if key[2] else key[3]
+                click.echo(
+                    one_line(f"{document.label}: {key[1]} {where} is also made by {first}"),
+                    err=True,
+                )
+        objects += rendered
     if failed or inputs.failed:
         sys.exit(1)
     click.echo(dump_yaml(objects), nl=False)

@@ -84,6 +84,60 @@ def test_render_of_an_invalid_resource_fails(tmp_path: Path) -> None:
     assert "spec.image: Required value" in result.output
 
 
+SERVICE_WITH_SECRET = """apiVersion: mirage.dev/v1alpha1
+kind: MirageService
+metadata: {name: api, namespace: shop}
+spec:
+  image: nginx:1.27
+  secrets:
+    - name: db
+      vault: {engine: kv-v2, mount: secret, path: shop/db}
+  monitoring:
+    slos:
+      - {name: up, objective: 99, sli: {preset: {type: http-availability}}}
+"""
+VAULT_SECRET = """apiVersion: mirage.dev/v1alpha1
+kind: VaultSecret
+metadata: {name: %s, namespace: shop}
+spec:
+  vault: {engine: kv-v2, mount: secret, path: shop/other}
+"""
+SLO = """apiVersion: mirage.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: api-up, namespace: shop}
+spec:
+  service: other
+  objective: 99.9
+  sli: {preset: {type: http-availability}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("second", "clash"),
+    [
+        (VAULT_SECRET % "api-db", "VaultSecret shop/api-db is also made by"),
+        (SLO, "ServiceLevelObjective shop/api-up is also made by"),
+        (SERVICE_WITH_SECRET, "Deployment shop/api is also made by"),
+    ],
+    ids=["user VaultSecret vs child", "user SLO vs child", "same service twice"],
+)
+def test_render_refuses_a_name_two_resources_make(tmp_path: Path, second: str, clash: str) -> None:
+    path = _write(tmp_path, "two.yaml", SERVICE_WITH_SECRET + "---\n" + second)
+    result = CliRunner().invoke(main, ["render", path])
+    assert result.exit_code == 1
+    assert (
+        "#1 " in result.output
+        and clash in result.output
+        and "#0 MirageService/api" in result.output
+    )
+
+
+def test_render_accepts_names_that_differ(tmp_path: Path) -> None:
+    path = _write(tmp_path, "two.yaml", SERVICE_WITH_SECRET + "---\n" + VAULT_SECRET % "api-db2")
+    result = CliRunner().invoke(main, ["render", path])
+    assert result.exit_code == 0, result.output
+
+
 def test_crds_prints_the_three_definitions() -> None:
     result = CliRunner().invoke(main, ["crds"])
     assert result.exit_code == 0
