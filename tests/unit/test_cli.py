@@ -138,6 +138,55 @@ def test_render_accepts_names_that_differ(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+VAULT_PATHS = """apiVersion: mirage.dev/v1alpha1
+kind: VaultSecret
+metadata: {name: x, namespace: team-a}
+spec:
+  vault: {engine: kv-v2, mount: secret, path: %s}
+---
+apiVersion: mirage.dev/v1alpha1
+kind: MirageService
+metadata: {name: api, namespace: team-a}
+spec:
+  image: nginx:1.27
+  secrets:
+    - name: own
+      vault: {engine: kv-v1, path: team-a/app}
+    - name: db
+      vault: {engine: database, path: %s}
+"""
+
+
+@pytest.mark.parametrize(
+    ("kv_path", "db_role", "env", "refused"),
+    [
+        ("team-a/app", "team-a.readonly", {}, []),
+        ("team-b/app", "team-a", {}, ["#0 VaultSecret/x: spec.vault.path: Forbidden"]),
+        ("team-a/app", "team-b", {}, ["#1 MirageService/api: spec.secrets[1].vault.path"]),
+        ("team-a", "team-ab", {}, ["spec.vault.path", "spec.secrets[1].vault.path"]),
+        ("shared/app", "team-a", {"MIRAGE_VAULT_ALLOWED_PATHS": "shared/*"}, ["spec.secrets[0]"]),
+    ],
+    ids=["own", "foreign kv path", "foreign database role", "prefixes", "operator config"],
+)
+def test_validate_refuses_vault_paths_the_namespace_may_not_read(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kv_path: str,
+    db_role: str,
+    env: dict[str, str],
+    refused: list[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    path = _write(tmp_path, "paths.yaml", VAULT_PATHS % (kv_path, db_role))
+    result = CliRunner().invoke(main, ["validate", path])
+    assert result.exit_code == (1 if refused else 0), result.output
+    problems = [line for line in result.output.splitlines() if "Forbidden" in line]
+    assert len(problems) == len(refused), result.output
+    for expected in refused:
+        assert any(expected in line for line in problems), result.output
+
+
 def test_crds_prints_the_three_definitions() -> None:
     result = CliRunner().invoke(main, ["crds"])
     assert result.exit_code == 0
