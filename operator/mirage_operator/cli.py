@@ -52,7 +52,7 @@ class _Inputs:
                 )
 
 
-def load_config() -> Config:
+def _config() -> Config:
     try:
         return Config.from_env()
     except ConfigError as exc:
@@ -221,7 +221,7 @@ def render(paths: tuple[str, ...]) -> None:
     """Print every object the operator would create for the given resources, as YAML."""
     from mirage_operator.render.documents import render_document
 
-    config = load_config()
+    config = _config()
     inputs = _Inputs()
     objects: list[dict[str, Any]] = []
     made_by: dict[tuple[str, str, str, str], str] = {}
@@ -287,7 +287,7 @@ def run(liveness: str) -> None:
     from mirage_operator.leadership import elector_for, run_elected, warm_up
     from mirage_operator.shards import report_unowned
 
-    config = load_config()
+    config = _config()
     try:
         info = connection_info(kopf.OperatorSettings())
     except StartupError as exc:

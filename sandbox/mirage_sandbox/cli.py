@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from mirage_operator import logs
-from mirage_operator.cli import load_config
-from mirage_operator.errors import StartupError
+from mirage_operator.config import Config
+from mirage_operator.errors import ConfigError, StartupError
 from mirage_operator.examples import EXAMPLES_DIR
 from mirage_operator.yamlsafe import YAMLInputError
 from mirage_sandbox.session import load_examples, run_sandbox
@@ -34,7 +34,10 @@ def sandbox(paths: tuple[str, ...], keep: bool, workdir: str, timeout: float, po
     Everything listens on 127.0.0.1 on free ports. Exits 0 when every resource became Ready
     (or, with --keep, when interrupted); 1, with the cause in one line, when it cannot start.
     """
-    config = load_config()
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:  # one line, as the operator's own commands say it
+        raise click.ClickException(f"configuration: {exc}") from None
     try:
         documents = load_examples([Path(p) for p in paths] or [EXAMPLES_DIR])
     except YAMLInputError as exc:

@@ -49,7 +49,7 @@ def test_no_operator_module_imports_the_sandbox() -> None:
     # The check sees imports where they are: the sandbox's own, and its use of the operator.
     sandbox_cli = REPO / "sandbox" / "mirage_sandbox" / "cli.py"
     assert sandbox_imports(sandbox_cli.parent)
-    assert "mirage_operator.cli" in {module for _, module in imported_modules(sandbox_cli)}
+    assert "mirage_operator.examples" in {module for _, module in imported_modules(sandbox_cli)}
 
 
 def test_importing_the_operator_loads_nothing_of_the_sandbox() -> None:
@@ -108,3 +108,15 @@ def test_an_unknown_command_is_still_refused(monkeypatch: pytest.MonkeyPatch) ->
     result = CliRunner().invoke(cli.main, ["sandboxx"])
     assert result.exit_code == 2
     assert "No such command" in result.stderr
+
+
+def test_the_sandbox_command_reports_configuration_in_one_line() -> None:
+    result = CliRunner().invoke(
+        cli.main,
+        ["sandbox"],
+        env={"MIRAGE_RESYNC_INTERVAL": "soon", "KUBERNETES_SERVICE_HOST": None},
+    )
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: configuration: ")
+    assert "MIRAGE_RESYNC_INTERVAL" in line
