@@ -4,6 +4,7 @@ distribution (docs/adr/0120), which imports the operator and is never imported b
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mirage_operator import cli
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool
 
 MIRAGE = Path(sys.executable).parent / "mirage"
 
@@ -120,3 +121,24 @@ def test_the_sandbox_command_reports_configuration_in_one_line() -> None:
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: configuration: ")
     assert "MIRAGE_RESYNC_INTERVAL" in line
+
+
+@pytest.mark.parametrize("changed", ["pyproject.toml", "sandbox/pyproject.toml"])
+def test_make_install_installs_both_distributions_when_either_changes(changed: str) -> None:
+    """``make -n -W FILE``: what make would run were FILE newer than the install stamp."""
+    make = require_tool("make")
+    stamp = ".venv/.installed"
+    # Not the flags of the `make test` this may run under.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    result = subprocess.run(
+        [make, "-n", "-W", changed, stamp],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (install,) = [line for line in result.stdout.splitlines() if " install " in line]
+    assert "-e '.[dev,stacks,sandbox]' -e ./sandbox" in install
+    assert f"touch {stamp}" in result.stdout
