@@ -51,26 +51,16 @@ def _synced_ok(status: Mapping[str, Any]) -> bool:
     return False
 
 
-def read_reasons(
+def data_reasons(
     *,
-    engine: str,
     generation: int,
     force_sync: str | None,
     status: Mapping[str, Any],
     live_mac: str | None,
-    first_check: bool,
-    synced_at: float | None,
-    refresh_interval: float,
-    now: float,
-) -> tuple[str, ...]:
-    """Why this reconcile must read Vault (empty: it must not).
-
-    ``live_mac`` is the HMAC of the live Secret's data (``None`` when it is missing);
-    ``first_check`` is true for the first reconcile of the object in this process;
-    ``synced_at`` is when Vault was last read successfully. For the database engine only the
-    reasons that need new data are returned (each costs new credentials); its lease, not a
-    refresh interval or a failed read, decides when credentials are renewed.
-    """
+) -> list[str]:
+    """Why this reconcile needs Vault's data anew, whatever the engine: the Secret was never
+    synced, the spec changed, a new force-sync value, or the Secret no longer holds the synced
+    data. ``live_mac`` is the HMAC of the live Secret's data (``None`` when it is missing)."""
     reasons = []
     synced_mac = status.get("secretMAC")
     if not synced_mac:
@@ -81,16 +71,30 @@ def read_reasons(
         reasons.append("force")
     if synced_mac and live_mac != synced_mac:
         reasons.append("drift")
-    if engine == "database":
-        return tuple(reasons)
-    if synced_mac and not _synced_ok(status):
+    return reasons
+
+
+def refresh_reasons(
+    *,
+    status: Mapping[str, Any],
+    first_check: bool,
+    synced_at: float | None,
+    refresh_interval: float,
+    now: float,
+) -> list[str]:
+    """Why a source read on a clock reads again: the last read failed, the refresh interval
+    has passed, or — ``first_check``, the first reconcile of the object in this process — to
+    catch changes made while the operator was down. ``synced_at`` is when Vault was last read
+    successfully."""
+    reasons = []
+    if status.get("secretMAC") and not _synced_ok(status):
         reasons.append("failed")
     if refresh_interval > 0:
         if first_check:
             reasons.append("resume")
         if synced_at is not None and now >= synced_at + refresh_interval:
             reasons.append("refresh")
-    return tuple(reasons)
+    return reasons
 
 
 def next_run_in(

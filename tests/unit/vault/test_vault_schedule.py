@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mirage_operator.handlers.vaultsecret.sources import SOURCES, Facts
 from mirage_operator.vault.schedule import (
     BACKOFF_MAX,
     BACKOFF_MIN,
@@ -13,7 +14,6 @@ from mirage_operator.vault.schedule import (
     format_time,
     next_run_in,
     parse_time,
-    read_reasons,
     retry_delay,
 )
 
@@ -39,7 +39,7 @@ def reasons(**overrides: Any) -> tuple[str, ...]:
         "now": NOW,
         **overrides,
     }
-    return read_reasons(**arguments)
+    return SOURCES[arguments.pop("engine")].read_reasons(Facts(**arguments))
 
 
 def test_nothing_to_do_when_synced_and_fresh() -> None:
