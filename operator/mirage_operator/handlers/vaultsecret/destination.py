@@ -18,6 +18,7 @@ from typing import Any
 
 from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.errors import KubernetesAPIError, SecretConflictError, SecretExistsError
+from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, SyncResult, converge_children
 from mirage_operator.k8s.client import KubeClient
@@ -115,12 +116,10 @@ def desired_secret(
 
 
 async def write(
-    kube: KubeClient,
+    context: OperatorContext,
     body: Mapping[str, Any],
     desired: Mapping[str, Any],
     observed: Observed,
-    *,
-    field_manager: str,
     known: bool,
 ) -> tuple[SyncResult, dict[str, Any] | None]:
     """Converge the Secret (and delete a previous destination); the result and the Secret as
@@ -130,11 +129,11 @@ async def write(
     name = desired["metadata"]["name"]
     try:
         result = await converge_children(
-            kube,
+            context.kube.client,
             owner=body,
             desired=[desired],
             observed=observed,
-            field_manager=field_manager,
+            field_manager=context.config.field_manager,
             known={("Secret", name)} if known else set(),
         )
     except KubernetesAPIError as error:
@@ -142,7 +141,8 @@ async def write(
     for failure in result.failed.values():
         raise failure.about("writing the Secret", quote_values=False) from None
     live = result.live.get(("Secret", name))
-    written = await _remove_other_keys(kube, body["metadata"]["namespace"], desired, live)
+    namespace = body["metadata"]["namespace"]
+    written = await _remove_other_keys(context.kube.client, namespace, desired, live)
     return result, written or live
 
 

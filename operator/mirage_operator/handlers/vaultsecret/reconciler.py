@@ -204,14 +204,9 @@ class VaultSecretReconciler(Reconciler):
         )
         desired = destination.desired_secret(body, spec, read, live, rendered, adopted=adopted)
         mac = secret_mac(key, desired["data"])
-        result, written = await destination.write(
-            kube,
-            body,
-            desired,
-            observed,
-            field_manager=config.field_manager,
-            known=bool(old.get("secretMAC")),
-        )
+        # A Secret synced before that is found missing or changed is drift.
+        known = bool(old.get("secretMAC"))
+        result, written = await destination.write(self.context, body, desired, observed, known)
         if written is not None:
             memory.secret_version = written["metadata"].get("resourceVersion")
         common.post_sync_events(body, result)
