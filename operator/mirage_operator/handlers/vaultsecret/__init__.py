@@ -2,25 +2,20 @@
 
 Where each part of a VaultSecret goes, from the CRD to Vault and to the Secret:
 
-==========================  ===================================================================
-``spec.vault``              parsed in :mod:`mirage_operator.api.vaultsecret`, checked against
-                            the allowed paths (:mod:`mirage_operator.vault.policy`), then read
-                            by its engine's source (:mod:`.sources`) through
-                            :class:`~mirage_operator.vault.client.VaultClient`
-``spec.refreshInterval``    :class:`.sources.KVv1Source` (and v2) read on that clock
-                            (:func:`~mirage_operator.vault.schedule.refresh_reasons`,
-                            :func:`~mirage_operator.vault.schedule.next_run_in`);
-                            ``status.refreshInterval`` shows it
-database lease              :class:`.sources.DatabaseSource`: issued, renewed, replaced
-                            (``VaultClient.ensure_credentials``), kept in ``status.lease*``,
-                            revoked on delete
-``spec.destination``        :mod:`.destination`: which Secret, whether it may be written, what
-                            it holds (built by :mod:`mirage_operator.render.secret`)
-``spec.keys``/``templates``  :mod:`mirage_operator.render.secret`, templates in a worker process
-                            (:mod:`mirage_operator.template_worker`)
-``rolloutRestartTargets``   :mod:`.restarts`, when ``status.secretMAC`` changes
-``status.secretMAC``        an HMAC of the data under the key of :mod:`.hmackey`
-==========================  ===================================================================
+- ``spec.vault``: parsed in :mod:`mirage_operator.api.vaultsecret`, checked against the
+  allowed paths (:mod:`mirage_operator.vault.policy`), read by its engine's source
+  (:mod:`.sources`) through :class:`~mirage_operator.vault.client.VaultClient`.
+- ``spec.refreshInterval``: the KV sources read on that clock
+  (:func:`~mirage_operator.vault.schedule.refresh_reasons`, ``next_run_in``);
+  ``status.refreshInterval`` shows it.
+- the database lease: :class:`.sources.DatabaseSource` issues, renews and replaces it
+  (``VaultClient.ensure_credentials``), keeps it in ``status.lease*``, revokes it on delete.
+- ``spec.destination``: :mod:`.destination` — which Secret, whether it may be written, what it
+  holds (built by :mod:`mirage_operator.render.secret`, with ``spec.keys`` and
+  ``spec.templates``; templates run in :mod:`mirage_operator.template_worker`).
+- ``spec.rolloutRestartTargets``: :mod:`.restarts`, when ``status.secretMAC`` changes.
+- ``status.secretMAC``: an HMAC of the Secret's data under the key of :mod:`.hmackey`.
+- between reconciles: :mod:`.memory`, what status cannot say or says too late.
 
 The steps of one reconcile are :meth:`.reconciler.VaultSecretReconciler.reconcile`, on the
 shared :class:`~mirage_operator.handlers.reconciler.Reconciler` base (failures to status,
@@ -105,7 +100,11 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
     async def on_secret_event(body: kopf.Body, namespace: str | None, **_: Any) -> None:
         annotations = body.get("metadata", {}).get("annotations") or {}
         owner = common.owner_of(body, kind) or annotations.get(ADOPTED_BY_ANNOTATION)
-        if owner is not None and namespace and reconciler.secret_changed(namespace, owner, body):
+        if (
+            owner is not None
+            and namespace
+            and reconciler.memory.secret_changed(namespace, owner, body)
+        ):
             reconciler.touch((kind, namespace, owner))
 
     @kopf.on.cleanup(registry=registry, id="close-vault")

@@ -18,7 +18,6 @@ import copy
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -31,13 +30,14 @@ from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome
 from mirage_operator.handlers.reconciler import Reconciler, key_of
 from mirage_operator.handlers.vaultsecret import destination
 from mirage_operator.handlers.vaultsecret.hmackey import HMACKey
+from mirage_operator.handlers.vaultsecret.memory import Memories
 from mirage_operator.handlers.vaultsecret.restarts import restart_targets
 from mirage_operator.handlers.vaultsecret.sources import Facts, source_for
 from mirage_operator.k8s import resources
 from mirage_operator.render.secret import secret_mac
 from mirage_operator.render.vaultsecret import failed_status, synced_status
 from mirage_operator.template_worker import TemplateRunner
-from mirage_operator.vault import Lease, VaultClient
+from mirage_operator.vault import VaultClient
 from mirage_operator.vault.schedule import (
     FORCE_SYNC_ANNOTATION,
     format_time,
@@ -48,24 +48,6 @@ from mirage_operator.vault.schedule import (
 REVOKE_ATTEMPTS = 3
 """Attempts at revoking a lease on delete before letting it expire by itself (a Vault outage
 must not keep a VaultSecret from being deleted)."""
-
-
-@dataclass
-class Memory:
-    """What this process remembers of one VaultSecret between reconciles."""
-
-    uid: str
-    status: dict[str, Any] | None = None
-    """The status as last written: fresher than a body whose watch event is still on its way."""
-    synced_at: float | None = None
-    """When Vault was last read successfully (to the sub-second; status keeps whole seconds)."""
-    lease: Lease | None = None
-    """The current lease of a leased source, with what status cannot keep (its token)."""
-    checked: bool = False
-    """Whether the object has been reconciled successfully since the operator started."""
-    secret_version: str | None = None
-    """resourceVersion of the Secret as the operator last wrote it (its watch echo is not
-    a reason to reconcile)."""
 
 
 class VaultSecretReconciler(Reconciler):
@@ -91,30 +73,13 @@ class VaultSecretReconciler(Reconciler):
         self.templates = templates or TemplateRunner()
         self.clock = clock
         self.hmac_key = HMACKey(context)
-        self.memory: dict[tuple[str, str], Memory] = {}
+        self.memory = Memories()
 
-    # --- per-object memory, and the base's hooks -----------------------------------------
-
-    def remember(self, namespace: str, name: str, uid: str) -> Memory:
-        """The memory of ``namespace/name``; a new object of the same name starts afresh."""
-        memory = self.memory.get((namespace, name))
-        if memory is None or memory.uid != uid:
-            memory = self.memory[namespace, name] = Memory(uid=uid)
-        return memory
-
-    def secret_changed(self, namespace: str, owner: str, secret: Mapping[str, Any]) -> bool:
-        """Whether an event of ``owner``'s Secret is news (not the echo of our own write)."""
-        memory = self.memory.get((namespace, owner))
-        version = secret["metadata"].get("resourceVersion")
-        return memory is None or memory.secret_version != version
+    # --- the base's hooks -------------------------------------------------------------------
 
     def last_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status as this process last wrote it, else the body's."""
-        meta = body["metadata"]
-        memory = self.memory.get((meta["namespace"], meta["name"]))
-        if memory is not None and memory.uid == meta["uid"] and memory.status is not None:
-            return memory.status
-        return body.get("status") or {}
+        return self.memory.status(body)
 
     async def write_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
         """As the base does, and remember what status now says."""
@@ -123,7 +88,7 @@ class VaultSecretReconciler(Reconciler):
             return False
         meta = body["metadata"]
         merged = {**old, **status}
-        memory = self.remember(meta["namespace"], meta["name"], meta["uid"])
+        memory = self.memory.remember(meta["namespace"], meta["name"], meta["uid"])
         memory.status = {k: v for k, v in merged.items() if v is not None}
         return True
 
@@ -170,7 +135,7 @@ class VaultSecretReconciler(Reconciler):
         config, kube = self.context.config, self.context.kube.client
         meta = body["metadata"]
         name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
-        memory = self.remember(namespace, name, meta["uid"])
+        memory = self.memory.remember(namespace, name, meta["uid"])
         old = self.last_status(body)
 
         spec = self.parse(body)
