@@ -5,7 +5,8 @@ user), so a reconcile reads only for a reason: the Secret was never synced, the 
 a new force-sync value, the Secret no longer holds the synced data (deleted or edited), the
 last read failed, the refresh interval has passed, or — once per operator process — to catch
 changes made while the operator was down. Everything else is checked against the live Secret
-and the HMAC in status, without Vault.
+and the HMAC in status, without Vault. Which reasons apply to an engine is its source's
+decision (:mod:`mirage_operator.handlers.vaultsecret.sources`).
 """
 
 from __future__ import annotations
