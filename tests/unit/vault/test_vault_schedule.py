@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from mirage_operator.handlers.vaultsecret.sources import SOURCES, Facts
+from mirage_operator.handlers.vaultsecret.sources import SOURCES
 from mirage_operator.vault.schedule import (
     BACKOFF_MAX,
     BACKOFF_MIN,
     MIN_WAIT,
+    Facts,
     format_time,
     next_run_in,
     parse_time,

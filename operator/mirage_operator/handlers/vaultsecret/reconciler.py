@@ -32,7 +32,7 @@ from mirage_operator.handlers.vaultsecret import destination
 from mirage_operator.handlers.vaultsecret.hmackey import HMACKey
 from mirage_operator.handlers.vaultsecret.memory import Memories
 from mirage_operator.handlers.vaultsecret.restarts import restart_targets
-from mirage_operator.handlers.vaultsecret.sources import Facts, source_for
+from mirage_operator.handlers.vaultsecret.sources import source_for
 from mirage_operator.k8s import resources
 from mirage_operator.render.secret import secret_mac
 from mirage_operator.render.vaultsecret import failed_status, synced_status
@@ -40,6 +40,7 @@ from mirage_operator.template_worker import TemplateRunner
 from mirage_operator.vault import VaultClient
 from mirage_operator.vault.schedule import (
     FORCE_SYNC_ANNOTATION,
+    Facts,
     format_time,
     parse_time,
     retry_delay,

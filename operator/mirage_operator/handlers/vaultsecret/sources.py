@@ -23,38 +23,19 @@ functions of :mod:`mirage_operator.vault.schedule`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mirage_operator.api.vaultsecret import VaultSource
 from mirage_operator.render.vaultsecret import LeaseStatus
 from mirage_operator.vault import Lease, VaultClient, VaultData
 from mirage_operator.vault.schedule import (
+    Facts,
     data_reasons,
     format_time,
     next_run_in,
     parse_time,
     refresh_reasons,
 )
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What a reconcile knows when it decides whether to read Vault."""
-
-    generation: int
-    force_sync: str | None
-    """The force-sync annotation's value, if set."""
-    status: Mapping[str, Any]
-    live_mac: str | None
-    """HMAC of the live Secret's data (``None``: there is no Secret)."""
-    first_check: bool
-    """The first reconcile of the object in this operator process."""
-    synced_at: float | None
-    """When Vault was last read successfully."""
-    refresh_interval: float
-    """``spec.refreshInterval`` (or the operator's default), in seconds."""
-    now: float
 
 
 class Source:
@@ -74,14 +55,7 @@ class Source:
     def read_reasons(cls, facts: Facts) -> tuple[str, ...]:
         """Why this reconcile must read Vault (empty: it must not); each reason is explained
         in :mod:`mirage_operator.vault.schedule`."""
-        return tuple(
-            data_reasons(
-                generation=facts.generation,
-                force_sync=facts.force_sync,
-                status=facts.status,
-                live_mac=facts.live_mac,
-            )
-        )
+        return tuple(data_reasons(facts))
 
     async def read(
         self, reasons: tuple[str, ...], lease: Lease | None
@@ -129,14 +103,7 @@ class KVv1Source(Source):
     @classmethod
     def read_reasons(cls, facts: Facts) -> tuple[str, ...]:
         """The reasons for new data, and those of the refresh clock."""
-        clock = refresh_reasons(
-            status=facts.status,
-            first_check=facts.first_check,
-            synced_at=facts.synced_at,
-            refresh_interval=facts.refresh_interval,
-            now=facts.now,
-        )
-        return (*super().read_reasons(facts), *clock)
+        return (*super().read_reasons(facts), *refresh_reasons(facts))
 
     def refresh_interval(self, facts: Facts) -> float:
         """``spec.refreshInterval``."""
