@@ -52,6 +52,7 @@ class Bench:
         self.workdir = workdir
         self.kubeconfig = server.write_kubeconfig(workdir / "kubeconfig")
         self.count = 0
+        self.waiting_since = 0.0
 
     def start(self, identity: str) -> tuple[subprocess.Popen[bytes], Path]:
         log = self.workdir / f"{identity}-{self.count}.log"
@@ -70,10 +71,12 @@ class Bench:
                 [str(mirage), "run", "--liveness", ""], env=env, stdout=out, stderr=out
             )
         _wait(lambda: "Waiting to lead" in log.read_text(errors="replace"))
+        self.waiting_since = time.time()
         return process, log
 
     def quiet(self, identity: str, seconds: float = 1.0) -> None:
-        """Wait until ``identity`` made no call but the Lease's for ``seconds``."""
+        """Wait until ``identity`` made no call but the Lease's for ``seconds`` (counted from
+        when it started waiting for the Lease, at the earliest)."""
 
         def since_last() -> float:
             mine = [
@@ -81,7 +84,7 @@ class Bench:
                 for r in self.server.requests
                 if r.resource != "leases" and r.user_agent.endswith(f"{identity})")
             ]
-            return time.time() - max(mine, default=0.0)
+            return time.time() - max([*mine, self.waiting_since])
 
         _wait(lambda: since_last() > seconds)
 

@@ -266,25 +266,34 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
         max_ttl=3600,
     )
     a, b = ha.leader_and_standby()
-    kube.apply(
-        {
-            "apiVersion": "mirage.dev/v1alpha1",
-            "kind": "VaultSecret",
-            "metadata": {"name": "db", "namespace": ns},
-            # A lease longer than the test: only the kept token keeps it alive.
-            "spec": {"vault": {"engine": "database", "path": f"{ns}.long"}},
-        }
-    )
+    for name in ("db", "gone"):
+        kube.apply(
+            {
+                "apiVersion": "mirage.dev/v1alpha1",
+                "kind": "VaultSecret",
+                "metadata": {"name": name, "namespace": ns},
+                # A lease longer than the test: only the kept token keeps it alive.
+                "spec": {"vault": {"engine": "database", "path": f"{ns}.long"}},
+            }
+        )
     body = wait_ready(kube, ns, "db", kind="VaultSecret")
     lease_id = body["status"]["leaseID"]
+    gone_lease = wait_ready(kube, ns, "gone", kind="VaultSecret")["status"]["leaseID"]
     secret = kube.get("Secret", ns, "db")
     assert secret is not None
     stored = kube.get("Secret", OPERATOR_NAMESPACE, "mirage-vault-tokens")
     assert stored is not None and ns in stored["data"]
+    ha.wait_warm("b")
 
     killed_at = time.monotonic()
     a.stop(kill=True)
+    # Deleted while nobody leads: the standby sees it go into deletion and cannot act; the
+    # new leader has kopf handle it (the lease revoked, the finalizer taken off).
+    kube.delete("VaultSecret", ns, "gone")
+    assert ha.holder() == "a"
     ha.wait_holder("b", timeout=LEASE_DURATION + 5)
+    wait_for(lambda: kube.get("VaultSecret", ns, "gone") is None, what="gone released")
+    assert emulated.active_leases(gone_lease) == []
     logins = emulated.logins(tenancy.vault_role(ns))
 
     # Past the lifetime of A's token (had nobody renewed it, its leases would be revoked).
