@@ -30,8 +30,7 @@ from tests.e2e.conftest import (
     wait_ready,
 )
 from tests.e2e.helpers import CHILDREN
-from tests.e2e.kube import PLURALS
-from tests.e2e.kube import Kube, wait_for
+from tests.e2e.kube import PLURALS, Kube, wait_for
 from tests.e2e.vault import VaultAdmin
 
 pytestmark = [
