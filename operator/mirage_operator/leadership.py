@@ -23,7 +23,7 @@ import kopf
 
 from mirage_operator.config import Config
 from mirage_operator.errors import KubernetesAPIError
-from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.handlers.context import ObjectKey, OperatorContext
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.leaderelection import ElectionSettings, LeaderElector, default_identity
@@ -133,12 +133,14 @@ class WarmStandby:
 
     async def lead(self) -> None:
         """Give kopf its change handling back, start reconciling every cached object (each
-        event while standing by queued it once), and touch each object being deleted that
+        event while standing by queued it once; those whose current generation nobody has
+        reconciled yet first: a service applied while nobody led waits for no resume of the
+        converged ones), and touch each object being deleted that
         still carries kopf's finalizer: kopf handles an object only on an event, and its
         deletion event came while this process could not act on it."""
         self._settings.persistence.finalizer = self._finalizer
         self._registry._changing._handlers.extend(self._changing)
-        self._context.queue.resume()
+        self._context.queue.resume(first=self._unreconciled)
         for body in list(self._context.objects.values()):
             meta = body["metadata"]
             if not meta.get("deletionTimestamp") or self._finalizer not in (
@@ -164,6 +166,13 @@ class WarmStandby:
                     meta["name"],
                     exc,
                 )
+
+    def _unreconciled(self, key: ObjectKey) -> bool:
+        body = self._context.objects.get(key)
+        if body is None:
+            return False
+        observed = (body.get("status") or {}).get("observedGeneration")
+        return bool(observed != body["metadata"].get("generation"))
 
 
 async def beside(main: Awaitable[None], duty: Callable[[], Awaitable[None]] | None) -> None:

@@ -78,8 +78,12 @@ class WorkQueue:
         """Keep queueing keys, but reconcile none until :meth:`resume` (a standby's queue)."""
         self._open.clear()
 
-    def resume(self) -> None:
-        """Reconcile the keys queued meanwhile, and every one after."""
+    def resume(self, first: Callable[[ObjectKey], bool] = lambda _: False) -> None:
+        """Reconcile the keys queued meanwhile (those ``first`` picks before the others), and
+        every one after."""
+        self._ready = collections.deque(
+            sorted(self._ready, key=lambda key: not first(key))  # stable: FIFO otherwise
+        )
         self._open.set()
 
     async def stop(self) -> None:
