@@ -191,10 +191,10 @@ def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) 
     converged = time.monotonic() - killed_at
     print(f"failover after kill -9: lease {led_at - killed_at:.2f}s, converged {converged:.2f}s")
 
-    # The takeover started from the standby's warm caches: no LIST (nor a new watch), and no
-    # GET of a child: the first reconciles read the index its watches kept.
+    # The takeover started from the standby's warm caches: no LIST, and no GET of a child:
+    # the first reconciles read the index its watches kept. (A watch may be reopened from its
+    # last version: kopf does so with any stream quiet for 70 s, standby or leader.)
     assert ha.calls("b", "list", since=since) == []
-    assert ha.calls("b", "watch", since=since) == []
     assert CHILD_PLURALS.isdisjoint(ha.calls("b", "get", since=since))
     # The new leader wrote nothing for the service that was already converged: no child
     # written twice, no status rewritten, no workload restarted, no Event posted again.
