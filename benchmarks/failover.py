@@ -140,6 +140,7 @@ def main() -> None:
         "kill-ready": [],
         "term-lease": [],
         "standby-rss-mib": [],
+        "leader-rss-mib": [],
     }
     takeover_calls: list[dict[str, int]] = []
     with tempfile.TemporaryDirectory() as tmp, run_apiserver_in_thread() as server:
@@ -171,6 +172,7 @@ def main() -> None:
             standby, _ = bench.start(standby_id)
             bench.quiet(standby_id)
             results["standby-rss-mib"].append(_rss_mib(standby.pid))
+            results["leader-rss-mib"].append(_rss_mib(leader.pid))
             killed = index % 2 == 0
             started, since = time.monotonic(), time.time()
             leader.send_signal(signal.SIGKILL if killed else signal.SIGTERM)
