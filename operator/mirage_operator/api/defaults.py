@@ -43,3 +43,12 @@ def schema_default(kind: str, *path: str) -> Any:
     for name in path:
         node = node["properties"][name]
     return node["default"]
+
+
+def defaulted_at(kind: str, spec: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``spec[name]`` defaulted, or what an empty object there defaults to when it is unset
+    (an optional object without a default of its own: its fields' defaults still apply)."""
+    result: dict[str, Any] = apply_defaults(
+        spec_schema(kind)["properties"][name], spec.get(name) or {}
+    )
+    return result

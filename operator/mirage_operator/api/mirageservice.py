@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.api import defaults, k8svalidation, slo, vaultsecret
+from mirage_operator.api import defaults, k8svalidation, names, slo, vaultsecret
 from mirage_operator.errors import Problem
 
 KIND = "MirageService"
@@ -266,7 +266,7 @@ class MirageServiceSpec:
             ingress=_ingress(ingress) if ingress else None,
             secrets=tuple(_secret(s) for s in spec.get("secrets", ())),
             monitoring=_monitoring(spec["monitoring"]),
-            mesh=_mesh(spec["mesh"]),
+            mesh=_mesh(defaults.defaulted_at(KIND, spec, "mesh")),
             jwt=_jwt(spec["auth"]["jwt"]) if "jwt" in spec.get("auth", {}) else None,
             log_format=spec["logging"]["format"],
         )
@@ -589,12 +589,9 @@ def child_name_problems(name: str, spec: Mapping[str, Any]) -> list[Problem]:
     """Two objects of one kind that this MirageService (or its child VaultSecrets and SLOs)
     would give the same name: refused, naming both fields, so that no object has two writers.
 
-    Names come from the builders (:mod:`mirage_operator.render.names`), so this check follows
-    them when they change.
+    Names come from :mod:`mirage_operator.api.names`, which the builders use too, so this check
+    follows them when they change.
     """
-    # Imported here: the builders import this module for the spec's types.
-    from mirage_operator.render import names
-
     claimed: dict[tuple[str, str], str] = {}
     problems = []
     for kind, child, field in names.derived_names(name, spec):

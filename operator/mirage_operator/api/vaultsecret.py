@@ -17,6 +17,7 @@ from typing import Any
 from mirage_operator.api import defaults, k8svalidation
 from mirage_operator.config import Config, parse_duration
 from mirage_operator.errors import Problem
+from mirage_operator.templating import template_error
 
 KIND = "VaultSecret"
 
@@ -236,9 +237,6 @@ def vault_source_problems(
 def source_rules(source: Mapping[str, Any], *, prefix: str) -> list[Problem]:
     """Check the source part (``vault``, ``keys``, ``templates``, ``refreshInterval``) of a
     schema-valid spec; field paths start with ``prefix`` (e.g. ``spec.secrets[0]``)."""
-    # Imported here: the builder module imports this one for the spec's types.
-    from mirage_operator.render.secret import template_error
-
     vault = defaults.defaulted(KIND, source)["vault"]
     engine = str(vault["engine"])
     problems = vault_source_problems(
