@@ -254,74 +254,45 @@ def _comment(text: str, indent: int) -> list[str]:
     return textwrap.wrap(text, WIDTH - len(pad), initial_indent=pad, subsequent_indent=pad)
 
 
-def values_yaml(text: str, found: list[Setting]) -> str:
-    """``text`` (values.yaml) with each setting's value commented and defaulted from config.py."""
+def values_yaml(text: str, found: list[Setting]) -> tuple[str, dict[str, str]]:
+    """``text`` (values.yaml) with each setting's value commented and defaulted from config.py,
+    and the comment above each key of the result, by dotted path."""
     by_key = {s.chart_value: s for s in found if s.chart_value}
     lines = text.splitlines()
     out: list[str] = []
+    comments: dict[str, str] = {}
     stack: list[tuple[int, str]] = []
-    comment_start: int | None = None
+    comment_start = 0
     index = 0
     while index < len(lines):
-        line = lines[index]
-        if line.strip().startswith("#"):
-            if comment_start is None:
-                comment_start = len(out)
-            out.append(line)
-            index += 1
-            continue
+        line, index = lines[index], index + 1
         match = _KEY.match(line)
         if not match:
-            comment_start = None
+            if not line.strip().startswith("#"):
+                comment_start = len(out) + 1
             out.append(line)
-            index += 1
             continue
         indent, key = len(match[1]), match[2]
         while stack and stack[-1][0] >= indent:
             stack.pop()
         stack.append((indent, key))
-        setting = by_key.pop(".".join(k for _, k in stack), None)
+        path = ".".join(k for _, k in stack)
+        setting = by_key.pop(path, None)
+        if setting is not None:
+            del out[comment_start:]
+            out += _comment(f"{setting.description.removesuffix('.')} ({setting.env}).", indent)
+        comments[path] = " ".join(c.strip().lstrip("#").strip() for c in out[comment_start:])
         if setting is None:
-            comment_start = None
             out.append(line)
-            index += 1
-            continue
-        del out[comment_start if comment_start is not None else len(out) :]
-        out += _comment(f"{setting.description.removesuffix('.')} ({setting.env}).", indent)
-        out += _yaml_value(key, chart_default(setting), indent)
-        comment_start = None
-        index += 1
-        # Skip the old value's block (list items and nested lines).
-        while (
-            index < len(lines)
-            and lines[index].strip()
-            and (len(lines[index]) - len(lines[index].lstrip()) > indent)
-        ):
-            index += 1
+        else:
+            out += _yaml_value(key, chart_default(setting), indent)
+            # Skip the old value's block (list items and nested lines).
+            while index < len(lines) and lines[index].startswith(" " * (indent + 1)):
+                index += 1
+        comment_start = len(out)
     if by_key:
         raise ValueError(f"values.yaml has no key {', '.join(sorted(by_key))}")
-    return "\n".join(out) + "\n"
-
-
-def values_comments(text: str) -> dict[str, str]:
-    """The comment block right above each key of values.yaml, by dotted path."""
-    found: dict[str, str] = {}
-    stack: list[tuple[int, str]] = []
-    pending: list[str] = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            pending.append(stripped.lstrip("#").strip())
-            continue
-        match = _KEY.match(line)
-        if match:
-            indent = len(match[1])
-            while stack and stack[-1][0] >= indent:
-                stack.pop()
-            stack.append((indent, match[2]))
-            found[".".join(key for _, key in stack)] = " ".join(pending)
-        pending = []
-    return found
+    return "\n".join(out) + "\n", comments
 
 
 # --- values.schema.json and the chart's README ------------------------------------------------
@@ -339,11 +310,13 @@ def _value_nodes(
             yield from _value_nodes(sub, values[key], sub_path)
 
 
-def values_schema(constraints_text: str, values_text: str, found: list[Setting]) -> dict[str, Any]:
-    """The constraints, with each value's description and default, and each setting's type."""
+def values_schema(
+    constraints_text: str, values_text: str, comments: Mapping[str, str], found: list[Setting]
+) -> dict[str, Any]:
+    """The constraints, with each value's description (``comments``) and default, and each
+    setting's type and choices."""
     schema: dict[str, Any] = json.loads(constraints_text)
     values = yaml.safe_load(values_text)
-    comments = values_comments(values_text)
     by_key = {s.chart_value: s for s in found if s.chart_value}
     for path, node, default in list(_value_nodes(schema, values)):
         stated = {"description", "default"} & node.keys()
@@ -410,8 +383,8 @@ def _defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
 def generate(sources: Sources) -> dict[Path, str]:
     """Every written file and its content."""
     found = settings(sources.config_py)
-    values = values_yaml(sources.values, found)
-    schema = values_schema(sources.constraints, values, found)
+    values, comments = values_yaml(sources.values, found)
+    schema = values_schema(sources.constraints, values, comments, found)
     return {
         VALUES: values,
         SCHEMA: json.dumps(schema, indent=2, ensure_ascii=False) + "\n",
