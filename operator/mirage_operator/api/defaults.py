@@ -38,10 +38,11 @@ def defaulted(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def schema_default(kind: str, *path: str) -> Any:
-    """The ``default`` of the property at ``path`` (property names from ``spec``) of ``kind``."""
+    """The ``default`` of the property at ``path`` of ``kind`` (property names from ``spec``;
+    ``[]`` steps into an array's items)."""
     node = spec_schema(kind)
     for name in path:
-        node = node["properties"][name]
+        node = node["items"] if name == "[]" else node["properties"][name]
     return node["default"]
 
 

@@ -255,14 +255,7 @@ class MirageServiceSpec:
                 max_unavailable=spec["disruption"].get("maxUnavailable"),
             ),
             network_policy_enabled=network_policy["enabled"],
-            allow_from=tuple(
-                AllowedCaller(
-                    service=a.get("service"),
-                    namespace=a.get("namespace"),
-                    pod_labels=dict(a.get("podLabels", {})),
-                )
-                for a in network_policy.get("allowFrom", ())
-            ),
+            allow_from=_allow_from(network_policy),
             ingress=_ingress(ingress) if ingress else None,
             secrets=tuple(_secret(s) for s in spec.get("secrets", ())),
             monitoring=_monitoring(spec["monitoring"]),
@@ -283,6 +276,22 @@ def _max_unavailable(rollout: Mapping[str, Any]) -> IntOrString:
         value: IntOrString = rollout["maxUnavailable"]
         return value
     return 1 if k8svalidation.int_or_percent_value(rollout["maxSurge"]) == 0 else 0
+
+
+def _port_protocol() -> str:
+    protocol: str = defaults.schema_default(KIND, "ports", "[]", "protocol")
+    return protocol
+
+
+def _allow_from(network_policy: Mapping[str, Any]) -> tuple[AllowedCaller, ...]:
+    return tuple(
+        AllowedCaller(
+            service=a.get("service"),
+            namespace=a.get("namespace"),
+            pod_labels=dict(a.get("podLabels", {})),
+        )
+        for a in network_policy.get("allowFrom", ())
+    )
 
 
 def _autoscaling(raw: Mapping[str, Any]) -> Autoscaling:
@@ -430,12 +439,12 @@ def _unique(values: Sequence[str], *, field: str, what: str) -> list[Problem]:
 
 def rules(body: Mapping[str, Any]) -> list[Problem]:
     """Rules across fields that the CRD schema does not express; ``body`` is schema-valid."""
-    spec = defaults.defaulted(KIND, body.get("spec", {}))
-    ports = spec["ports"]
+    spec = body.get("spec", {})
+    ports = spec.get("ports", [])
     port_names = {p["name"] for p in ports}
     problems = _unique([p["name"] for p in ports], field="spec.ports", what="port name")
     problems += _unique(
-        [str(p["port"]) + "/" + p["protocol"] for p in ports],
+        [str(p["port"]) + "/" + p.get("protocol", _port_protocol()) for p in ports],
         field="spec.ports",
         what="port number",
     )
@@ -489,7 +498,7 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
             claimed[path] = field
 
     if spec.get("mesh", {}).get("enabled") is True:
-        problems += mesh_caller_problems(MirageServiceSpec.from_spec(spec).allow_from)
+        problems += mesh_caller_problems(_allow_from(spec.get("networkPolicy", {})))
 
     problems += child_value_problems(spec)
     problems += child_name_problems(str(body.get("metadata", {}).get("name", "")), spec)
