@@ -18,7 +18,13 @@ from mirage_operator import __version__, logs
 from mirage_operator.api.validation import is_mirage, problems_of
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
-from mirage_operator.errors import ConfigError, InvalidSpecError, StartupError
+from mirage_operator.errors import (
+    ConfigError,
+    InvalidSpecError,
+    Problem,
+    StartupError,
+    VaultPathNotAllowed,
+)
 from mirage_operator.yamlsafe import Document, YAMLInputError, read_objects
 
 
@@ -109,6 +115,27 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def _vault_path_problems(body: dict[str, Any], config: Config) -> list[Problem]:
+    """The Vault paths of a valid resource that its namespace may not read under ``config``'s
+    allowed-path templates, as the operator refuses them (``default`` when no namespace)."""
+    from mirage_operator.api.vaultsecret import VaultSecretSpec
+    from mirage_operator.vault.policy import check_allowed
+
+    spec, namespace = body["spec"], body["metadata"].get("namespace") or "default"
+    sources = {"spec.vault.path": spec} if body["kind"] == "VaultSecret" else {}
+    if body["kind"] == "MirageService":
+        sources = {
+            f"spec.secrets[{i}].vault.path": s for i, s in enumerate(spec.get("secrets", []))
+        }
+    problems: list[Problem] = []
+    for field, source in sources.items():
+        try:
+            check_allowed(config, namespace, VaultSecretSpec.from_spec(source).vault, field=field)
+        except VaultPathNotAllowed as exc:
+            problems += exc.problems
+    return problems
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths: tuple[str, ...]) -> None:
@@ -116,12 +143,14 @@ def validate(paths: tuple[str, ...]) -> None:
 
     Prints one line per problem and exits 1 if there is any.
     """
+    config = _config()
     inputs = _Inputs()
     count = 0
     failed = False
     for document in inputs.mirage_documents(paths):
         count += 1
-        _, problems = problems_of(document.body)
+        body, problems = problems_of(document.body)
+        problems = problems or _vault_path_problems(body, config)
         for problem in problems:
             failed = True
             click.echo(one_line(f"{document.label}: {problem}"))
@@ -139,14 +168,31 @@ def render(paths: tuple[str, ...]) -> None:
     config = _config()
     inputs = _Inputs()
     objects: list[dict[str, Any]] = []
+    made_by: dict[tuple[str, str, str, str], str] = {}
     failed = False
     for document in inputs.mirage_documents(paths):
         try:
-            objects += render_document(document.body, config=config)
+            rendered = render_document(document.body, config=config)
         except InvalidSpecError as exc:
             failed = True
             for problem in exc.problems:
                 click.echo(one_line(f"{document.label}: {problem}"), err=True)
+            continue
+        # The resource itself counts: a MirageService's child VaultSecret may bear the name of
+        # a VaultSecret of the user's. In a cluster the second owner gets ChildNameConflict
+        # (ADR 0011); offline the clash is told here.
+        for obj in [document.body, *rendered]:
+            meta = obj["metadata"]
+            namespace = meta.get("namespace") or ("default" if obj is document.body else "")
+            key = (obj["apiVersion"], obj["kind"], namespace, meta["name"])
+            if (first := made_by.setdefault(key, document.label)) != document.label:
+                failed = True
+                where = f"{key[2]}/{key[3]}" if key[2] else key[3]
+                click.echo(
+                    one_line(f"{document.label}: {key[1]} {where} is also made by {first}"),
+                    err=True,
+                )
+        objects += rendered
     if failed or inputs.failed:
         sys.exit(1)
     click.echo(dump_yaml(objects), nl=False)
