@@ -38,9 +38,9 @@ from mirage_operator import tenancy
 from mirage_operator.api.vaultsecret import VaultSource
 from mirage_operator.config import Config
 from mirage_operator.errors import VaultPathNotAllowed, VaultPermissionDenied
-from mirage_operator.sandbox.apiserver import run_apiserver_in_thread
 from mirage_operator.vault import Lease, VaultClient
 from mirage_operator.vault.policy import check_allowed
+from mirage_sandbox.apiserver import run_apiserver_in_thread
 from stacks.components.datastores import POSTGRES_ADMIN
 from tests.realservers import OpenBao, Postgres, openbao_server, postgres_server
 from tests.stacks.conftest import built

@@ -22,10 +22,10 @@ from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.metrics import REGISTRY
 from mirage_operator.render.secret import HMAC_KEY_FIELD, secret_mac
 from mirage_operator.render.vaultsecret import restart_annotation
-from mirage_operator.sandbox.vault import EmulatedVault
 from mirage_operator.template_worker import TemplateRunner
 from mirage_operator.vault import VaultClient
 from mirage_operator.vault.schedule import BACKOFF_MIN
+from mirage_sandbox.vault import EmulatedVault
 from tests.unit.handlers.fakes import Connection, FakeKube
 from tests.unit.vault.vaultkit import TOKEN_MAX_TTL, FakeClock, Sleeps
 

@@ -22,8 +22,8 @@ from functools import cache
 from importlib import resources as importlib_resources
 from typing import Any
 
-from mirage_operator.sandbox.apiserver.discovery import KUBERNETES_VERSION, group_versions
-from mirage_operator.sandbox.apiserver.resources import Catalog, ResourceType
+from mirage_sandbox.apiserver.discovery import KUBERNETES_VERSION, group_versions
+from mirage_sandbox.apiserver.resources import Catalog, ResourceType
 
 Schema = dict[str, Any]
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"

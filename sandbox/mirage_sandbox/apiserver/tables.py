@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mirage_operator.sandbox.apiserver.resources import ResourceType
+from mirage_sandbox.apiserver.resources import ResourceType
 
 Obj = dict[str, Any]
 Column = tuple[str, str, str, Callable[[Obj], Any]]  # name, type, format, cell

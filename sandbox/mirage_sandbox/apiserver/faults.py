@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from mirage_operator.errors import EmulatedAPIError
+from mirage_sandbox.errors import EmulatedAPIError
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.errors import EmulatedAPIError
-from mirage_operator.sandbox.apiserver.status import bad_request
+from mirage_sandbox.apiserver.status import bad_request
+from mirage_sandbox.errors import EmulatedAPIError
 
 _SET_EXPR = re.compile(r"^\s*(!?)\s*([A-Za-z0-9_./-]+)\s*(?:(notin|in)\s*\(([^)]*)\))?\s*\Z")
 _EQ_EXPR = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|!=|=)\s*([A-Za-z0-9_.-]*)\s*\Z")

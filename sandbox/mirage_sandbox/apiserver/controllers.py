@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mirage_operator.errors import EmulatedAPIError
-from mirage_operator.sandbox.apiserver.background import Worker
-from mirage_operator.sandbox.apiserver.cluster import (
+from mirage_sandbox.apiserver.background import Worker
+from mirage_sandbox.apiserver.cluster import (
     MERGE_PATCH,
     Cluster,
     WriteOptions,
     now_rfc3339,
 )
-from mirage_operator.sandbox.apiserver.resources import StorageKey
-from mirage_operator.sandbox.apiserver.store import Change
+from mirage_sandbox.apiserver.resources import StorageKey
+from mirage_sandbox.apiserver.store import Change
+from mirage_sandbox.errors import EmulatedAPIError
 
 WORKLOADS = {
     ("apps", "deployments"),

@@ -23,11 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-from mirage_operator.errors import EmulatedAPIError
-from mirage_operator.sandbox.apiserver import status
-from mirage_operator.sandbox.apiserver.resources import ResourceType
-from mirage_operator.sandbox.apiserver.store import Change, RevisionGone, Store
-from mirage_operator.sandbox.apiserver.views import to_view
+from mirage_sandbox.apiserver import status
+from mirage_sandbox.apiserver.resources import ResourceType
+from mirage_sandbox.apiserver.store import Change, RevisionGone, Store
+from mirage_sandbox.apiserver.views import to_view
+from mirage_sandbox.errors import EmulatedAPIError
 
 
 @dataclass(eq=False)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mirage_operator.errors import EmulatedAPIError, Problem
-from mirage_operator.sandbox.apiserver.resources import ResourceType
+from mirage_operator.errors import Problem
+from mirage_sandbox.apiserver.resources import ResourceType
+from mirage_sandbox.errors import EmulatedAPIError
 
 
 def status_body(error: EmulatedAPIError) -> dict[str, Any]:

@@ -26,15 +26,16 @@ from aiohttp import web
 from mirage_operator.api.validation import is_mirage, problems_of
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
-from mirage_operator.errors import EmulatedAPIError, StartupError
+from mirage_operator.errors import StartupError
 from mirage_operator.handlers import register
 from mirage_operator.handlers.activities import failure_cause
 from mirage_operator.metrics import start_metrics_server
-from mirage_operator.sandbox.apiserver.server import APIServer
-from mirage_operator.sandbox.monitoring_crds import platform_crds
-from mirage_operator.sandbox.tenants import seed_sources
-from mirage_operator.sandbox.vault import EmulatedVault, apiserver_reviewer
 from mirage_operator.yamlsafe import YAMLInputError, read_objects
+from mirage_sandbox.apiserver.server import APIServer
+from mirage_sandbox.errors import EmulatedAPIError
+from mirage_sandbox.monitoring_crds import platform_crds
+from mirage_sandbox.tenants import seed_sources
+from mirage_sandbox.vault import EmulatedVault, apiserver_reviewer
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,6 @@ class Row:
         """Ready, or settled on a reason that waiting will not change."""
         return self.ready == "True" or self.reason == "InvalidSpec"
 
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "_examples"
-"""The repository's ``examples/``, shipped in the package (a link that a wheel build copies),
-so that ``mirage sandbox`` starts from any directory."""
 
 START_SECONDS = 30.0
 """How long the operator may take to become ready."""

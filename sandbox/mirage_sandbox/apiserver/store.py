@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.sandbox.apiserver.resources import StorageKey
+from mirage_sandbox.apiserver.resources import StorageKey
 
 Obj = dict[str, Any]
 

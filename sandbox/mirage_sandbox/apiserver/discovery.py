@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from mirage_operator.sandbox.apiserver.resources import GROUP_ORDER, Catalog, ResourceType
+from mirage_sandbox.apiserver.resources import GROUP_ORDER, Catalog, ResourceType
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.1-mirage"}

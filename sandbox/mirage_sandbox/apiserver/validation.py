@@ -12,9 +12,9 @@ from typing import Any
 
 from mirage_operator import schema as crd_schema
 from mirage_operator.errors import Problem
-from mirage_operator.sandbox.apiserver import names, status
-from mirage_operator.sandbox.apiserver.resources import ResourceType
-from mirage_operator.sandbox.apiserver.selectors import match_label_selector_object
+from mirage_sandbox.apiserver import names, status
+from mirage_sandbox.apiserver.resources import ResourceType
+from mirage_sandbox.apiserver.selectors import match_label_selector_object
 
 # Kinds whose names must be DNS labels rather than subdomains.
 _NAME_RULES: dict[str, Callable[[str], list[str]]] = {

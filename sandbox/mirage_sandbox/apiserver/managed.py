@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mirage_operator.sandbox.apiserver.fieldtypes import Path, TypeOracle, item_key
+from mirage_sandbox.apiserver.fieldtypes import Path, TypeOracle, item_key
 
 FieldPath = tuple[str, ...]
 

@@ -24,19 +24,20 @@ from typing import Any
 
 from mirage_operator import schema as crd_schema
 from mirage_operator import yamlsafe
-from mirage_operator.errors import EmulatedAPIError, Problem
-from mirage_operator.sandbox.apiserver import defaults, managed, status, validation
-from mirage_operator.sandbox.apiserver.fieldtypes import BuiltinTypes, SchemaTypes, TypeOracle
-from mirage_operator.sandbox.apiserver.patch import (
+from mirage_operator.errors import Problem
+from mirage_sandbox.apiserver import defaults, managed, status, validation
+from mirage_sandbox.apiserver.fieldtypes import BuiltinTypes, SchemaTypes, TypeOracle
+from mirage_sandbox.apiserver.patch import (
     PatchError,
     json_patch,
     merge_patch,
     strategic_merge_patch,
 )
-from mirage_operator.sandbox.apiserver.resources import Catalog, ResourceType, storage_version
-from mirage_operator.sandbox.apiserver.selectors import make_filter
-from mirage_operator.sandbox.apiserver.store import Obj, RevisionGone, Store
-from mirage_operator.sandbox.apiserver.views import from_view, to_view
+from mirage_sandbox.apiserver.resources import Catalog, ResourceType, storage_version
+from mirage_sandbox.apiserver.selectors import make_filter
+from mirage_sandbox.apiserver.store import Obj, RevisionGone, Store
+from mirage_sandbox.apiserver.views import from_view, to_view
+from mirage_sandbox.errors import EmulatedAPIError
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"

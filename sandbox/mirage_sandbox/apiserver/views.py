@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mirage_operator.sandbox.apiserver.resources import ResourceType
+from mirage_sandbox.apiserver.resources import ResourceType
 
 # events.k8s.io/v1 field -> core/v1 field
 _EVENT_FIELDS = {

@@ -48,7 +48,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mirage_operator.sandbox import vault_acl
+from mirage_sandbox import vault_acl
 
 TokenReviewer = Callable[[str], Awaitable[tuple[str, str] | None]]
 """Checks a ServiceAccount JWT: ``(namespace, service_account)``, or ``None`` if invalid."""
@@ -323,11 +323,6 @@ class EmulatedVault:
         """Serve requests sent with ``X-Vault-Namespace: name`` (from the same state)."""
         self.namespaces.add(name.strip("/"))
 
-    def issue_token(self, policies: Iterable[str], *, ttl: float = 3600) -> str:
-        """A token with ``policies`` (for the operator auth mode and for tests)."""
-        with self._lock:
-            return self._new_token(tuple(policies), ttl, ttl * 24, {}).token
-
     def revoke_accessor(self, accessor: str) -> None:
         """Revoke the token with ``accessor`` (as ``auth/token/revoke-accessor`` does)."""
         with self._lock:
@@ -426,12 +421,6 @@ class EmulatedVault:
                 for lease_id, lease in self._leases.items()
                 if lease_id.startswith(prefix) and self._lease_alive(lease, now)
             ]
-
-    def token_alive(self, accessor: str) -> bool:
-        """Whether the token with ``accessor`` is still valid."""
-        with self._lock:
-            now = self.clock()
-            return any(t.accessor == accessor and t.alive(now) for t in self._tokens.values())
 
     # --- serving ------------------------------------------------------------------------
 

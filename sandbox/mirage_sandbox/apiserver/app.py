@@ -18,17 +18,16 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from mirage_operator import yamlsafe
-from mirage_operator.errors import EmulatedAPIError
-from mirage_operator.sandbox.apiserver import discovery, protobuf, status, tables
-from mirage_operator.sandbox.apiserver.cluster import (
+from mirage_sandbox.apiserver import discovery, protobuf, status, tables
+from mirage_sandbox.apiserver.cluster import (
     APPLY_PATCH,
     MERGE_PATCH,
     WriteOptions,
     WriteResult,
 )
-from mirage_operator.sandbox.apiserver.requestlog import RequestRecord
-from mirage_operator.sandbox.apiserver.resources import ResourceType
-from mirage_operator.sandbox.apiserver.tokens import (
+from mirage_sandbox.apiserver.requestlog import RequestRecord
+from mirage_sandbox.apiserver.resources import ResourceType
+from mirage_sandbox.apiserver.tokens import (
     DEFAULT_EXPIRATION,
     DISCOVERY_PATH,
     ISSUER,
@@ -37,10 +36,11 @@ from mirage_operator.sandbox.apiserver.tokens import (
     discovery_document,
     token_request_problems,
 )
-from mirage_operator.sandbox.apiserver.watch import serve_watch
+from mirage_sandbox.apiserver.watch import serve_watch
+from mirage_sandbox.errors import EmulatedAPIError
 
 if TYPE_CHECKING:
-    from mirage_operator.sandbox.apiserver.server import APIServer
+    from mirage_sandbox.apiserver.server import APIServer
 
 JSON = "application/json"
 
@@ -459,7 +459,7 @@ class Handler:
         body = await _body(request)
         if route.subresource == "scale":
             current = server.cluster.get(route.rt, route.namespace, route.name)
-            from mirage_operator.sandbox.apiserver.patch import merge_patch
+            from mirage_sandbox.apiserver.patch import merge_patch
 
             scale = merge_patch(_scale(route.rt, current), body)
             return self._write_scale(route, (scale.get("spec") or {}).get("replicas"), options)

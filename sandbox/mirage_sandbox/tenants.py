@@ -19,7 +19,7 @@ from typing import Any
 from mirage_operator import tenancy
 from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.config import Config
-from mirage_operator.sandbox.vault import EmulatedVault
+from mirage_sandbox.vault import EmulatedVault
 
 STANDARD_MOUNTS: Mapping[str, str] = tenancy.MOUNTS
 """The secrets engines the Pulumi stacks mount (mount path to engine)."""

@@ -13,7 +13,7 @@ Modules, one concern each:
 - ``app``        the HTTP layer; ``server`` :class:`APIServer` and its lifecycle.
 """
 
-from mirage_operator.sandbox.apiserver.server import (
+from mirage_sandbox.apiserver.server import (
     INITIAL_NAMESPACES,
     APIServer,
     run_apiserver_in_thread,

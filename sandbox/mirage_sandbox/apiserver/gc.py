@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mirage_operator.errors import EmulatedAPIError
-from mirage_operator.sandbox.apiserver.background import Worker
-from mirage_operator.sandbox.apiserver.cluster import CRD_CLEANUP_FINALIZER, Cluster
-from mirage_operator.sandbox.apiserver.resources import ResourceType, StorageKey
-from mirage_operator.sandbox.apiserver.store import Change, clone
+from mirage_sandbox.apiserver.background import Worker
+from mirage_sandbox.apiserver.cluster import CRD_CLEANUP_FINALIZER, Cluster
+from mirage_sandbox.apiserver.resources import ResourceType, StorageKey
+from mirage_sandbox.apiserver.store import Change, clone
+from mirage_sandbox.errors import EmulatedAPIError
 
 Obj = dict[str, Any]
 

@@ -16,7 +16,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from mirage_operator.sandbox.apiserver.fieldtypes import Path, TypeOracle, item_key
+from mirage_sandbox.apiserver.fieldtypes import Path, TypeOracle, item_key
 
 
 class PatchError(Exception):

@@ -29,21 +29,21 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from mirage_operator.errors import EmulatedAPIError
-from mirage_operator.sandbox.apiserver import status
-from mirage_operator.sandbox.apiserver.app import Route, build_app, token_response
-from mirage_operator.sandbox.apiserver.cluster import (
+from mirage_sandbox.apiserver import status
+from mirage_sandbox.apiserver.app import Route, build_app, token_response
+from mirage_sandbox.apiserver.cluster import (
     MERGE_PATCH,
     Cluster,
     WriteOptions,
     now_rfc3339,
 )
-from mirage_operator.sandbox.apiserver.faults import FailureRule, Faults
-from mirage_operator.sandbox.apiserver.requestlog import RequestLog, RequestRecord
-from mirage_operator.sandbox.apiserver.resources import Catalog, ResourceType
-from mirage_operator.sandbox.apiserver.store import Store, call_on_loop
-from mirage_operator.sandbox.apiserver.tokens import ISSUER, TokenSigner, token_request_problems
-from mirage_operator.sandbox.apiserver.watch import WatchSession
+from mirage_sandbox.apiserver.faults import FailureRule, Faults
+from mirage_sandbox.apiserver.requestlog import RequestLog, RequestRecord
+from mirage_sandbox.apiserver.resources import Catalog, ResourceType
+from mirage_sandbox.apiserver.store import Store, call_on_loop
+from mirage_sandbox.apiserver.tokens import ISSUER, TokenSigner, token_request_problems
+from mirage_sandbox.apiserver.watch import WatchSession
+from mirage_sandbox.errors import EmulatedAPIError
 
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -94,8 +94,8 @@ class APIServer:
         authentication by default, so it must never be reachable from elsewhere."""
         if not _is_loopback(host):
             raise ValueError(f"the emulated API server only listens on loopback, not {host!r}")
-        from mirage_operator.sandbox.apiserver.controllers import Controllers
-        from mirage_operator.sandbox.apiserver.gc import GarbageCollector
+        from mirage_sandbox.apiserver.controllers import Controllers
+        from mirage_sandbox.apiserver.gc import GarbageCollector
 
         self._loop = asyncio.get_running_loop()
         self.store.bind_loop(self._loop)
@@ -366,7 +366,7 @@ class APIServer:
 
     def openapi_document(self, segments: builtins.list[str]) -> dict[str, Any]:
         """``/openapi/v2``, ``/openapi/v3`` and ``/openapi/v3/<group-version path>``."""
-        from mirage_operator.sandbox.apiserver import openapi
+        from mirage_sandbox.apiserver import openapi
 
         document = openapi.document(self.catalog, segments, self.url)
         if document is None:

@@ -7,8 +7,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from mirage_operator.sandbox.apiserver.cluster import Cluster
-from mirage_operator.sandbox.apiserver.store import Change
+from mirage_sandbox.apiserver.cluster import Cluster
+from mirage_sandbox.apiserver.store import Change
 
 
 class Worker:
