@@ -7,9 +7,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
+from mirage_operator.api.names import oidc_middleware_name, tls_secret_name
 from mirage_operator.config import Config
 from mirage_operator.render.meta import Owner, child, selector_labels
-from mirage_operator.render.names import oidc_middleware_name, tls_secret_name
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
