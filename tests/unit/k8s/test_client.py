@@ -62,104 +62,101 @@ class FakeAPI:
         )
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[tuple[FakeAPI, str]]:
-    fake = FakeAPI()
-    server = TestServer(fake.app(), host="127.0.0.1")
-    await server.start_server()
-    yield fake, str(server.make_url("")).rstrip("/")
-    await server.close()
-
-
 def _info(url: str, token: str) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(server=url, token=token)
 
 
-async def test_a_401_logs_in_again_once_and_retries(api: tuple[FakeAPI, str]) -> None:
-    fake, url = api
-    logins: list[str] = []
+@dataclass
+class Login:
+    """A login that reads ``token`` afresh, counting its calls."""
 
-    def login() -> kopf.ConnectionInfo:
-        logins.append("login")
-        return _info(url, "new")
+    url: str
+    token: str
+    calls: int = 0
 
-    client = KubeClient(_info(url, "old"), login=login)
-    try:
-        got = await client.get(resources.CONFIG_MAP, namespace="shop", name="a")
-        assert got is not None and got["metadata"]["name"] == "a"
-        assert [token for *_, token in fake.requests] == ["old", "new"]
-        assert logins == ["login"]
-        # The new credentials stay: the next request needs no login.
-        await client.get(resources.CONFIG_MAP, namespace="shop", name="b")
-        assert [token for *_, token in fake.requests] == ["old", "new", "new"]
-        assert logins == ["login"]
-    finally:
+    def __call__(self) -> kopf.ConnectionInfo:
+        self.calls += 1
+        return _info(self.url, self.token)
+
+
+@dataclass
+class API:
+    """The fake server, its URL, and the clients a test makes (closed after it)."""
+
+    fake: FakeAPI
+    url: str
+    clients: list[KubeClient] = field(default_factory=list)
+
+    def client(self, login: Login | None = None) -> KubeClient:
+        """A client that starts with the token ``old``."""
+        self.clients.append(KubeClient(_info(self.url, "old"), login=login))
+        return self.clients[-1]
+
+    def tokens(self) -> list[str]:
+        return [token for *_, token in self.fake.requests]
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[API]:
+    fake = FakeAPI()
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    harness = API(fake, str(server.make_url("")).rstrip("/"))
+    yield harness
+    for client in harness.clients:
         await client.close()
+    await server.close()
 
 
-async def test_a_second_401_stands(api: tuple[FakeAPI, str]) -> None:
-    fake, url = api
-    logins: list[str] = []
-
-    def login() -> kopf.ConnectionInfo:
-        logins.append("login")
-        return _info(url, "still-wrong")
-
-    client = KubeClient(_info(url, "old"), login=login)
-    try:
-        with pytest.raises(KubernetesAPIError) as caught:
-            await client.get(resources.CONFIG_MAP, namespace="shop", name="a")
-        assert caught.value.status == 401
-        assert len(fake.requests) == 2
-        assert logins == ["login"]
-    finally:
-        await client.close()
+async def test_a_401_logs_in_again_once_and_retries(api: API) -> None:
+    login = Login(api.url, "new")
+    client = api.client(login)
+    got = await client.get(resources.CONFIG_MAP, namespace="shop", name="a")
+    assert got is not None and got["metadata"]["name"] == "a"
+    assert api.tokens() == ["old", "new"]
+    assert login.calls == 1
+    # The new credentials stay: the next request needs no login.
+    await client.get(resources.CONFIG_MAP, namespace="shop", name="b")
+    assert api.tokens() == ["old", "new", "new"]
+    assert login.calls == 1
 
 
-async def test_without_a_way_to_log_in_a_401_stands_at_once(api: tuple[FakeAPI, str]) -> None:
-    fake, url = api
-    client = KubeClient(_info(url, "old"))
-    try:
-        with pytest.raises(KubernetesAPIError) as caught:
-            await client.get(resources.CONFIG_MAP, namespace="shop", name="a")
-        assert caught.value.status == 401
-        assert len(fake.requests) == 1
-    finally:
-        await client.close()
+async def test_a_second_401_stands(api: API) -> None:
+    login = Login(api.url, "still-wrong")
+    with pytest.raises(KubernetesAPIError) as caught:
+        await api.client(login).get(resources.CONFIG_MAP, namespace="shop", name="a")
+    assert caught.value.status == 401
+    assert api.tokens() == ["old", "still-wrong"]
+    assert login.calls == 1
 
 
-async def test_concurrent_401s_log_in_once(api: tuple[FakeAPI, str]) -> None:
-    fake, url = api
-    logins: list[str] = []
-
-    def login() -> kopf.ConnectionInfo:
-        logins.append("login")
-        return _info(url, "new")
-
-    client = KubeClient(_info(url, "old"), login=login)
-    try:
-        # One request first, so that the ten share one session (and one refusal).
-        fake.token = "old"
-        await client.get(resources.CONFIG_MAP, namespace="shop", name="warm")
-        fake.token = "new"
-        names = [f"c{i}" for i in range(10)]
-        got = await asyncio.gather(
-            *(client.get(resources.CONFIG_MAP, namespace="shop", name=n) for n in names)
-        )
-        assert [g["metadata"]["name"] for g in got if g] == names
-        assert logins == ["login"]
-        assert len(fake.requests) == 1 + 10 + 10
-    finally:
-        await client.close()
+async def test_without_a_way_to_log_in_a_401_stands_at_once(api: API) -> None:
+    with pytest.raises(KubernetesAPIError) as caught:
+        await api.client().get(resources.CONFIG_MAP, namespace="shop", name="a")
+    assert caught.value.status == 401
+    assert api.tokens() == ["old"]
 
 
-async def test_list_reads_pages_with_limit_and_continue(api: tuple[FakeAPI, str]) -> None:
-    fake, url = api
-    client = KubeClient(_info(url, "new"))
-    try:
-        items = await client.list(resources.CONFIG_MAP, namespace="shop", label_selector="a=b")
-    finally:
-        await client.close()
+async def test_concurrent_401s_log_in_once(api: API) -> None:
+    fake, login = api.fake, Login(api.url, "new")
+    client = api.client(login)
+    # One request first, so that the ten share one session (and one refusal).
+    fake.token = "old"
+    await client.get(resources.CONFIG_MAP, namespace="shop", name="warm")
+    fake.token = "new"
+    names = [f"c{i}" for i in range(10)]
+    got = await asyncio.gather(
+        *(client.get(resources.CONFIG_MAP, namespace="shop", name=n) for n in names)
+    )
+    assert [g["metadata"]["name"] for g in got if g] == names
+    assert login.calls == 1
+    assert api.tokens() == ["old"] * 11 + ["new"] * 10
+
+
+async def test_list_reads_pages_with_limit_and_continue(api: API) -> None:
+    fake = api.fake
+    fake.token = "old"
+    items = await api.client().list(resources.CONFIG_MAP, namespace="shop", label_selector="a=b")
     assert [i["metadata"]["name"] for i in items] == [f"cm-{i}" for i in range(ITEMS)]
     assert {i["kind"] for i in items} == {"ConfigMap"}
     assert [query for _, query, _ in fake.requests] == [
@@ -169,14 +166,10 @@ async def test_list_reads_pages_with_limit_and_continue(api: tuple[FakeAPI, str]
     ]
 
 
-async def test_an_expired_continue_reads_the_list_whole(api: tuple[FakeAPI, str]) -> None:
-    fake, url = api
-    fake.expire_continue = True
-    client = KubeClient(_info(url, "new"))
-    try:
-        items = await client.list(resources.CONFIG_MAP, namespace="shop")
-    finally:
-        await client.close()
+async def test_an_expired_continue_reads_the_list_whole(api: API) -> None:
+    fake = api.fake
+    fake.token, fake.expire_continue = "old", True
+    items = await api.client().list(resources.CONFIG_MAP, namespace="shop")
     assert [i["metadata"]["name"] for i in items] == [f"cm-{i}" for i in range(ITEMS)]
     assert [query for _, query, _ in fake.requests] == [
         {"limit": str(LIST_PAGE)},
@@ -185,10 +178,8 @@ async def test_an_expired_continue_reads_the_list_whole(api: tuple[FakeAPI, str]
     ]
 
 
-async def test_connect_closes_the_session_it_replaces_once_idle(
-    api: tuple[FakeAPI, str],
-) -> None:
-    fake, url = api
+async def test_connect_closes_the_session_it_replaces_once_idle(api: API) -> None:
+    fake, url = api.fake, api.url
     connection = KubeConnection()
     await connection.connect(_info(url, "new"))
     first = connection.client
