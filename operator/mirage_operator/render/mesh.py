@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
+from mirage_operator.api.names import jwt_policy_name
 from mirage_operator.config import Config
 from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
-from mirage_operator.render.names import jwt_policy_name
 
 SECURITY_API_VERSION = "security.istio.io/v1"
 NETWORKING_API_VERSION = "networking.istio.io/v1"

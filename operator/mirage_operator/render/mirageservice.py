@@ -11,6 +11,7 @@ from typing import Any
 
 from mirage_operator import API_VERSION
 from mirage_operator.api.mirageservice import MirageServiceSpec, mesh_caller_problems
+from mirage_operator.api.names import secret_name, slo_name
 from mirage_operator.config import Config
 from mirage_operator.errors import InvalidSpecError, Problem
 from mirage_operator.render.mesh import (
@@ -23,7 +24,6 @@ from mirage_operator.render.mesh import (
     build_request_authentication,
 )
 from mirage_operator.render.meta import checksum, object_meta, selector_labels, standard_labels
-from mirage_operator.render.names import secret_name, slo_name
 from mirage_operator.render.networking import (
     build_ingress,
     build_network_policy,

@@ -7,13 +7,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
-from mirage_operator.config import Config, parse_service_reference
-from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
-from mirage_operator.render.names import (
+from mirage_operator.api.names import (
     oidc_middleware_name,
     oidc_sign_in_middleware_name,
     tls_secret_name,
 )
+from mirage_operator.config import Config, parse_service_reference
+from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
