@@ -27,8 +27,7 @@ from mirage_operator.render.meta import checksum, object_meta, selector_labels, 
 from mirage_operator.render.networking import (
     build_ingress,
     build_network_policy,
-    build_oidc_middleware,
-    build_oidc_sign_in_middleware,
+    build_oidc_middlewares,
     build_service,
 )
 from mirage_operator.render.prometheusrule import build_custom_rules
@@ -216,10 +215,9 @@ def build_children(
         )
     if spec.ingress is not None:
         if spec.ingress.oidc is not None:
-            children += [
-                build(name=name, namespace=namespace, spec=spec, config=config, owner=owner)
-                for build in (build_oidc_sign_in_middleware, build_oidc_middleware)
-            ]
+            children += build_oidc_middlewares(
+                name=name, namespace=namespace, spec=spec, config=config, owner=owner
+            )
         children.append(
             build_ingress(name=name, namespace=namespace, spec=spec, config=config, owner=owner)
         )

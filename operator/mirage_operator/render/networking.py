@@ -180,73 +180,41 @@ IDENTITY_HEADERS = (
 )
 
 
-def _middleware_meta(
-    name: str, namespace: str, service: str, owner: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    return object_meta(
-        name=name, namespace=namespace, labels=standard_labels(name=service), owner=owner
-    )
-
-
-def build_oidc_middleware(
+def build_oidc_middlewares(
     *,
     name: str,
     namespace: str,
     spec: MirageServiceSpec,
     config: Config,
     owner: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """A Traefik forwardAuth Middleware asking the platform's OAuth2 Proxy whether the person
-    is signed in (and, with ``allowedGroups``, in one of the groups). With ``spec.auth.jwt``,
-    OAuth2 Proxy's ``Authorization`` (the person's ID token, ``--set-authorization-header``)
-    also reaches the service, whose sidecar requires a token (ADR 0094)."""
-    oidc = spec.ingress.oidc if spec.ingress else None
-    assert oidc is not None, "build_oidc_middleware needs spec.ingress.auth.oidc"
-    address = f"{config.oauth2_proxy_url}/oauth2/auth"
-    if oidc.allowed_groups:
-        address += "?" + urlencode({"allowed_groups": ",".join(oidc.allowed_groups)})
-    headers = list(IDENTITY_HEADERS)
-    if spec.jwt is not None:
-        headers.append("Authorization")
-    return {
-        "apiVersion": "traefik.io/v1alpha1",
-        "kind": "Middleware",
-        "metadata": _middleware_meta(oidc_middleware_name(name), namespace, name, owner),
-        "spec": {
-            "forwardAuth": {
-                "address": address,
-                "trustForwardHeader": True,
-                "authResponseHeaders": headers,
-            }
-        },
-    }
+) -> list[dict[str, Any]]:
+    """The Traefik Middlewares of ``spec.ingress.auth.oidc``, in the order the Ingress lists
+    them (ADR 0094):
 
-
-def build_oidc_sign_in_middleware(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """A Traefik errors Middleware that answers OAuth2 Proxy's 401 (no session) with its
-    sign-in: ``/oauth2/sign_in`` of the OAuth2 Proxy Service, which (``--skip-provider-button``)
-    redirects to the IdP; the 401 becomes that redirect (``statusRewrites``: Traefik otherwise
-    keeps the caught status and only copies the page's headers). A 403 (signed in, not in an
-    allowed group) is left alone: sending that person to sign in again would loop (ADR 0094).
-
-    Traefik's ``{url}`` is the request's path and query only, so the service's own origin is
-    written before it: OAuth2 Proxy, on its own host, sends the person back there."""
+    - ``<name>-oidc-sign-in`` (errors): answers OAuth2 Proxy's 401 (no session) with its
+      ``/oauth2/sign_in`` on the OAuth2 Proxy Service, which (``--skip-provider-button``)
+      redirects to the IdP; the 401 becomes that redirect (``statusRewrites``: Traefik
+      otherwise keeps the caught status and only copies the page's headers). A 403 (signed
+      in, not in an allowed group) is left alone: sending that person to sign in again would
+      loop. Traefik's ``{url}`` is the request's path and query only, so the service's own
+      origin is written before it: OAuth2 Proxy, on its own host, sends the person back there.
+    - ``<name>-oidc`` (forwardAuth): asks OAuth2 Proxy whether the person is signed in (and,
+      with ``allowedGroups``, in one of the groups). With ``spec.auth.jwt``, OAuth2 Proxy's
+      ``Authorization`` (the person's ID token, ``--set-authorization-header``) also reaches
+      the service, whose sidecar requires a token.
+    """
     ingress = spec.ingress
     assert ingress is not None and ingress.oidc is not None, "needs spec.ingress.auth.oidc"
     service_namespace, service, port = parse_service_reference(config.oauth2_proxy_service)
     origin = f"{'https' if ingress.tls_enabled else 'http'}://{ingress.host}"
-    return {
-        "apiVersion": "traefik.io/v1alpha1",
-        "kind": "Middleware",
-        "metadata": _middleware_meta(oidc_sign_in_middleware_name(name), namespace, name, owner),
-        "spec": {
+    address = f"{config.oauth2_proxy_url}/oauth2/auth"
+    if ingress.oidc.allowed_groups:
+        address += "?" + urlencode({"allowed_groups": ",".join(ingress.oidc.allowed_groups)})
+    headers = list(IDENTITY_HEADERS)
+    if spec.jwt is not None:
+        headers.append("Authorization")
+    specs = {
+        oidc_sign_in_middleware_name(name): {
             "errors": {
                 "status": ["401"],
                 "statusRewrites": {"401": 302},
@@ -254,4 +222,21 @@ def build_oidc_sign_in_middleware(
                 "query": "/oauth2/sign_in?rd=" + quote(origin, safe="") + "{url}",
             }
         },
+        oidc_middleware_name(name): {
+            "forwardAuth": {
+                "address": address,
+                "trustForwardHeader": True,
+                "authResponseHeaders": headers,
+            }
+        },
     }
+    labels = standard_labels(name=name)
+    return [
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": object_meta(name=key, namespace=namespace, labels=labels, owner=owner),
+            "spec": middleware_spec,
+        }
+        for key, middleware_spec in specs.items()
+    ]
