@@ -65,7 +65,12 @@ _SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumpe
 
 
 class _BlockDumper(_SafeDumper):  # type: ignore[valid-type,misc]
-    """Writes multi-line strings (config files, templates) as literal blocks."""
+    """Writes multi-line strings (config files, templates) as literal blocks, and every shared
+    object in full: anchors and aliases (``&id001``) are YAML that kubectl and people read
+    badly, and that the bounded loader counts against its alias budget."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
@@ -192,6 +197,17 @@ def _vault_path_problems(body: dict[str, Any], config: Config) -> list[Problem]:
     return problems
 
 
+def _config_problems(body: dict[str, Any], config: Config) -> list[Problem]:
+    """What the operator (and ``mirage render``) refuse in a valid MirageService under
+    ``config`` only, e.g. ``podLabels`` callers when ``MIRAGE_MESH_DEFAULT`` puts it in the mesh."""
+    if body["kind"] != "MirageService":
+        return []
+    from mirage_operator.api.mirageservice import MirageServiceSpec
+    from mirage_operator.render.mirageservice import config_problems
+
+    return config_problems(MirageServiceSpec.from_spec(body["spec"]), config)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths: tuple[str, ...]) -> None:
@@ -206,7 +222,7 @@ def validate(paths: tuple[str, ...]) -> None:
     for document in inputs.mirage_documents(paths):
         count += 1
         body, problems = problems_of(document.body)
-        problems = problems or _vault_path_problems(body, config)
+        problems = problems or _vault_path_problems(body, config) + _config_problems(body, config)
         for problem in problems:
             failed = True
             click.echo(one_line(f"{document.label}: {problem}"))

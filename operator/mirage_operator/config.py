@@ -100,6 +100,21 @@ def _parse_http_url(raw: str) -> str:
     return raw.rstrip("/")
 
 
+def parse_service_reference(raw: str) -> tuple[str, str, int]:
+    """``<namespace>/<name>:<port>`` as ``(namespace, name, port)``: a Service that Traefik
+    resolves itself, so a name and a number rather than a URL."""
+    namespace, slash, rest = raw.strip().partition("/")
+    name, colon, port = rest.rpartition(":")
+    if not (slash and colon and port.isdigit() and 0 < int(port) <= 65535):
+        raise ValueError(f"expected <namespace>/<name>:<port>, got {raw!r}")
+    return _parse_name("dns1123-label")(namespace), _parse_name("dns1035-label")(name), int(port)
+
+
+def _parse_service_reference(raw: str) -> str:
+    parse_service_reference(raw)
+    return raw.strip()
+
+
 class _Choice:
     """Parse one of ``choices`` (which the chart's values schema lists as its enum)."""
 
@@ -247,6 +262,16 @@ class Config:
     )
     """Base URL of the platform's OAuth2 Proxy, which the forwardAuth Middleware of
     ``spec.ingress.auth.oidc`` asks (at ``/oauth2/auth``) whether a person is signed in."""
+
+    oauth2_proxy_service: str = _setting(
+        "oauth2-proxy/oauth2-proxy:80",
+        "OAUTH2_PROXY_SERVICE",
+        _parse_service_reference,
+        value="platform.oauth2ProxyService",
+    )
+    """The same OAuth2 Proxy as a Service, ``<namespace>/<name>:<port>``: the errors Middleware
+    of ``spec.ingress.auth.oidc`` sends a person without a session to its ``/oauth2/sign_in``;
+    Traefik must allow references across namespaces (``allowCrossNamespace``)."""
 
     monitoring_labels: tuple[tuple[str, str], ...] = _setting(
         tenancy.MONITORING_LABELS,

@@ -7,6 +7,7 @@ every default it reads comes from ``crds/``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -490,8 +491,13 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
         elif path:
             claimed[path] = field
 
-    if spec.get("mesh", {}).get("enabled") is True:
-        problems += mesh_caller_problems(_allow_from(spec.get("networkPolicy", {})))
+    # A caller listed twice is a copy-paste slip, not a wish: say so (the CRD's explicit-mesh
+    # rule refuses podLabels callers; the operator's default is checked at render).
+    problems += _unique(
+        [json.dumps(c, sort_keys=True) for c in spec.get("networkPolicy", {}).get("allowFrom", [])],
+        field="spec.networkPolicy.allowFrom",
+        what="caller",
+    )
 
     problems += child_value_problems(spec)
     problems += child_name_problems(str(body.get("metadata", {}).get("name", "")), spec)
