@@ -40,7 +40,8 @@ from typing import Any
 import yaml
 
 from mirage_operator import config as config_module
-from mirage_operator.config import Config, format_duration
+from mirage_operator.config import Config
+from mirage_operator.durations import format_interval
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_PY = REPO / "operator" / "mirage_operator" / "config.py"
@@ -153,7 +154,7 @@ def chart_default(setting: Setting) -> Any:
         return setting.chart_default
     value = setting.default
     if setting.duration:
-        return format_duration(value)
+        return format_interval(value)
     if setting.type == LABELS:
         return dict(value)
     if isinstance(value, tuple):
@@ -167,7 +168,7 @@ def env_default(setting: Setting) -> str:
     """The default as the variable would spell it."""
     value = setting.default
     if setting.duration:
-        return format_duration(value)
+        return format_interval(value)
     if setting.type == LABELS:
         return ",".join(f"{k}={v}" for k, v in value)
     if isinstance(value, tuple):

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from mirage_operator import tenancy
 from mirage_operator.api import k8svalidation
+from mirage_operator.durations import parse_interval
 from mirage_operator.errors import ConfigError
 
 ENV_PREFIX = "MIRAGE_"
@@ -126,30 +127,6 @@ class _Choice:
         return raw
 
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
-
-
-def parse_duration(raw: str) -> float:
-    """Parse a Go-style duration (``1h``, ``30m``, ``1h30m``, ``45s``, ``0``) into seconds."""
-    text = raw.strip()
-    if text == "0":
-        return 0.0
-    match = _DURATION.match(text)
-    if not text or not match or not any(match.groups()):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {raw!r}")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return float(hours * 3600 + minutes * 60 + seconds)
-
-
-def format_duration(seconds: float) -> str:
-    """``seconds`` as :func:`parse_duration` reads it: ``1h30m``, ``45s``, ``0``."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
-    return "".join(parts) or "0"
-
-
 def _checked(
     convert: Callable[[str], _T], ok: Callable[[_T], bool], must: str
 ) -> Callable[[str], _T]:
@@ -166,7 +143,7 @@ def _checked(
 _parse_positive_float = _checked(float, lambda v: v > 0, "must be greater than 0")
 _parse_port = _checked(int, lambda v: 0 <= v <= 65535, "must be a port number 0-65535 (0 disables)")
 _parse_non_negative_int = _checked(int, lambda v: v >= 0, "must be 0 or more")
-_parse_seconds = _checked(parse_duration, lambda v: v > 0, "must be longer than 0")
+_parse_seconds = _checked(parse_interval, lambda v: v > 0, "must be longer than 0")
 
 
 def _env(

@@ -22,6 +22,7 @@ import kopf
 
 from mirage_operator.config import Config
 from mirage_operator.errors import KubernetesAPIError
+from mirage_operator.handlers.activities import connection_info
 from mirage_operator.handlers.context import ObjectKey, OperatorContext
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
@@ -43,7 +44,12 @@ def elector_for(
     identity = config.leader_election_identity or default_identity()
     context.kube.identity = identity
     # Its own HTTP session: renewals never queue behind the reconcilers' requests.
-    client = KubeClient(info, user_agent=context.kube.user_agent, timeout=config.renew_deadline)
+    client = KubeClient(
+        info,
+        user_agent=context.kube.user_agent,
+        timeout=config.renew_deadline,
+        login=lambda: connection_info(kopf.OperatorSettings()),
+    )
     elector = LeaderElector(
         client,
         ElectionSettings(

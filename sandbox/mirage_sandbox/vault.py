@@ -48,6 +48,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mirage_operator.durations import parse_go
 from mirage_sandbox import vault_acl
 
 TokenReviewer = Callable[[str], Awaitable[tuple[str, str] | None]]
@@ -85,14 +86,14 @@ def _seconds(duration: float) -> int:
 
 
 def _duration(value: Any) -> float:
-    """A Vault duration parameter (seconds, or ``"90s"``, ``"5m"``, ``"1h"``); 0 when unset."""
+    """A Vault duration parameter (seconds, or a Go duration such as ``"90s"``); 0 when unset."""
     if value in (None, ""):
         return 0.0
     text = str(value).strip()
-    units = {"s": 1, "m": 60, "h": 3600}
-    if text[-1:] in units:
-        return float(text[:-1]) * units[text[-1]]
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        return parse_go(text)
 
 
 def _iso(epoch: float) -> str:

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mirage_operator import tenancy
+from mirage_operator.quantity import parse_quantity
 from stacks.components.common import MANAGED_BY, child
 from stacks.settings import Tenant
 
@@ -87,7 +88,7 @@ def tenant_objects(tenant: Tenant) -> list[dict[str, Any]]:
 
 
 def _fifth(cpu: str) -> str:
-    millis = int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
+    millis = int(parse_quantity(cpu) * 1000)
     return f"{max(millis // 5, 10)}m"
 
 

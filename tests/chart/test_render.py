@@ -11,7 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mirage_operator.config import Config, parse_duration
+from mirage_operator.config import Config
+from mirage_operator.durations import parse_interval
 from tests.chart.helm import (
     CASES,
     NAMESPACE,
@@ -169,7 +170,7 @@ def expected_config(values: dict[str, Any], ca_path: str) -> dict[str, Any]:
         "vault_allowed_database_roles": tuple(vault["allowedDatabaseRoles"]),
         "vault_timeout": float(vault["timeout"]),
         "vault_retries": vault["retries"],
-        "vault_default_refresh_interval": parse_duration(vault["defaultRefreshInterval"]),
+        "vault_default_refresh_interval": parse_interval(vault["defaultRefreshInterval"]),
         "vault_token_secret": operator["vaultTokenSecret"],
         "vault_token_key_secret": operator["vaultTokenKeySecret"],
         "leader_election": election["enabled"],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage_operator.api import defaults, k8svalidation, names, slo, vaultsecret
+from mirage_operator.durations import parse_prometheus
 from mirage_operator.errors import Problem
 
 KIND = "MirageService"
@@ -392,11 +393,11 @@ def scrape_settings(metrics: Mapping[str, Any]) -> tuple[str, str]:
     interval, timeout = metrics.get("interval"), metrics.get("scrapeTimeout")
     if interval is None:
         interval = DEFAULT_SCRAPE_INTERVAL
-        if timeout is not None and _duration_seconds(timeout) > _duration_seconds(interval):
+        if timeout is not None and parse_prometheus(timeout) > parse_prometheus(interval):
             interval = timeout
     if timeout is None:
         timeout = DEFAULT_SCRAPE_TIMEOUT
-        if _duration_seconds(interval) < _duration_seconds(timeout):
+        if parse_prometheus(interval) < parse_prometheus(timeout):
             timeout = interval
     return interval, timeout
 
@@ -416,14 +417,6 @@ def _monitoring(raw: Mapping[str, Any]) -> Monitoring:
         slos=tuple(raw.get("slos", ())),
         alerts=tuple(raw.get("alerts", ())),
     )
-
-
-def _duration_seconds(text: str) -> float:
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * units[suffix]
-    return float(text)
 
 
 def _unique(values: Sequence[str], *, field: str, what: str) -> list[Problem]:

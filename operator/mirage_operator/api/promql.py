@@ -20,6 +20,8 @@ import re
 
 import promql_parser
 
+from mirage_operator.durations import DurationError, DurationRangeError, parse_prometheus
+
 FUNCTIONS = frozenset(
     {
         "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
@@ -47,13 +49,6 @@ AGGREGATIONS = frozenset(
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-# prometheus/common/model.ParseDuration: units in decreasing order, each at most once.
-_DURATION = re.compile(
-    r"(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?"
-)
-_DURATION_MS = {2: 365 * 86400_000, 4: 7 * 86400_000, 6: 86400_000, 8: 3600_000, 10: 60_000}
-_DURATION_MS |= {12: 1000, 14: 1}
-_MAX_DURATION_MS = (2**63 - 1) // 1_000_000
 # Tokens of a PromQL text that promql-parser has accepted (for the lexical checks below).
 _TOKENS = re.compile(
     r"""(?P<comment>\#[^\n]*)
@@ -127,14 +122,12 @@ def alert_name_problem(name: str) -> str | None:
 def duration_problem(text: str) -> str | None:
     """Why ``text`` is not a Prometheus duration (``1h30m``, ``5m``, ``0``; units y w d h m s
     ms, each at most once, largest first), or None."""
-    if text == "0":
-        return None
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
-        return f"{text!r} is not a duration (e.g. 5m, 1h30m; units y, w, d, h, m, s, ms)"
-    millis = sum(int(match[g]) * unit for g, unit in _DURATION_MS.items() if match[g])
-    if millis > _MAX_DURATION_MS:
+    try:
+        parse_prometheus(text)
+    except DurationRangeError:
         return f"{text!r} is out of range (at most about 292 years)"
+    except DurationError:
+        return f"{text!r} is not a duration (e.g. 5m, 1h30m; units y, w, d, h, m, s, ms)"
     return None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage_operator.api import alerttemplate, defaults, promql
+from mirage_operator.durations import parse_prometheus
 from mirage_operator.errors import Problem
 
 KIND = "ServiceLevelObjective"
@@ -31,8 +32,6 @@ MAX_WINDOW_DAYS = 365
 RATIO_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 """Windows of the error-ratio recording rules, besides the whole compliance window."""
 
-_RANGE_SECONDS = {"m": 60, "h": 3600, "d": 86400}
-
 PLACEHOLDER = re.compile(r"\{\{\s*window\s*\}\}")
 """The ``{{window}}`` placeholder of SLI queries (inner spaces allowed)."""
 _ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
@@ -41,7 +40,7 @@ RESERVED_LABEL_PREFIX = "mirage_"
 
 def range_seconds(duration: str) -> int:
     """Seconds in a PromQL range such as ``5m``, ``6h`` or ``30d`` (one unit only)."""
-    return int(duration[:-1]) * _RANGE_SECONDS[duration[-1]]
+    return int(parse_prometheus(duration))
 
 
 REFERENCE_WINDOW_DAYS = 30

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage_operator.api import defaults, k8svalidation
-from mirage_operator.config import Config, parse_duration
+from mirage_operator.config import Config
+from mirage_operator.durations import parse_interval
 from mirage_operator.errors import Problem
 from mirage_operator.templating import template_error
 
@@ -184,7 +185,7 @@ class VaultSecretSpec:
                 overwrite=destination["overwrite"],
             ),
             refresh_interval=(
-                parse_duration(refresh) if refresh is not None else default_refresh_interval
+                parse_interval(refresh) if refresh is not None else default_refresh_interval
             ),
             rollout_restart_targets=tuple(
                 RestartTarget(kind=t["kind"], name=t["name"])
@@ -248,7 +249,7 @@ def source_rules(source: Mapping[str, Any], *, prefix: str) -> list[Problem]:
     refresh = source.get("refreshInterval")
     if refresh is not None:
         try:
-            parse_duration(refresh)
+            parse_interval(refresh)
         except ValueError as exc:
             problems.append(Problem(f"{prefix}.refreshInterval", f"Invalid value: {exc}"))
 

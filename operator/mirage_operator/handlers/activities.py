@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,12 +20,12 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     runners: list[web.AppRunner] = []
 
     @kopf.on.login(registry=registry)
-    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    async def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
         try:
-            info = connection_info(settings)
+            info = await asyncio.to_thread(connection_info, settings)
         except StartupError as exc:
             raise kopf.PermanentError(str(exc)) from None
-        context.kube.connect(info)
+        await context.kube.connect(info, login=lambda: connection_info(settings))
         return context.kube.identified(info)
 
     @kopf.on.startup(registry=registry)

@@ -8,7 +8,7 @@ import collections
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,19 +172,32 @@ class WorkQueue:
 
 
 @dataclass
+class _ObjectLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    """Tasks holding or awaiting ``lock``."""
+
+
+@dataclass
 class Serializer:
     """One lock per object, for work that must not overlap a reconcile of the same object
-    (a delete handler of kopf's beside the queue's reconcile)."""
+    (a delete handler of kopf's beside the queue's reconcile). A lock exists only while
+    someone holds it or waits for it, so the table is as large as the work under way."""
 
-    locks: dict[ObjectKey, asyncio.Lock] = field(default_factory=dict)
+    locks: dict[ObjectKey, _ObjectLock] = field(default_factory=dict)
 
-    def lock(self, key: ObjectKey) -> asyncio.Lock:
-        """The lock of one object."""
-        return self.locks.setdefault(key, asyncio.Lock())
-
-    def forget(self, key: ObjectKey) -> None:
-        """Drop the lock of an object that is gone."""
-        self.locks.pop(key, None)
+    @contextlib.asynccontextmanager
+    async def lock(self, key: ObjectKey) -> AsyncIterator[None]:
+        """Hold the lock of one object."""
+        entry = self.locks.setdefault(key, _ObjectLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self.locks[key]
 
 
 @dataclass

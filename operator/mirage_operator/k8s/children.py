@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from mirage_operator import metrics
@@ -30,6 +29,7 @@ from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.handover import HANDED_OVER
 from mirage_operator.k8s.ownership import conflicting_owner, foreign_owner
+from mirage_operator.quantity import QuantityError, parse_quantity
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
 
@@ -44,15 +44,6 @@ def with_intent_hash(desired: Mapping[str, Any]) -> dict[str, Any]:
     return dict(body)
 
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([a-zA-Z]*)$")
-_SUFFIX = {
-    "": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10**3), "M": Decimal(10**6),
-    "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18),
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
-}  # fmt: skip
-
-
 def _quantity(value: Any) -> Decimal | None:
     """A resource quantity's value; the API server rewrites quantities into canonical form."""
     if isinstance(value, bool):
@@ -61,12 +52,9 @@ def _quantity(value: Any) -> Decimal | None:
         return Decimal(str(value))
     if not isinstance(value, str):
         return None
-    match = _QUANTITY.match(value)
-    if not match or match.group(2) not in _SUFFIX:
-        return None
     try:
-        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
-    except InvalidOperation:
+        return parse_quantity(value)
+    except QuantityError:
         return None
 
 

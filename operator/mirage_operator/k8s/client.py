@@ -44,6 +44,9 @@ _READ_VERBS = frozenset({"get", "list", "watch"})
 _RETRY_AFTER_DEFAULT = {409: 1.0, 429: 5.0, 500: 1.0, 502: 1.0, 503: 5.0, 504: 1.0}
 
 
+LIST_PAGE = 500
+"""Objects per page of a list (client-go's pager reads 500 too)."""
+
 MAX_IN_FLIGHT = 32
 """Requests under way at once. The connection pool holds as many connections, so a request
 never waits in aiohttp's pool: it waits here, before its timeout starts (docs/adr/0020)."""
@@ -74,6 +77,26 @@ class TokenBucket:
             await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
+class _Session:
+    """An aiohttp session and the requests under way on it: a session that is replaced (new
+    credentials) is closed when its last request is done, not under it."""
+
+    def __init__(self, http: aiohttp.ClientSession) -> None:
+        self.http = http
+        self.requests = 0
+        self.retired = False
+
+    async def release(self) -> None:
+        self.requests -= 1
+        if self.retired and not self.requests:
+            await self.http.close()
+
+    async def retire(self) -> None:
+        self.retired = True
+        if not self.requests:
+            await self.http.close()
+
+
 class KubeClient:
     """Async Kubernetes API client bound to one connection."""
 
@@ -85,39 +108,63 @@ class KubeClient:
         timeout: float = 30.0,
         user_agent: str = USER_AGENT,
         may_write: Callable[[], bool] | None = None,
+        login: Callable[[], kopf.ConnectionInfo] | None = None,
     ) -> None:
         self._info = info
         self._user_agent = user_agent
         self._may_write = may_write
+        self._login = login
         # No total timeout: a request's time starts when it holds a slot (``_slots``), and the
         # socket timeouts bound a connect and each read separately.
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=timeout
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._session: _Session | None = None
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._bucket = TokenBucket(REQUESTS_PER_SECOND, BURST)
 
-    async def _http(self) -> aiohttp.ClientSession:
+    async def _acquire(self) -> _Session:
+        """The current session, counted as in use until ``release``."""
         async with self._lock:
-            if self._session is None or self._session.closed:
+            if self._session is None:
                 ssl: Any = (
                     self._info.as_ssl_context() if self._info.server.startswith("https") else True
                 )
                 connector = aiohttp.TCPConnector(ssl=ssl, limit=MAX_IN_FLIGHT)
-                self._session = aiohttp.ClientSession(
-                    base_url=self._info.server.rstrip("/") + "/",
-                    connector=connector,
-                    headers={**self._info.as_http_headers(), "User-Agent": self._user_agent},
-                    timeout=self._timeout,
+                self._session = _Session(
+                    aiohttp.ClientSession(
+                        base_url=self._info.server.rstrip("/") + "/",
+                        connector=connector,
+                        headers={**self._info.as_http_headers(), "User-Agent": self._user_agent},
+                        timeout=self._timeout,
+                    )
                 )
+            self._session.requests += 1
             return self._session
 
+    async def _relogin(self, refused: _Session) -> bool:
+        """Read the credentials again after ``refused`` met a 401; whether there are new ones
+        (another request may have read them already)."""
+        if self._login is None:
+            return False
+        async with self._lock:
+            if self._session is refused:
+                try:
+                    self._info = await asyncio.to_thread(self._login)
+                except Exception as exc:  # whatever it is, the 401 stands
+                    logger.warning("logging in to the API server again failed: %s", exc)
+                    return False
+                self._session = None
+                await refused.retire()
+        return True
+
     async def close(self) -> None:
-        """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
+        """Close the HTTP session (once the requests under way on it are done)."""
+        async with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            await session.retire()
 
     async def _request(
         self,
@@ -129,25 +176,51 @@ class KubeClient:
         content_type: str = "application/json",
         allow_404: bool = False,
     ) -> dict[str, Any] | None:
-        session = await self._http()
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type, "Accept": "application/json"}
-        await self._bucket.take()
-        async with self._slots:
-            try:
-                async with session.request(
+        # Credentials expire (a projected ServiceAccount token is rotated, a kubeconfig
+        # refreshed): a 401 reads them again and retries once; a second 401 stands.
+        session, (status, text, retry_after) = await self._send(method, path, params, data, headers)
+        if status == 401 and await self._relogin(session):
+            _, (status, text, retry_after) = await self._send(method, path, params, data, headers)
+        if status == 404 and allow_404:
+            return None
+        if status >= 400:
+            metrics.API_ERRORS.labels(code=str(status)).inc()
+            raise _api_error(status, text, retry_after)
+        return json.loads(text) if text else {}
+
+    async def _object(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """:meth:`_request` for a call that answers with an object (no 404 passed over)."""
+        result = await self._request(method, path, **options)
+        assert result is not None
+        return result
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        data: str | None,
+        headers: Mapping[str, str],
+    ) -> tuple[_Session, tuple[int, str, str | None]]:
+        """The session used, and the answer's status, body and Retry-After."""
+        session = await self._acquire()
+        try:
+            await self._bucket.take()
+            async with (
+                self._slots,
+                session.http.request(
                     method, path.lstrip("/"), params=params, data=data, headers=headers
-                ) as response:
-                    text = await response.text()
-                    if response.status == 404 and allow_404:
-                        return None
-                    if response.status >= 400:
-                        metrics.API_ERRORS.labels(code=str(response.status)).inc()
-                        raise _api_error(response.status, text, response.headers.get("Retry-After"))
-                    return json.loads(text) if text else {}
-            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-                metrics.API_ERRORS.labels(code="0").inc()
-                raise KubernetesAPIError(0, f"no answer from the API server: {exc}") from exc
+                ) as response,
+            ):
+                text = await response.text()
+                return session, (response.status, text, response.headers.get("Retry-After"))
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+            metrics.API_ERRORS.labels(code="0").inc()
+            raise KubernetesAPIError(0, f"no answer from the API server: {exc}") from exc
+        finally:
+            await session.release()
 
     def _check(self, resource: Resource, verb: str) -> None:
         if verb not in resource.verbs:
@@ -173,12 +246,26 @@ class KubeClient:
     async def list(
         self, resource: Resource, *, namespace: str | None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        """Every object in the namespace (or cluster) matching ``label_selector``."""
+        """Every object in the namespace (or cluster) matching ``label_selector``, read in
+        pages of :data:`LIST_PAGE` objects (one huge answer would hold the API server's
+        memory, and ours, at once)."""
         self._check(resource, "list")
-        params = {"labelSelector": label_selector} if label_selector else None
-        result = await self._request("GET", resource.path(namespace=namespace), params=params)
-        assert result is not None
-        items: list[dict[str, Any]] = result.get("items", [])
+        path = resource.path(namespace=namespace)
+        query = {"labelSelector": label_selector} if label_selector else {}
+        items: list[dict[str, Any]] = []
+        page: dict[str, Any] | None = {"limit": str(LIST_PAGE)}
+        while page is not None:
+            try:
+                result = await self._object("GET", path, params=query | page)
+            except KubernetesAPIError as exc:
+                if exc.status != 410 or "continue" not in page:
+                    raise
+                # The continue token expired (the list took longer than the server keeps its
+                # snapshot): read it all again in one answer, as client-go's pager does.
+                items, result = [], await self._object("GET", path, params=query or None)
+            items.extend(result.get("items", []))
+            token = (result.get("metadata") or {}).get("continue")
+            page = {"limit": str(LIST_PAGE), "continue": token} if token else None
         for item in items:  # list items carry no apiVersion/kind on the wire
             item.setdefault("apiVersion", resource.api_version)
             item.setdefault("kind", resource.kind)
@@ -191,15 +278,13 @@ class KubeClient:
         self._check(resource, "patch")
         self._check(resource, "create")  # an apply that creates is authorized as a create
         meta = body["metadata"]
-        result = await self._request(
+        return await self._object(
             "PATCH",
             resource.path(namespace=meta.get("namespace"), name=meta["name"]),
             params={"fieldManager": field_manager, "force": "true" if force else "false"},
             body=body,
             content_type=APPLY_PATCH,
         )
-        assert result is not None
-        return result
 
     async def patch_status(
         self, resource: Resource, *, namespace: str | None, name: str, status: Mapping[str, Any]
@@ -262,11 +347,7 @@ class KubeClient:
     ) -> dict[str, Any]:
         """POST ``body`` to the collection (or to a subresource of ``name``)."""
         self._check(resource, "create")
-        result = await self._request(
-            "POST", resource.path(namespace=namespace, name=name), body=body
-        )
-        assert result is not None
-        return result
+        return await self._object("POST", resource.path(namespace=namespace, name=name), body=body)
 
     async def replace(
         self, resource: Resource, *, namespace: str | None, name: str, body: Mapping[str, Any]
@@ -274,11 +355,7 @@ class KubeClient:
         """PUT ``body``; its ``metadata.resourceVersion`` makes it a compare-and-swap (409 when
         the object changed since it was read)."""
         self._check(resource, "update")
-        result = await self._request(
-            "PUT", resource.path(namespace=namespace, name=name), body=body
-        )
-        assert result is not None
-        return result
+        return await self._object("PUT", resource.path(namespace=namespace, name=name), body=body)
 
     async def request_token(
         self, namespace: str, service_account: str, audience: str, expiration_seconds: int
@@ -372,9 +449,20 @@ class KubeConnection:
         agent = f"kopf/{version('kopf')} (mirage-operator; {self.identity})"
         return IdentifiedConnectionInfo(**fields, user_agent=agent)
 
-    def connect(self, info: kopf.ConnectionInfo) -> None:
-        """Bind to fresh credentials (the old session is closed by ``close``)."""
-        self._client = KubeClient(info, user_agent=self.user_agent, may_write=self.may_write)
+    async def connect(
+        self,
+        info: kopf.ConnectionInfo,
+        *,
+        login: Callable[[], kopf.ConnectionInfo] | None = None,
+    ) -> None:
+        """Bind to fresh credentials, closing the client they replace; ``login`` reads them
+        again when the API server refuses them (401)."""
+        old, self._client = (
+            self._client,
+            KubeClient(info, user_agent=self.user_agent, may_write=self.may_write, login=login),
+        )
+        if old is not None:
+            await old.close()
 
     @property
     def client(self) -> KubeClient:

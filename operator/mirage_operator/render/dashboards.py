@@ -91,6 +91,11 @@ def _panel(
     }
 
 
+def _stat(title: str, expr: str, legend: str, **options: Any) -> dict[str, Any]:
+    """A stat panel of one query, a quarter of the grid wide."""
+    return _panel("stat", title, [(expr, legend)], **{"width": 6, "height": 4, **options})
+
+
 def _layout(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Number the panels and place them left to right, top to bottom, on the 24-column grid."""
     x = y = row_height = 0
@@ -166,6 +171,19 @@ def _rate(metric: str, by: str, matchers: str = "") -> str:
     return f"sum by ({by}) (rate({metric}{inner}[$__rate_interval]))"
 
 
+def _rates(title: str, by: str, *series: tuple[str, str], **options: Any) -> dict[str, Any]:
+    """A time series of the per-second rates of counters (``series``: metric and legend),
+    summed by ``by``."""
+    matchers = options.pop("matchers", "")
+    queries = [(_rate(metric, by, matchers), legend) for metric, legend in series]
+    return _panel("timeseries", title, queries, unit="ops", **options)
+
+
+def _latencies(title: str, histogram: str, by: str) -> dict[str, Any]:
+    """A time series of the median, 95th and 99th percentile of ``histogram`` by ``by``."""
+    return _panel("timeseries", title, _quantiles(histogram, by), unit="s")
+
+
 def _quantiles(metric: str, by: str) -> list[tuple[str, str]]:
     return [
         (
@@ -180,20 +198,8 @@ def _quantiles(metric: str, by: str) -> list[tuple[str, str]]:
 def operator_dashboard() -> dict[str, Any]:
     """The Grafana dashboard of the operator's own metrics (``mirage_operator.metrics``)."""
     panels = [
-        _panel(
-            "stat",
-            "Version",
-            [(f"max by (version) (mirage_build_info{_JOB})", "{{version}}")],
-            width=6,
-            height=4,
-        ),
-        _panel(
-            "stat",
-            "Managed objects",
-            [(f"sum by (kind) (mirage_managed_objects{_JOB})", "{{kind}}")],
-            width=6,
-            height=4,
-        ),
+        _stat("Version", f"max by (version) (mirage_build_info{_JOB})", "{{version}}"),
+        _stat("Managed objects", f"sum by (kind) (mirage_managed_objects{_JOB})", "{{kind}}"),
         _panel(
             "stat",
             "Reconcile errors (5m)",
@@ -209,122 +215,74 @@ def operator_dashboard() -> dict[str, Any]:
             height=4,
             thresholds=((None, "green"), (0.01, "orange"), (0.1, "red")),
         ),
-        _panel(
-            "stat",
-            "Vault tokens cached",
-            [(f"sum(mirage_vault_tokens_cached{_JOB})", "tokens")],
-            width=6,
-            height=4,
-        ),
-        _panel(
-            "stat",
+        _stat("Vault tokens cached", f"sum(mirage_vault_tokens_cached{_JOB})", "tokens"),
+        _stat(
             "Leaders (one per shard)",
-            [(f"sum(mirage_leader{_JOB})", "leaders")],
-            width=6,
-            height=4,
+            f"sum(mirage_leader{_JOB})",
+            "leaders",
             thresholds=((None, "red"), (1, "green")),
         ),
-        _panel(
-            "stat",
+        _stat(
             "Namespaces no shard owns",
-            [(f"count(mirage_unowned_namespace{_JOB} == 1) or vector(0)", "namespaces")],
-            width=6,
-            height=4,
+            f"count(mirage_unowned_namespace{_JOB} == 1) or vector(0)",
+            "namespaces",
             thresholds=((None, "green"), (1, "red")),
         ),
-        _panel(
-            "timeseries",
-            "Lease errors by status",
-            [(_rate("mirage_leader_election_errors_total", "code"), "{{code}}")],
-            unit="ops",
-            width=12,
+        _rates(
+            "Lease errors by status", "code", ("mirage_leader_election_errors_total", "{{code}}")
         ),
-        _panel(
-            "timeseries",
+        _rates(
             "Reconciles by kind and result",
-            [(_rate("mirage_reconciles_total", "kind, result"), "{{kind}} {{result}}")],
-            unit="ops",
+            "kind, result",
+            ("mirage_reconciles_total", "{{kind}} {{result}}"),
         ),
-        _panel(
-            "timeseries",
+        _rates(
             "Failed reconciles",
-            [
-                (
-                    _rate("mirage_reconciles_total", "kind, result", 'result!="success"'),
-                    "{{kind}} {{result}}",
-                )
-            ],
-            unit="ops",
+            "kind, result",
+            ("mirage_reconciles_total", "{{kind}} {{result}}"),
+            matchers='result!="success"',
             description="Reconciliations that ended invalid, retried or in error.",
         ),
-        _panel(
-            "timeseries",
+        _rates(
             "Resyncs",
-            [(_rate("mirage_resyncs_total", "kind, result"), "{{kind}} {{result}}")],
-            unit="ops",
+            "kind, result",
+            ("mirage_resyncs_total", "{{kind}} {{result}}"),
             description="Periodic resyncs: unchanged ones cost a dictionary lookup, no API call.",
         ),
-        _panel(
-            "timeseries",
-            "Reconcile duration",
-            _quantiles("mirage_reconcile_duration_seconds", "kind"),
-            unit="s",
-        ),
-        _panel(
-            "timeseries",
+        _latencies("Reconcile duration", "mirage_reconcile_duration_seconds", "kind"),
+        _rates(
             "Children applied and deleted",
-            [
-                (_rate("mirage_children_applied_total", "kind"), "applied {{kind}}"),
-                (_rate("mirage_children_deleted_total", "kind"), "deleted {{kind}}"),
-            ],
-            unit="ops",
+            "kind",
+            ("mirage_children_applied_total", "applied {{kind}}"),
+            ("mirage_children_deleted_total", "deleted {{kind}}"),
         ),
-        _panel(
-            "timeseries",
+        _rates(
             "Drift corrections",
-            [(_rate("mirage_drift_corrections_total", "kind"), "{{kind}}")],
-            unit="ops",
+            "kind",
+            ("mirage_drift_corrections_total", "{{kind}}"),
             description="Children restored after someone else changed or deleted them.",
         ),
-        _panel(
-            "timeseries",
+        _rates(
             "Rollout restarts",
-            [(_rate("mirage_rollout_restarts_total", "kind"), "{{kind}}")],
-            unit="ops",
+            "kind",
+            ("mirage_rollout_restarts_total", "{{kind}}"),
             description="Workloads restarted because the data of a synced Secret changed.",
         ),
-        _panel(
-            "timeseries",
-            "Kubernetes API errors",
-            [(_rate("mirage_kubernetes_api_errors_total", "code"), "{{code}}")],
-            unit="ops",
-        ),
-        _panel(
-            "timeseries",
+        _rates("Kubernetes API errors", "code", ("mirage_kubernetes_api_errors_total", "{{code}}")),
+        _rates(
             "Vault logins",
-            [(_rate("mirage_vault_logins_total", "namespace, result"), "{{namespace}} {{result}}")],
-            unit="ops",
+            "namespace, result",
+            ("mirage_vault_logins_total", "{{namespace}} {{result}}"),
         ),
-        _panel(
-            "timeseries",
-            "Vault reads",
-            [(_rate("mirage_vault_reads_total", "engine, outcome"), "{{engine}} {{outcome}}")],
-            unit="ops",
+        _rates(
+            "Vault reads", "engine, outcome", ("mirage_vault_reads_total", "{{engine}} {{outcome}}")
         ),
-        _panel(
-            "timeseries",
-            "Vault request duration",
-            _quantiles("mirage_vault_request_duration_seconds", "operation"),
-            unit="s",
-        ),
-        _panel(
-            "timeseries",
+        _latencies("Vault request duration", "mirage_vault_request_duration_seconds", "operation"),
+        _rates(
             "Vault token and lease renewals",
-            [
-                (_rate("mirage_vault_token_renewals_total", "result"), "token {{result}}"),
-                (_rate("mirage_vault_lease_renewals_total", "result"), "lease {{result}}"),
-            ],
-            unit="ops",
+            "result",
+            ("mirage_vault_token_renewals_total", "token {{result}}"),
+            ("mirage_vault_lease_renewals_total", "lease {{result}}"),
         ),
     ]
     job = {
@@ -396,37 +354,29 @@ def slo_dashboard(
     period = f"{slo.window} rolling"
     objective = f"{rules.promql_number(slo.objective)}%"
     panels = [
-        _panel(
-            "stat",
-            "Objective",
-            [(f"{rules.SERIES_OBJECTIVE}{sel}", "objective")],
-            unit="percentunit",
-            width=6,
-            height=5,
+        _stat(
+            "Objective", f"{rules.SERIES_OBJECTIVE}{sel}", "objective", unit="percentunit", height=5
         ),
-        _panel(
-            "stat",
+        _stat(
             f"SLI ({period})",
-            [(f"1 - {rules.SERIES_RATIO_PERIOD}{sel}", "SLI")],
+            f"1 - {rules.SERIES_RATIO_PERIOD}{sel}",
+            "SLI",
             unit="percentunit",
-            width=6,
             height=5,
             thresholds=((None, "red"), (1 - budget, "green")),
         ),
-        _panel(
-            "stat",
+        _stat(
             f"Error budget remaining ({period})",
-            [(f"{rules.SERIES_BUDGET_REMAINING}{sel}", "remaining")],
+            f"{rules.SERIES_BUDGET_REMAINING}{sel}",
+            "remaining",
             unit="percentunit",
-            width=6,
             height=5,
             thresholds=((None, "red"), (0, "orange"), (0.25, "green")),
         ),
-        _panel(
-            "stat",
+        _stat(
             "Current burn rate (5m)",
-            [(f"{rules.SERIES_CURRENT_BURN_RATE}{sel}", "burn rate")],
-            width=6,
+            f"{rules.SERIES_CURRENT_BURN_RATE}{sel}",
+            "burn rate",
             height=5,
             thresholds=((None, "green"), (ticket, "orange"), (page, "red")),
         ),

@@ -13,7 +13,7 @@ from typing import Any
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.api.names import jwt_policy_name
 from mirage_operator.config import Config
-from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
+from mirage_operator.render.meta import Owner, child, selector_labels
 
 SECURITY_API_VERSION = "security.istio.io/v1"
 NETWORKING_API_VERSION = "networking.istio.io/v1"
@@ -35,14 +35,6 @@ MESH_POD_ANNOTATIONS = {"sidecar.istio.io/rewriteAppHTTPProbers": "true"}
 
 def _workload(name: str) -> dict[str, Any]:
     return {"matchLabels": selector_labels(name=name)}
-
-
-def _meta(
-    name: str, namespace: str, service: str, owner: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    return object_meta(
-        name=name, namespace=namespace, labels=standard_labels(name=service), owner=owner
-    )
 
 
 def _metrics_port(spec: MirageServiceSpec) -> int | None:
@@ -71,12 +63,7 @@ def build_peer_authentication(
     metrics_port = _metrics_port(spec)
     if metrics_port is not None and spec.mesh.mtls_mode == "STRICT":
         policy["portLevelMtls"] = {str(metrics_port): {"mode": "PERMISSIVE"}}
-    return {
-        "apiVersion": SECURITY_API_VERSION,
-        "kind": "PeerAuthentication",
-        "metadata": _meta(name, namespace, name, owner),
-        "spec": policy,
-    }
+    return child(SECURITY_API_VERSION, "PeerAuthentication", name, namespace, owner, spec=policy)
 
 
 def principal(*, trust_domain: str, namespace: str, service_account: str) -> str:
@@ -91,12 +78,7 @@ def _tcp_ports(spec: MirageServiceSpec, names: list[str | None]) -> list[str]:
 
 
 def build_authorization_policy(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> dict[str, Any]:
     """ALLOW exactly the callers the NetworkPolicy admits, by mesh identity (ADR 0090).
 
@@ -146,12 +128,7 @@ def build_authorization_policy(
     policy: dict[str, Any] = {"selector": _workload(name), "action": "ALLOW"}
     if rules:
         policy["rules"] = rules
-    return {
-        "apiVersion": SECURITY_API_VERSION,
-        "kind": "AuthorizationPolicy",
-        "metadata": _meta(name, namespace, name, owner),
-        "spec": policy,
-    }
+    return child(SECURITY_API_VERSION, "AuthorizationPolicy", name, namespace, owner, spec=policy)
 
 
 def build_request_authentication(
@@ -165,12 +142,8 @@ def build_request_authentication(
         rule["jwksUri"] = jwt.jwks_uri
     if jwt.audiences:
         rule["audiences"] = list(jwt.audiences)
-    return {
-        "apiVersion": SECURITY_API_VERSION,
-        "kind": "RequestAuthentication",
-        "metadata": _meta(name, namespace, name, owner),
-        "spec": {"selector": _workload(name), "jwtRules": [rule]},
-    }
+    authn = {"selector": _workload(name), "jwtRules": [rule]}
+    return child(SECURITY_API_VERSION, "RequestAuthentication", name, namespace, owner, spec=authn)
 
 
 def claim_key(claim: str) -> str:
@@ -216,21 +189,15 @@ def build_jwt_policy(
         {**target(), "when": [{"key": claim_key(c.claim), "notValues": list(c.values)}]}
         for c in jwt.required_claims
     ]
-    return {
-        "apiVersion": SECURITY_API_VERSION,
-        "kind": "AuthorizationPolicy",
-        "metadata": _meta(jwt_policy_name(name), namespace, name, owner),
-        "spec": {"selector": _workload(name), "action": "DENY", "rules": rules},
-    }
+    deny = {"selector": _workload(name), "action": "DENY", "rules": rules}
+    policy = jwt_policy_name(name)
+    return child(
+        SECURITY_API_VERSION, "AuthorizationPolicy", name, namespace, owner, name=policy, spec=deny
+    )
 
 
 def build_destination_rule(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> dict[str, Any]:
     """Connection pool and outlier detection of ``spec.mesh.resilience`` for every caller."""
     pool, outliers = spec.mesh.connection_pool or {}, spec.mesh.outlier_detection
@@ -254,9 +221,4 @@ def build_destination_rule(
     rule: dict[str, Any] = {"host": f"{name}.{namespace}.svc.{config.cluster_domain}"}
     if traffic:
         rule["trafficPolicy"] = traffic
-    return {
-        "apiVersion": NETWORKING_API_VERSION,
-        "kind": "DestinationRule",
-        "metadata": _meta(name, namespace, name, owner),
-        "spec": rule,
-    }
+    return child(NETWORKING_API_VERSION, "DestinationRule", name, namespace, owner, spec=rule)

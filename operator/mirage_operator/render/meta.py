@@ -13,6 +13,9 @@ MANAGED_BY = "mirage-operator"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 CHECKSUM_ANNOTATION = "mirage.dev/checksum"
 
+Owner = Mapping[str, Any] | None
+"""The custom resource a child belongs to (its body), or ``None`` for a preview."""
+
 
 def selector_labels(*, name: str) -> dict[str, str]:
     """Labels that select a service's pods (immutable once a Deployment exists)."""
@@ -74,6 +77,32 @@ def object_meta(
     if owner is not None and owner.get("metadata", {}).get("uid"):
         meta["ownerReferences"] = [owner_reference(owner)]
     return meta
+
+
+def child(
+    api_version: str,
+    kind: str,
+    service: str,
+    namespace: str,
+    owner: Owner,
+    /,
+    *,
+    name: str | None = None,
+    component: str | None = None,
+    annotations: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An object of MirageService ``service``: named ``name`` (the service's own name unless
+    given), with the standard labels and the owner reference; ``fields`` follow ``metadata``."""
+    labels = standard_labels(name=service, component=component)
+    metadata = object_meta(
+        name=name or service,
+        namespace=namespace,
+        labels=labels,
+        owner=owner,
+        annotations=annotations,
+    )
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, **fields}
 
 
 def checksum(parts: Mapping[str, Any]) -> str:

@@ -13,7 +13,7 @@ from mirage_operator.api.names import (
     tls_secret_name,
 )
 from mirage_operator.config import Config, parse_service_reference
-from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
+from mirage_operator.render.meta import Owner, child, selector_labels
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -33,14 +33,8 @@ def build_service(
         if p.app_protocol:
             port["appProtocol"] = p.app_protocol
         ports.append(port)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": object_meta(
-            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
-        ),
-        "spec": {"type": "ClusterIP", "selector": selector_labels(name=name), "ports": ports},
-    }
+    service = {"type": "ClusterIP", "selector": selector_labels(name=name), "ports": ports}
+    return child("v1", "Service", name, namespace, owner, spec=service)
 
 
 def _namespace_selector(namespace: str) -> dict[str, Any]:
@@ -48,12 +42,7 @@ def _namespace_selector(namespace: str) -> dict[str, Any]:
 
 
 def build_network_policy(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> dict[str, Any]:
     """Deny all ingress to the pods except the listed callers, the ingress controller (when
     the service has an Ingress) and Prometheus (when metrics are scraped)."""
@@ -90,23 +79,11 @@ def build_network_policy(
         "policyTypes": ["Ingress"],
         "ingress": rules,
     }
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": object_meta(
-            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
-        ),
-        "spec": policy_spec,
-    }
+    return child("networking.k8s.io/v1", "NetworkPolicy", name, namespace, owner, spec=policy_spec)
 
 
 def build_ingress(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> dict[str, Any]:
     """A Traefik Ingress for ``spec.ingress`` (which must be set)."""
     ingress = spec.ingress
@@ -156,18 +133,15 @@ def build_ingress(
                 "secretName": ingress.tls_secret_name or tls_secret_name(name),
             }
         ]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": object_meta(
-            name=name,
-            namespace=namespace,
-            labels=standard_labels(name=name),
-            owner=owner,
-            annotations=annotations,
-        ),
-        "spec": ingress_spec,
-    }
+    return child(
+        "networking.k8s.io/v1",
+        "Ingress",
+        name,
+        namespace,
+        owner,
+        annotations=annotations,
+        spec=ingress_spec,
+    )
 
 
 # What OAuth2 Proxy (--set-xauthrequest) answers about the signed-in person, passed on to the
@@ -181,12 +155,7 @@ IDENTITY_HEADERS = (
 
 
 def build_oidc_middlewares(
-    *,
-    name: str,
-    namespace: str,
-    spec: MirageServiceSpec,
-    config: Config,
-    owner: Mapping[str, Any] | None,
+    *, name: str, namespace: str, spec: MirageServiceSpec, config: Config, owner: Owner
 ) -> list[dict[str, Any]]:
     """The Traefik Middlewares of ``spec.ingress.auth.oidc``, in the order the Ingress lists
     them (ADR 0094):
@@ -230,13 +199,7 @@ def build_oidc_middlewares(
             }
         },
     }
-    labels = standard_labels(name=name)
     return [
-        {
-            "apiVersion": "traefik.io/v1alpha1",
-            "kind": "Middleware",
-            "metadata": object_meta(name=key, namespace=namespace, labels=labels, owner=owner),
-            "spec": middleware_spec,
-        }
-        for key, middleware_spec in specs.items()
+        child("traefik.io/v1alpha1", "Middleware", name, namespace, owner, name=key, spec=body)
+        for key, body in specs.items()
     ]

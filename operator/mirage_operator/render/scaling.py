@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
-from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
+from mirage_operator.render.meta import child, selector_labels
 
 
 def build_hpa(
@@ -19,29 +19,24 @@ def build_hpa(
         ("cpu", scaling.target_cpu_utilization),
         ("memory", scaling.target_memory_utilization),
     ]
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": object_meta(
-            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
-        ),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": scaling.min_replicas,
-            "maxReplicas": scaling.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": resource,
-                        "target": {"type": "Utilization", "averageUtilization": utilization},
-                    },
-                }
-                for resource, utilization in targets
-                if utilization is not None
-            ],
-        },
+    metrics = [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": resource,
+                "target": {"type": "Utilization", "averageUtilization": utilization},
+            },
+        }
+        for resource, utilization in targets
+        if utilization is not None
+    ]
+    hpa = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "minReplicas": scaling.min_replicas,
+        "maxReplicas": scaling.max_replicas,
+        "metrics": metrics,
     }
+    return child("autoscaling/v2", "HorizontalPodAutoscaler", name, namespace, owner, spec=hpa)
 
 
 def build_pdb(
@@ -55,11 +50,4 @@ def build_pdb(
         budget["maxUnavailable"] = (
             spec.disruption.max_unavailable if spec.disruption.max_unavailable is not None else 1
         )
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": object_meta(
-            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
-        ),
-        "spec": budget,
-    }
+    return child("policy/v1", "PodDisruptionBudget", name, namespace, owner, spec=budget)

@@ -82,12 +82,12 @@ def secret_values(
 
 
 def _metadata(
-    *,
     name: str,
     namespace: str,
     spec: VaultSecretSpec,
     labels: Mapping[str, str],
     owner: Mapping[str, Any] | None,
+    *,
     extra_annotations: Mapping[str, str] | None = None,
     adopted_by: str | None = None,
 ) -> dict[str, Any]:
@@ -134,16 +134,9 @@ def build_secret(
     Raises :class:`SecretDataError` when the data does not fit the spec.
     """
     values = secret_values(spec, data, rendered=rendered)
-    encoded = {k: base64.b64encode(v).decode("ascii") for k, v in values.items()}
-    return secret_with_data(
-        name=name,
-        namespace=namespace,
-        spec=spec,
-        data=encoded,
-        labels=labels,
-        owner=owner,
-        adopted_by=adopted_by,
-    )
+    encoded = {k: base64.b64encode(values[k]).decode("ascii") for k in sorted(values)}
+    metadata = _metadata(name, namespace, spec, labels, owner, adopted_by=adopted_by)
+    return _secret(spec, metadata, data=encoded)
 
 
 def secret_with_data(
@@ -158,19 +151,17 @@ def secret_with_data(
 ) -> dict[str, Any]:
     """The Secret of :func:`build_secret` around data that is already final (key to base64
     text, as a live Secret holds it): restoring the Secret's metadata needs no Vault read."""
+    metadata = _metadata(name, namespace, spec, labels, owner, adopted_by=adopted_by)
+    return _secret(spec, metadata, data={k: data[k] for k in sorted(data)})
+
+
+def _secret(spec: VaultSecretSpec, metadata: dict[str, Any], **content: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(
-            name=name,
-            namespace=namespace,
-            spec=spec,
-            labels=labels,
-            owner=owner,
-            adopted_by=adopted_by,
-        ),
+        "metadata": metadata,
         "type": spec.destination.type,
-        "data": {k: data[k] for k in sorted(data)},
+        **content,
     }
 
 
@@ -246,17 +237,7 @@ def render_preview(
         note = f"every key of Vault {spec.vault.engine} {spec.vault.display}, read by the operator"
     else:
         note = f"values from Vault {spec.vault.engine} {spec.vault.display}, read by the operator"
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": _metadata(
-            name=name,
-            namespace=namespace,
-            spec=spec,
-            labels=labels,
-            owner=owner,
-            extra_annotations={PREVIEW_ANNOTATION: note},
-        ),
-        "type": spec.destination.type,
-        "stringData": dict(sorted(values.items())),
-    }
+    metadata = _metadata(
+        name, namespace, spec, labels, owner, extra_annotations={PREVIEW_ANNOTATION: note}
+    )
+    return _secret(spec, metadata, stringData=dict(sorted(values.items())))

@@ -29,23 +29,16 @@ def build_slo_children(
     owner: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The PrometheusRule and the Grafana dashboard ConfigMap of the SLO ``namespace/name``."""
+    common: dict[str, Any] = {
+        "namespace": namespace,
+        "slo": slo,
+        "slo_name": name,
+        "config": config,
+        "owner": owner,
+    }
     return [
-        build_prometheus_rule(
-            name=rule_name(name),
-            namespace=namespace,
-            slo=slo,
-            slo_name=name,
-            config=config,
-            owner=owner,
-        ),
-        build_slo_dashboard(
-            name=slo_dashboard_name(name),
-            namespace=namespace,
-            slo=slo,
-            slo_name=name,
-            config=config,
-            owner=owner,
-        ),
+        build_prometheus_rule(name=rule_name(name), **common),
+        build_slo_dashboard(name=slo_dashboard_name(name), **common),
     ]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.config import format_duration
+from mirage_operator.durations import format_interval
 from mirage_operator.render.status import condition, merge_conditions
 
 RESTART_ANNOTATION_PREFIX = "secret-mac.mirage.dev/"
@@ -99,7 +99,7 @@ def synced_status(
         "leaseDuration": lease.duration if lease else None,
         "leaseExpiry": lease.expiry if lease else None,
         "lastForceSync": force_sync if force_sync is not None else old_status.get("lastForceSync"),
-        "refreshInterval": format_duration(refresh_interval),
+        "refreshInterval": format_interval(refresh_interval),
         "conditions": merge_conditions(old_status.get("conditions"), conditions, now=now),
     }
 

@@ -10,6 +10,7 @@ from mirage_operator.api.names import config_map_name, secret_name
 from mirage_operator.render.mesh import MESH_POD_ANNOTATIONS, mesh_pod_labels
 from mirage_operator.render.meta import (
     CHECKSUM_ANNOTATION,
+    child,
     image_version,
     object_meta,
     selector_labels,
@@ -29,31 +30,24 @@ def build_service_account(
     *, name: str, namespace: str, owner: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """The service's own ServiceAccount; its token is not mounted unless a pod asks."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": object_meta(
-            name=name, namespace=namespace, labels=standard_labels(name=name), owner=owner
-        ),
-        "automountServiceAccountToken": False,
-    }
+    return child("v1", "ServiceAccount", name, namespace, owner, automountServiceAccountToken=False)
 
 
 def build_config_map(
     *, name: str, namespace: str, data: Mapping[str, str], owner: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     """The ConfigMap of ``spec.config.data``."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": object_meta(
-            name=config_map_name(name),
-            namespace=namespace,
-            labels=standard_labels(name=name, component="config"),
-            owner=owner,
-        ),
-        "data": dict(data),
-    }
+    config_map = config_map_name(name)
+    return child(
+        "v1",
+        "ConfigMap",
+        name,
+        namespace,
+        owner,
+        name=config_map,
+        component="config",
+        data=dict(data),
+    )
 
 
 def _probe(probe: Probe, spec: MirageServiceSpec) -> dict[str, Any]:

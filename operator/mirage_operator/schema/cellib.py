@@ -19,14 +19,14 @@ here into a CEL evaluation error. Provided:
 from __future__ import annotations
 
 import itertools
-import re
 import urllib.parse
 from collections.abc import Callable
-from fractions import Fraction
+from decimal import Context, Decimal
 from typing import Any
 
 from celpy import celtypes
 
+from mirage_operator.quantity import is_quantity, parse_quantity
 from mirage_operator.schema.regex import compile_re2
 
 
@@ -147,29 +147,11 @@ def _find_all(text: str, pattern: str, limit: int = -1) -> celtypes.ListType:
 
 
 # ---------------------------------------------------------------------------------------------
-# Quantities (k8s.io/apimachinery resource.Quantity), kept exact as fractions.
+# Quantities (k8s.io/apimachinery resource.Quantity), kept exact as decimals.
 
-_QUANTITY = re.compile(
-    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE]?)\Z"
-)
-_SUFFIXES: dict[str, Fraction] = {
-    "": Fraction(1),
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 10**3),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-    "Ki": Fraction(2**10),
-    "Mi": Fraction(2**20),
-    "Gi": Fraction(2**30),
-    "Ti": Fraction(2**40),
-    "Pi": Fraction(2**50),
-    "Ei": Fraction(2**60),
-}
+
+# Sums and differences stay exact (Go's inf.Dec is unbounded too).
+_EXACT = Context(prec=100_000, Emax=10**15, Emin=-(10**15))
 
 
 class Quantity:
@@ -177,24 +159,14 @@ class Quantity:
 
     __slots__ = ("text", "value")
 
-    def __init__(self, text: str, value: Fraction) -> None:
+    def __init__(self, text: str, value: Decimal) -> None:
         self.text = text
         self.value = value
 
     @classmethod
     def parse(cls, text: str) -> Quantity:
-        """Parse ``text``; ``ValueError`` if it is not a quantity."""
-        match = _QUANTITY.match(str(text).strip())
-        if match is None:
-            # resource.ErrFormatWrong, word for word.
-            raise ValueError(
-                "quantities must match the regular expression "
-                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-            )
-        number, suffix = match.groups()
-        exponent = suffix[:1] in ("e", "E") and suffix[1:] not in ("", "i")
-        scale = Fraction(10) ** int(suffix[1:]) if exponent else _SUFFIXES[suffix]
-        return cls(str(text), Fraction(number) * scale)
+        """Parse ``text``; ``ValueError`` with the API server's message if it is not a quantity."""
+        return cls(str(text), parse_quantity(str(text)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Quantity) and self.value == other.value
@@ -206,11 +178,11 @@ class Quantity:
         return f"Quantity({self.text!r})"
 
 
-def _quantity_operand(value: Any) -> Fraction:
+def _quantity_operand(value: Any) -> Decimal:
     if isinstance(value, Quantity):
         return value.value
     if isinstance(value, int) and not isinstance(value, bool):
-        return Fraction(int(value))
+        return Decimal(int(value))
     raise TypeError("no such overload")
 
 
@@ -219,11 +191,7 @@ def _quantity(text: str) -> Quantity:
 
 
 def _is_quantity(text: str) -> celtypes.BoolType:
-    try:
-        Quantity.parse(text)
-    except ValueError:
-        return celtypes.BoolType(False)
-    return celtypes.BoolType(True)
+    return celtypes.BoolType(is_quantity(str(text)))
 
 
 def _sign(q: Quantity) -> celtypes.IntType:
@@ -232,12 +200,13 @@ def _sign(q: Quantity) -> celtypes.IntType:
 
 
 def _is_integer(q: Quantity) -> celtypes.BoolType:
-    return celtypes.BoolType(_quantity_operand(q).denominator == 1)
+    value = _quantity_operand(q)
+    return celtypes.BoolType(value == value.to_integral_value())
 
 
 def _as_integer(q: Quantity) -> celtypes.IntType:
     value = _quantity_operand(q)
-    if value.denominator != 1 or not -(2**63) <= value <= 2**63 - 1:
+    if value != value.to_integral_value() or not -(2**63) <= value <= 2**63 - 1:
         raise ValueError("cannot convert value to integer")
     return celtypes.IntType(int(value))
 
@@ -247,12 +216,12 @@ def _as_approximate_float(q: Quantity) -> celtypes.DoubleType:
 
 
 def _add(q: Quantity, other: Any) -> Quantity:
-    total = _quantity_operand(q) + _quantity_operand(other)
+    total = _EXACT.add(_quantity_operand(q), _quantity_operand(other))
     return Quantity(str(total), total)
 
 
 def _sub(q: Quantity, other: Any) -> Quantity:
-    difference = _quantity_operand(q) - _quantity_operand(other)
+    difference = _EXACT.subtract(_quantity_operand(q), _quantity_operand(other))
     return Quantity(str(difference), difference)
 
 

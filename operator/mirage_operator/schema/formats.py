@@ -13,15 +13,14 @@ import ipaddress
 import re
 from collections.abc import Callable
 
+from mirage_operator.durations import DurationError, parse_go
+
 _DATE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\Z")
 _DATE_TIME = re.compile(
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)"
     r"(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)?\Z"
 )
-# Go's time.ParseDuration syntax, and go-openapi's "3 days"-style spelling.
-_GO_DURATION = re.compile(
-    r"^[-+]?(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))*\Z"
-)
+# go-openapi's "3 days"-style spelling, besides Go's own.
 _WORD_DURATION = re.compile(
     r"^\d+\s*(ns|us|µs|ms|s|m|h|d|w|sec|secs|second|seconds|min|mins|minute|minutes|hr|hrs|hour"
     r"|hours|day|days|wk|wks|week|weeks)\Z"
@@ -71,7 +70,11 @@ def _cidr(value: str) -> bool:
 
 
 def _duration(value: str) -> bool:
-    return value == "0" or bool(_GO_DURATION.match(value) or _WORD_DURATION.match(value))
+    try:
+        parse_go(value)
+    except DurationError:
+        return bool(_WORD_DURATION.match(value))
+    return True
 
 
 def _uuid(version: str | None) -> Callable[[str], bool]:

@@ -22,7 +22,7 @@ Checked (paths relative to ``openAPIV3Schema``, wording after the apiserver's):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mirage_operator.schema import cel, reasons
@@ -132,14 +132,8 @@ def _check_node(
     _check_pattern(schema, path, problems)
     _check_rules(schema, path, problems, root=root)
     _check_default(schema, path, problems)
-    for junctor in (*_JUNCTORS, "not"):
-        subs = schema.get(junctor)
-        if subs is None:
-            continue
-        subs = [subs] if junctor == "not" else subs
-        for i, sub in enumerate(subs):
-            sub_path = f"{path}.{junctor}" if junctor == "not" else f"{path}.{junctor}[{i}]"
-            _check_junctor(sub, sub_path, schema, problems, int_or_string=int_or_string)
+    for sub, sub_path in _junctor_branches(schema, path):
+        _check_junctor(sub, sub_path, schema, problems, int_or_string=int_or_string)
     if isinstance(properties, Mapping):
         for name, sub in properties.items():
             sub_path = f"{path}.properties[{name}]"
@@ -387,11 +381,15 @@ def _check_junctor(
                 problems,
                 int_or_string=outer_items.get("x-kubernetes-int-or-string") is True,
             )
-    for junctor in (*_JUNCTORS, "not"):
-        subs = schema.get(junctor)
-        if subs is None:
-            continue
-        subs = [subs] if junctor == "not" else subs
-        for i, sub in enumerate(subs):
-            sub_path = f"{path}.{junctor}" if junctor == "not" else f"{path}.{junctor}[{i}]"
-            _check_junctor(sub, sub_path, outer, problems, int_or_string=int_or_string)
+    for sub, sub_path in _junctor_branches(schema, path):
+        _check_junctor(sub, sub_path, outer, problems, int_or_string=int_or_string)
+
+
+def _junctor_branches(schema: Mapping[str, Any], path: str) -> Iterator[tuple[Any, str]]:
+    """Each schema under ``allOf``, ``anyOf``, ``oneOf`` and ``not`` of ``schema``, with its
+    path."""
+    for junctor in _JUNCTORS:
+        for i, sub in enumerate(schema.get(junctor) or ()):
+            yield sub, f"{path}.{junctor}[{i}]"
+    if schema.get("not") is not None:
+        yield schema["not"], f"{path}.not"

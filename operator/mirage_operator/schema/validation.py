@@ -194,14 +194,17 @@ class _Checker:
     def _bound(self, path: str, value: float, what: str) -> None:
         self._add(path, reasons.invalid(value, self._body(path, f"should be {what}")))
 
+    def _check_size(self, schema: Mapping[str, Any], what: str, size: int, path: str) -> None:
+        """``max``/``min`` of ``what`` (``Items`` or ``Properties``) against ``size``."""
+        most, least = schema.get(f"max{what}"), schema.get(f"min{what}")
+        if most is not None and size > most:
+            self._add(path, reasons.too_many(size, most))
+        if least is not None and size < least:
+            detail = self._body(path, f"should have at least {least} {what.lower()}")
+            self._add(path, reasons.invalid(size, detail))
+
     def _check_array(self, schema: Mapping[str, Any], value: list[Any], path: str) -> None:
-        max_items = schema.get("maxItems")
-        if max_items is not None and len(value) > max_items:
-            self._add(path, reasons.too_many(len(value), max_items))
-        min_items = schema.get("minItems")
-        if min_items is not None and len(value) < min_items:
-            detail = self._body(path, f"should have at least {min_items} items")
-            self._add(path, reasons.invalid(len(value), detail))
+        self._check_size(schema, "Items", len(value), path)
         if schema.get("uniqueItems") is True and _has_duplicates(value):
             self._add(path, reasons.invalid("", self._body(path, "shouldn't contain duplicates")))
         self.problems.extend(check_list_type(schema, value, path))
@@ -213,13 +216,7 @@ class _Checker:
     def _check_object(
         self, schema: Mapping[str, Any], value: Mapping[str, Any], path: str, *, root: bool
     ) -> None:
-        max_properties = schema.get("maxProperties")
-        if max_properties is not None and len(value) > max_properties:
-            self._add(path, reasons.too_many(len(value), max_properties))
-        min_properties = schema.get("minProperties")
-        if min_properties is not None and len(value) < min_properties:
-            detail = self._body(path, f"should have at least {min_properties} properties")
-            self._add(path, reasons.invalid(len(value), detail))
+        self._check_size(schema, "Properties", len(value), path)
         for name in schema.get("required") or ():
             if name not in value:
                 self._add(child(path, name), reasons.required())

@@ -14,23 +14,23 @@ ROOT_PATH = "<nil>"
 """How Kubernetes prints the path of the object's root (``field.Path(nil).String()``)."""
 
 
+# In this order: a bool is an int to Python, not to JSON.
+_JSON_TYPES: tuple[tuple[Any, str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (Mapping, "object"),
+    (list | tuple, "array"),
+)
+
+
 def json_type(value: Any) -> str:
     """The JSON-schema type name of ``value``, as the apiserver's validator names it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
+    return next(
+        (name for kind, name in _JSON_TYPES if isinstance(value, kind)), type(value).__name__
+    )
 
 
 def is_integer(value: Any) -> bool:

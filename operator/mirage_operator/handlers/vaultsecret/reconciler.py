@@ -114,7 +114,6 @@ class VaultSecretReconciler(Reconciler):
         """The object is gone: drop what this process kept of it."""
         super().forget(key, uid)
         self.memory.pop((key[1], key[2]), None)
-        self.context.serializer.forget(key)
 
     def parse(self, body: Mapping[str, Any]) -> VaultSecretSpec:
         """The admitted spec (:class:`InvalidSpecError` when it cannot be reconciled)."""
