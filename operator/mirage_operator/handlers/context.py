@@ -181,7 +181,8 @@ class OperatorContext:
     children: ChildIndex = field(default_factory=ChildIndex)
     objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     """The latest body of every custom resource, from watch events and from our own writes'
-    answers (whichever is newer): what a reconcile reads instead of a GET."""
+    answers (whichever is newer), without managedFields (:func:`cacheable`): what a reconcile
+    reads instead of a GET."""
 
     def cache_answer(self, key: ObjectKey, sent: Mapping[str, Any], answer: Any) -> None:
         """Cache ``answer`` (the object after the operator's write to ``sent``) unless another
@@ -193,4 +194,11 @@ class OperatorContext:
             and cached
             and cached["metadata"].get("resourceVersion") == version
         ):
-            self.objects[key] = answer
+            self.objects[key] = cacheable(answer)
+
+
+def cacheable(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` as ``OperatorContext.objects`` keeps it: without managedFields, which no
+    reconcile of a custom resource reads and which is half of its size (docs/adr/0025)."""
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {**body, "metadata": meta}
