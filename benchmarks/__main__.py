@@ -180,6 +180,10 @@ class Harness:
                 "MIRAGE_METRICS_PORT": "0",
                 "MIRAGE_LOG_LEVEL": "WARNING",
                 "MIRAGE_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+                # One replica, measured alone: its Lease renewals are not per-service work
+                # (benchmarks/failover.py counts them), and on a loaded machine a renewal
+                # that times out would stop the operator mid-run.
+                "MIRAGE_LEADER_ELECTION": "false",
             }
             if run.secrets:
                 vault_thread = VaultThread(EmulatedVault(token_reviewer=apiserver_reviewer(api)))

@@ -92,3 +92,33 @@ def test_a_restarted_watch_lists_each_child_kind_once(cluster: Cluster, ns: str)
         if r.time >= start and r.verb == "list" and r.user_agent.startswith("mirage-operator")
     )
     assert lists and max(lists.values()) <= 2, lists  # one repair (two if watches lag)
+
+
+def test_watches_ending_at_rest_resume_without_a_listing(cluster: Cluster, ns: str) -> None:
+    """A watch stream ends every few minutes (its timeout, a load balancer, an API server
+    restart): kopf resumes it from the last resourceVersion it saw (a bookmark at rest), so
+    the operator at rest makes no LIST and no write anywhere — counted cluster-wide, where
+    kopf's own listings go, not only in the test's namespace (docs/adr/0026)."""
+    emulator = cluster.require_emulator()
+    for i in range(SERVICES):
+        cluster.kube.apply(service(f"svc{i}", ns))
+    for i in range(SERVICES):
+        wait_ready(cluster.kube, ns, f"svc{i}")
+    assert_steady(cluster, ns)
+    start = time.time()
+    dropped = emulator.drop_watches()
+    assert dropped
+
+    def operator_calls(verbs: tuple[str, ...]) -> list[str]:
+        return [
+            f"{r.verb} {r.resource} {r.namespace}"
+            for r in emulator.requests
+            if r.time >= start
+            and r.verb in verbs
+            and r.namespace in (None, ns)
+            and r.user_agent.startswith(OPERATOR_AGENTS)
+        ]
+
+    wait_for(lambda: len(operator_calls(("watch",))) >= dropped, what="every watch resumed")
+    wait_object_resyncs(cluster, count=2)
+    assert operator_calls(("list", "get", "create", "update", "patch", "delete")) == []
