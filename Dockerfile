@@ -15,7 +15,8 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-# Only what the package build reads (.dockerignore keeps everything else out).
+# Only what the package build reads (.dockerignore keeps everything else out): not sandbox/,
+# the emulators' own distribution (docs/adr/0120).
 COPY pyproject.toml README.md ./
 COPY crds/ crds/
 COPY examples/ examples/

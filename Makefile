@@ -23,9 +23,11 @@ all: test
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml or the extras installed here change.
-$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,stacks]'
+# Reinstall only when a pyproject.toml or the extras installed here change. The operator and
+# the sandbox (sandbox/, its own distribution: ADR 0120) in one pip run, so that the `sandbox`
+# extra is met by the repository's copy.
+$(VENV)/.installed: pyproject.toml sandbox/pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev,stacks,sandbox]' -e ./sandbox
 	touch $@
 
 install: $(VENV)/.installed
@@ -52,13 +54,13 @@ $(TOOLS)/bin/promtool:
 
 tools: $(TOOLS)/bin/kubectl $(TOOLS)/bin/helm $(TOOLS)/bin/promtool
 
-# The embedded default: emulated Kubernetes API + Vault, the operator, the examples.
+# The embedded default: emulated Kubernetes API + Vault (sandbox/), the operator, the examples.
 run: install tools
 	$(BIN)/mirage sandbox
 
 lint: install
-	$(BIN)/ruff check operator stacks tests benchmarks hack
-	$(BIN)/ruff format --check operator stacks tests benchmarks hack
+	$(BIN)/ruff check operator sandbox stacks tests benchmarks hack
+	$(BIN)/ruff format --check operator sandbox stacks tests benchmarks hack
 
 typecheck: install
 	$(BIN)/mypy

@@ -38,10 +38,10 @@ import yaml
 from benchmarks import proc, workload
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
-from mirage_operator.sandbox.apiserver.server import APIServer
-from mirage_operator.sandbox.tenants import add_tenant
-from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 from mirage_operator.tenancy import SERVICE_ACCOUNT
+from mirage_sandbox.apiserver.server import APIServer
+from mirage_sandbox.tenants import add_tenant
+from mirage_sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 
 ROOT = Path(__file__).resolve().parent.parent
 THIRD_PARTY = ROOT.parent / "shared" / "third_party" / "crds" / "monitoring.coreos.com"

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mirage_operator.crds import load_crds
-from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
-from mirage_operator.sandbox.monitoring_crds import monitoring_crds
+from mirage_sandbox.apiserver.server import APIServer, run_apiserver_in_thread
+from mirage_sandbox.monitoring_crds import monitoring_crds
 
 TERMS = {
     "MIRAGE_LEASE_DURATION": "2",

@@ -16,6 +16,9 @@ can be told apart by token; values stay hashed.
 PostgreSQL refuses to run as root: when the tests run as root, the server runs as ``nobody``.
 Host connections need a password (``scram-sha-256``), so a dropped or expired role really
 cannot log in.
+
+Both die with the test process that started them (the parent-death signal, set by
+``setpriv``), so a killed pytest leaves no server behind.
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ import requests
 from tests.conftest import require_tool
 
 START_TIMEOUT = 20.0
+
+
+def dies_with_parent(signame: str) -> list[str]:
+    """The command prefix that sends ``signame`` to the server when the process that started
+    it dies, even by SIGKILL (``prctl(PR_SET_PDEATHSIG)`` through util-linux's ``setpriv``,
+    set after any change of user so that the change does not clear it)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, f"--pdeathsig={signame}"] if setpriv else []
 
 
 def free_port() -> int:
@@ -138,7 +149,7 @@ class OpenBao:
         )
         log = self._log.open("ab")
         self._process = subprocess.Popen(
-            [binary, "server", f"-config={config}"],
+            [*dies_with_parent("TERM"), binary, "server", f"-config={config}"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))},
@@ -289,6 +300,8 @@ class Postgres:
         log = (self.workdir / "postgres.log").open("ab")
         self._process = subprocess.Popen(
             [
+                # SIGQUIT: immediate shutdown, which stops the backends too.
+                *dies_with_parent("QUIT"),
                 str(postgres_bin() / "postgres"),
                 "-D",
                 str(self.data),
@@ -345,6 +358,13 @@ class Postgres:
             connect_timeout=5,
             autocommit=True,
         )
+
+    def query(self, user: str, password: str, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` run as ``user`` (the last statement's; none for a command);
+        PostgreSQL's refusals raise ``psycopg`` errors."""
+        with self.connect(user, password) as connection:
+            cursor = connection.execute(sql.encode())
+            return cursor.fetchall() if cursor.description else []
 
     def can_login(self, user: str, password: str) -> bool:
         """Whether ``user`` can log in with ``password`` right now."""

@@ -1,6 +1,6 @@
 """The two Vaults the tests run against, set up alike: the emulated Vault and a real one.
 
-:class:`EmulatedBackend` seeds :class:`~mirage_operator.sandbox.vault.EmulatedVault` through
+:class:`EmulatedBackend` seeds :class:`~mirage_sandbox.vault.EmulatedVault` through
 its Python API and counts calls from its request log. :class:`RealBackend` seeds a real Vault
 (OpenBao here, or the one ``MIRAGE_E2E_VAULT_ADDR`` names) through ``hvac`` with an admin token,
 as the Pulumi stacks would, and counts calls from its audit log when it has one.
@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 import hvac
 import hvac.exceptions
 import pytest
 
-from mirage_operator.sandbox.vault import EmulatedVault
+from mirage_sandbox.vault import EmulatedVault
 from tests.realservers import AuditEntry, OpenBao, Postgres, jwks_pem_keys, self_signed_ca_pem
 
 POSTGRES_CONNECTION = "postgres"
@@ -35,6 +35,18 @@ CREATION = [
 """What a database role's credentials are: a login role valid until its lease ends. Renewal and
 revocation use the PostgreSQL plugin's defaults (``ALTER ROLE ... VALID UNTIL``, then dropping
 the role)."""
+
+
+class AuthRole(TypedDict, total=False):
+    """A kubernetes auth role as both Vaults take it: ``ttl`` and ``max_ttl`` (seconds) default
+    to 3600 and 86400, ``audience`` to ``vault``."""
+
+    service_accounts: Required[Sequence[str]]
+    namespaces: Required[Sequence[str]]
+    policies: Required[Sequence[str]]
+    ttl: int
+    max_ttl: int
+    audience: str
 
 
 class VaultBackend(Protocol):
@@ -51,17 +63,7 @@ class VaultBackend(Protocol):
 
     def add_policy(self, name: str, rules: Mapping[str, Sequence[str]]) -> None: ...
 
-    def add_role(
-        self,
-        name: str,
-        *,
-        service_accounts: Sequence[str],
-        namespaces: Sequence[str],
-        policies: Sequence[str],
-        ttl: int = 3600,
-        max_ttl: int = 86400,
-        audience: str = "vault",
-    ) -> None: ...
+    def add_role(self, name: str, **role: Unpack[AuthRole]) -> None: ...
 
     def add_database_role(self, name: str, *, default_ttl: int, max_ttl: int) -> None: ...
 
@@ -101,27 +103,12 @@ class EmulatedBackend:
         """A policy: ACL path to capabilities."""
         self.vault.add_policy(name, rules)
 
-    def add_role(
-        self,
-        name: str,
-        *,
-        service_accounts: Sequence[str],
-        namespaces: Sequence[str],
-        policies: Sequence[str],
-        ttl: int = 3600,
-        max_ttl: int = 86400,
-        audience: str = "vault",
-    ) -> None:
-        """A kubernetes auth role (the emulator's reviewer checks the ``vault`` audience)."""
-        assert audience == "vault"
-        self.vault.add_role(
-            name,
-            service_accounts=service_accounts,
-            namespaces=namespaces,
-            policies=policies,
-            ttl=ttl,
-            max_ttl=max_ttl,
-        )
+    def add_role(self, name: str, **role: Unpack[AuthRole]) -> None:
+        """A kubernetes auth role (the emulator's reviewer checks the ``vault`` audience; its
+        TTLs default as :class:`AuthRole` says)."""
+        settings = dict(role)
+        assert settings.pop("audience", "vault") == "vault"
+        self.vault.add_role(name, **settings)
 
     def add_database_role(self, name: str, *, default_ttl: int, max_ttl: int) -> None:
         """A database role."""
@@ -192,26 +179,16 @@ class RealBackend:
         )
         self.client.sys.create_or_update_policy(name=name, policy=policy)
 
-    def add_role(
-        self,
-        name: str,
-        *,
-        service_accounts: Sequence[str],
-        namespaces: Sequence[str],
-        policies: Sequence[str],
-        ttl: int = 3600,
-        max_ttl: int = 86400,
-        audience: str = "vault",
-    ) -> None:
+    def add_role(self, name: str, **role: Unpack[AuthRole]) -> None:
         """A kubernetes auth role."""
         self.client.auth.kubernetes.create_role(
             name=name,
-            bound_service_account_names=list(service_accounts),
-            bound_service_account_namespaces=list(namespaces),
-            policies=list(policies),
-            ttl=f"{ttl}s",
-            max_ttl=f"{max_ttl}s",
-            audience=audience,
+            bound_service_account_names=list(role["service_accounts"]),
+            bound_service_account_namespaces=list(role["namespaces"]),
+            policies=list(role["policies"]),
+            ttl=f"{role.get('ttl', 3600)}s",
+            max_ttl=f"{role.get('max_ttl', 86400)}s",
+            audience=role.get("audience", "vault"),
         )
 
     def add_database_role(self, name: str, *, default_ttl: int, max_ttl: int) -> None:

@@ -12,7 +12,7 @@ The package is laid out by concern:
 - ``k8s``        all Kubernetes API I/O (server-side apply, status, events);
 - ``vault``      all Vault I/O;
 - ``metrics``    the operator's Prometheus metrics;
-- ``sandbox``    the emulated Kubernetes API and Vault behind ``mirage sandbox`` and the tests;
+- ``examples``   the sample resources shipped with the package;
 - ``cli``        the ``mirage`` command.
 """
 

@@ -1,12 +1,13 @@
-"""The ``mirage`` command: run the operator, render, validate, print CRDs, run the sandbox."""
+"""The ``mirage`` command: run the operator, render, validate, print CRDs; and the commands
+other distributions add (``mirage sandbox``, from mirage-sandbox)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ from mirage_operator import __version__, logs
 from mirage_operator.api.validation import is_mirage, problems_of
 from mirage_operator.config import Config
 from mirage_operator.crds import load_crds
-from mirage_operator.errors import ConfigError, InvalidSpecError, StartupError
+from mirage_operator.errors import (
+    ConfigError,
+    InvalidSpecError,
+    Problem,
+    StartupError,
+    VaultPathNotAllowed,
+)
 from mirage_operator.yamlsafe import Document, YAMLInputError, read_objects
 
 
@@ -97,7 +104,62 @@ class _OneLineErrors(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=_OneLineErrors)
+COMMANDS_ENTRY_POINTS = "mirage.commands"
+"""Entry-point group through which other distributions add commands to ``mirage``: the
+sandbox is one (docs/adr/0120). They are loaded only when named, so the operator never
+imports them to run."""
+
+NOT_INSTALLED = {
+    "sandbox": (
+        "Not installed: needs the mirage-sandbox package.",
+        "`mirage sandbox` needs the mirage-sandbox package, which is not installed: in the "
+        "repository, run `make install` or `pip install -e ./sandbox`",
+    ),
+}
+"""Commands that live in another distribution: (short help, the one line saying how to
+install it), for when that distribution is missing."""
+
+
+def _not_installed(name: str) -> click.Command:
+    """A stand-in for ``name`` that says how to install it, whatever the arguments."""
+    summary, hint = NOT_INSTALLED[name]
+
+    def refuse() -> None:
+        raise click.ClickException(hint)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help=summary,
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+class _Commands(_OneLineErrors):
+    """The built-in commands, plus those of the ``mirage.commands`` entry points."""
+
+    @staticmethod
+    def _entry_points() -> dict[str, metadata.EntryPoint]:
+        return {ep.name: ep for ep in metadata.entry_points(group=COMMANDS_ENTRY_POINTS)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._entry_points(), *NOT_INSTALLED})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry_point = self._entry_points().get(cmd_name)
+        if entry_point is not None:
+            loaded = entry_point.load()
+            if not isinstance(loaded, click.Command):
+                raise click.ClickException(f"{entry_point.value}: not a click command")
+            return loaded
+        return _not_installed(cmd_name) if cmd_name in NOT_INSTALLED else None
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="mirage")
 def main() -> None:
     """Mirage: services, Vault-sourced Secrets and SLO rules on Kubernetes."""
@@ -109,6 +171,27 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def _vault_path_problems(body: dict[str, Any], config: Config) -> list[Problem]:
+    """The Vault paths of a valid resource that its namespace may not read under ``config``'s
+    allowed-path templates, as the operator refuses them (``default`` when no namespace)."""
+    from mirage_operator.api.vaultsecret import VaultSecretSpec
+    from mirage_operator.vault.policy import check_allowed
+
+    spec, namespace = body["spec"], body["metadata"].get("namespace") or "default"
+    sources = {"spec.vault.path": spec} if body["kind"] == "VaultSecret" else {}
+    if body["kind"] == "MirageService":
+        sources = {
+            f"spec.secrets[{i}].vault.path": s for i, s in enumerate(spec.get("secrets", []))
+        }
+    problems: list[Problem] = []
+    for field, source in sources.items():
+        try:
+            check_allowed(config, namespace, VaultSecretSpec.from_spec(source).vault, field=field)
+        except VaultPathNotAllowed as exc:
+            problems += exc.problems
+    return problems
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths: tuple[str, ...]) -> None:
@@ -116,12 +199,14 @@ def validate(paths: tuple[str, ...]) -> None:
 
     Prints one line per problem and exits 1 if there is any.
     """
+    config = _config()
     inputs = _Inputs()
     count = 0
     failed = False
     for document in inputs.mirage_documents(paths):
         count += 1
-        _, problems = problems_of(document.body)
+        body, problems = problems_of(document.body)
+        problems = problems or _vault_path_problems(body, config)
         for problem in problems:
             failed = True
             click.echo(one_line(f"{document.label}: {problem}"))
@@ -139,14 +224,31 @@ def render(paths: tuple[str, ...]) -> None:
     config = _config()
     inputs = _Inputs()
     objects: list[dict[str, Any]] = []
+    made_by: dict[tuple[str, str, str, str], str] = {}
     failed = False
     for document in inputs.mirage_documents(paths):
         try:
-            objects += render_document(document.body, config=config)
+            rendered = render_document(document.body, config=config)
         except InvalidSpecError as exc:
             failed = True
             for problem in exc.problems:
                 click.echo(one_line(f"{document.label}: {problem}"), err=True)
+            continue
+        # The resource itself counts: a MirageService's child VaultSecret may bear the name of
+        # a VaultSecret of the user's. In a cluster the second owner gets ChildNameConflict
+        # (ADR 0011); offline the clash is told here.
+        for obj in [document.body, *rendered]:
+            meta = obj["metadata"]
+            namespace = meta.get("namespace") or ("default" if obj is document.body else "")
+            key = (obj["apiVersion"], obj["kind"], namespace, meta["name"])
+            if (first := made_by.setdefault(key, document.label)) != document.label:
+                failed = True
+                where = f"{key[2]}/{key[3]}" if key[2] else key[3]
+                click.echo(
+                    one_line(f"{document.label}: {key[1]} {where} is also made by {first}"),
+                    err=True,
+                )
+        objects += rendered
     if failed or inputs.failed:
         sys.exit(1)
     click.echo(dump_yaml(objects), nl=False)
@@ -225,53 +327,3 @@ def run(liveness: str) -> None:
         raise click.ClickException(f"the operator stopped: {exc}") from None
     except Exception as exc:  # kopf logged the details; the command says why, in one line
         raise click.ClickException(f"the operator stopped: {failure_cause(exc)}") from None
-
-
-@main.command()
-@click.argument("paths", nargs=-1)
-@click.option("--keep", is_flag=True, help="Keep serving after convergence, for kubectl.")
-@click.option(
-    "--workdir", default=".sandbox", show_default=True, help="Kubeconfig and operator log."
-)
-@click.option(
-    "--timeout", default=120.0, show_default=True, help="Seconds to wait for convergence."
-)
-@click.option("--port", default=0, help="Port of the emulated API (0: any free port).")
-def sandbox(paths: tuple[str, ...], keep: bool, workdir: str, timeout: float, port: int) -> None:
-    """Run an emulated cluster with the operator, apply PATHs (default: the examples), report.
-
-    Everything listens on 127.0.0.1 on free ports. Exits 0 when every resource became Ready
-    (or, with --keep, when interrupted); 1, with the cause in one line, when it cannot start.
-    """
-    from mirage_operator.sandbox.session import EXAMPLES, load_examples, run_sandbox
-
-    config = _config()
-    try:
-        documents = load_examples([Path(p) for p in paths] or [EXAMPLES])
-    except YAMLInputError as exc:
-        raise click.ClickException(str(exc)) from None
-    work = Path(workdir).resolve()
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(work / "operator.log", mode="w", encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"{work}: {exc.strerror or exc}") from None
-    handler.setFormatter(logs.TextFormatter())
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    try:
-        code = asyncio.run(
-            run_sandbox(
-                documents=documents,
-                workdir=work,
-                keep=keep,
-                wait_seconds=timeout,
-                config=config,
-                port=port,
-            )
-        )
-    except StartupError as exc:
-        raise click.ClickException(f"{exc} (log: {work / 'operator.log'})") from None
-    except KeyboardInterrupt:
-        click.echo("\nsandbox stopped")
-        code = 0
-    sys.exit(code)

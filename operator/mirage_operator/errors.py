@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 
 class MirageError(Exception):
@@ -224,28 +223,3 @@ class ChildOwnedElsewhere(TransientError):
     a :class:`ChildNameConflictError` instead."""
 
     reason = "ChildOwnedElsewhere"
-
-
-class EmulatedAPIError(MirageError):
-    """The emulated Kubernetes API server (``mirage_operator.sandbox``) refuses a request.
-
-    It carries what the real server puts in its ``Status`` answer, so that the HTTP layer
-    renders it the same way: the HTTP ``code``, the machine ``reason`` (``NotFound``,
-    ``Conflict``, ``Invalid``...), the human ``message`` and the ``details``.
-    """
-
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        message: str,
-        *,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = details or {}
-        self.headers = headers or {}
-        super().__init__(f"{code} {reason}: {message}")

@@ -17,7 +17,6 @@ import signal
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 import kopf
@@ -96,10 +95,10 @@ def warm_up() -> None:
     """Validate the bundled examples once: the first validation compiles the schemas' CEL
     rules (seconds of CPU), which a standby does before it leads rather than after."""
     from mirage_operator.api.validation import problems_of
+    from mirage_operator.examples import EXAMPLES_DIR
     from mirage_operator.yamlsafe import read_objects
 
-    examples = Path(__file__).resolve().parent / "_examples"
-    for document in read_objects([examples], on_error=lambda _: None):
+    for document in read_objects([EXAMPLES_DIR], on_error=lambda _: None):
         problems_of(document.body)
 
 

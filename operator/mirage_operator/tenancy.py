@@ -2,7 +2,7 @@
 
 Defined once, here, and used by the operator's defaults (:mod:`mirage_operator.config`), the
 Pulumi stacks (``stacks/components/vault.py``, ``tenants.py``, ``operator.py``) and the tenant
-set-up of ``mirage sandbox`` and the e2e tests (:mod:`mirage_operator.sandbox.tenants`). Pure:
+set-up of ``mirage sandbox`` and the e2e tests (:mod:`mirage_sandbox.tenants`). Pure:
 no I/O, no imports of the emulators. ADR 0102 records why each name is what it is.
 
 For a tenant namespace ``N``:

@@ -7,8 +7,14 @@ reads; CI must run the same ``make test`` as a developer.
 
 from __future__ import annotations
 
+import ast
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -101,3 +107,69 @@ def test_ci_runs_make_test_with_only_the_allowed_actions() -> None:
     for job in workflow["jobs"].values():
         assert job["env"]["CI"] == "true"  # missing tools fail instead of skipping
     assert workflow["permissions"] == {"contents": "read"}
+
+
+def build_context_sources() -> set[str]:
+    """What the build stage copies from the context (the operator image's sources)."""
+    return {
+        part.rstrip("/")
+        for w, a in instructions()
+        if w == "COPY" and "--from" not in a
+        for part in a.split()[:-1]
+    }
+
+
+def test_the_image_carries_no_sandbox() -> None:
+    """The emulators are a distribution apart (docs/adr/0120): out of the context and image."""
+    assert not any(part.startswith("sandbox") for part in build_context_sources())
+    assert not any("sandbox" in line for line in DOCKERIGNORE if line.startswith("!"))
+    steps = " ".join(a for w, a in instructions() if w == "RUN")
+    assert "pip install . " in steps
+    assert "sandbox" not in steps
+
+
+def test_the_operator_wheel_built_from_the_image_context_holds_no_sandbox_code(
+    tmp_path: Path,
+) -> None:
+    """``pip install .`` in the image builds this wheel, from what the Dockerfile copies."""
+    context = tmp_path / "context"
+    for source in build_context_sources():
+        if (REPO / source).is_dir():
+            shutil.copytree(REPO / source, context / source, symlinks=True,
+                            ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))  # fmt: skip
+        else:
+            shutil.copy2(REPO / source, context / source)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),
+         str(context)],
+        capture_output=True, text=True, check=False, timeout=110,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (wheel,) = (tmp_path / "dist").glob("mirage_operator-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        entry_points_text = archive.read(entry_points).decode()
+        archive_text = {n: archive.read(n).decode() for n in names if n.endswith(".py")}
+    assert "mirage_operator/cli.py" in names
+    assert "mirage_operator/_crds/mirage.dev_vaultsecrets.yaml" in names
+    top = {name.split("/")[0] for name in names}
+    assert top == {"mirage_operator", wheel.name.split("-py")[0] + ".dist-info"}
+    assert [n for n in names if "sandbox" in n] == []
+    # No public class of the sandbox's is defined in the wheel, under any file name.
+    shipped = {
+        node.name
+        for name in names
+        if name.endswith(".py")
+        for node in ast.walk(ast.parse(archive_text[name]))
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+    }
+    emulated = {
+        node.name
+        for path in (REPO / "sandbox" / "mirage_sandbox").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+    }
+    assert {"APIServer", "EmulatedVault", "EmulatedAPIError"} <= emulated
+    assert shipped & emulated == set()
+    assert "mirage.commands" not in entry_points_text

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from mirage_operator.crds import load_crds
-from mirage_operator.sandbox.apiserver import run_apiserver_in_thread
+from mirage_sandbox.apiserver import run_apiserver_in_thread
 from tests.conftest import REPO, require_tool
 from tests.sandbox_process import sandbox_process
 

@@ -1,9 +1,9 @@
 """Both Vaults, set up alike, reviewing ServiceAccount tokens at one emulated Kubernetes API.
 
 Namespaces ``team`` and ``other`` each have the ServiceAccount ``mirage-vault``, the tenant
-policy and role the sandbox gives a tenant (:func:`mirage_operator.sandbox.tenants.tenant_policy`),
+policy and role the sandbox gives a tenant (:func:`mirage_sandbox.tenants.tenant_policy`),
 KV data and a database role. The emulated Vault asks the API's TokenReview through
-:func:`~mirage_operator.sandbox.vault.apiserver_reviewer`; OpenBao calls it over loopback and
+:func:`~mirage_sandbox.vault.apiserver_reviewer`; OpenBao calls it over loopback and
 checks signatures with the keys the API publishes. Tokens come from the TokenRequest API,
 asked through the official ``kubernetes`` client.
 """
@@ -18,9 +18,9 @@ from typing import Any
 import kubernetes
 import pytest
 
-from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
-from mirage_operator.sandbox.tenants import STANDARD_MOUNTS, tenant_policy
-from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
+from mirage_sandbox.apiserver.server import APIServer, run_apiserver_in_thread
+from mirage_sandbox.tenants import STANDARD_MOUNTS, tenant_policy
+from mirage_sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 from tests.realservers import OpenBao, Postgres
 from tests.vaultbackends import (
     EmulatedBackend,

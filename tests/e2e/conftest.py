@@ -44,8 +44,8 @@ import yaml
 from mirage_operator.crds import load_crds
 from mirage_operator.k8s import resources
 from mirage_operator.render.mirageservice import OPTIONAL_CHILD_KINDS
-from mirage_operator.sandbox.apiserver.server import APIServer, run_apiserver_in_thread
-from mirage_operator.sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
+from mirage_sandbox.apiserver.server import APIServer, run_apiserver_in_thread
+from mirage_sandbox.vault import EmulatedVault, VaultThread, apiserver_reviewer
 from tests.conftest import THIRD_PARTY_CRDS, require_path
 from tests.e2e.kube import Kube, wait_for
 from tests.e2e.vault import VaultAdmin

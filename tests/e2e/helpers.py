@@ -7,7 +7,7 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from mirage_operator.sandbox.apiserver.server import APIServer
+from mirage_sandbox.apiserver.server import APIServer
 from tests.e2e.conftest import Cluster
 from tests.e2e.kube import wait_for
 

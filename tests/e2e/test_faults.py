@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mirage_operator.sandbox.apiserver.server import APIServer
+from mirage_sandbox.apiserver.server import APIServer
 from tests.e2e.conftest import Cluster, service, wait_ready
 from tests.e2e.helpers import CHILDREN, assert_steady
 from tests.e2e.kube import wait_for

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from mirage_operator import tenancy
-from mirage_operator.sandbox.apiserver.server import APIServer
+from mirage_sandbox.apiserver.server import APIServer
 from tests.e2e.conftest import (
     OPERATOR_NAMESPACE,
     REAL_CLUSTER,

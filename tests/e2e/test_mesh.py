@@ -3,6 +3,7 @@ edit, removed when turned off, free at steady state, one pod restart per mesh sw
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,6 +22,41 @@ MESH_CHILDREN = {
     ("DestinationRule", "api"),
     ("Middleware", "api-oidc"),
 }
+
+
+ADDITIONS: list[tuple[str, str, dict[str, Any], Callable[[dict[str, Any]], bool]]] = [
+    (
+        "PeerAuthentication",
+        "api",
+        {"portLevelMtls": {"8080": {"mode": "DISABLE"}}},
+        lambda spec: "8080" in spec.get("portLevelMtls", {}),
+    ),
+    (
+        "AuthorizationPolicy",
+        "api-jwt",
+        {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/nothing"]}}]}]},
+        lambda spec: any("paths" in t["operation"] for r in spec["rules"] for t in r.get("to", [])),
+    ),
+    (
+        "DestinationRule",
+        "api",
+        {"trafficPolicy": {"tls": {"mode": "DISABLE"}}},
+        lambda spec: "tls" in spec["trafficPolicy"],
+    ),
+    (
+        "Middleware",
+        "api-oidc",
+        {"forwardAuth": {"tls": {"insecureSkipVerify": True}}},
+        lambda spec: "tls" in spec["forwardAuth"],
+    ),
+    (
+        "NetworkPolicy",
+        "api",
+        {"egress": [{}], "policyTypes": ["Ingress", "Egress"]},
+        lambda spec: "egress" in spec,
+    ),
+]
+"""A field someone adds to a policy child, and how to tell it is still there."""
 
 
 def meshed(namespace: str, allow_from: list[dict[str, str]]) -> dict[str, Any]:
@@ -67,6 +103,16 @@ def test_mesh_children_lifecycle(cluster: Cluster, ns: str) -> None:
         lambda: kube.get("PeerAuthentication", ns, "api")["spec"]["mtls"]["mode"] == "STRICT",
         what="mTLS mode restored",
     )
+    assert_steady(cluster, ns)
+
+    # Drift by addition: what another field manager adds to a policy is removed too (an
+    # apply alone would keep it). Each would open what the policy closes.
+    for kind, name, patch, added in ADDITIONS:
+        kube.merge_patch(kind, ns, name, {"spec": patch})
+        wait_for(
+            lambda: not added(kube.get(kind, ns, name)["spec"]),  # noqa: B023
+            what=f"addition to {kind}/{name} removed",
+        )
     assert_steady(cluster, ns)
 
     # New callers change the policies, not the pods.

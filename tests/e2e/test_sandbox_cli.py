@@ -18,7 +18,7 @@ import pytest
 
 from mirage_operator.config import Config
 from mirage_operator.errors import StartupError
-from mirage_operator.sandbox import session
+from mirage_sandbox import session
 from tests.sandbox_process import listening_addresses, sandbox_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]

@@ -12,7 +12,7 @@ import pytest
 from mirage_operator.api.validation import is_mirage
 from mirage_operator.config import Config
 from mirage_operator.render.documents import render_document
-from mirage_operator.sandbox.session import PLURALS, load_examples
+from mirage_sandbox.session import PLURALS, load_examples
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]

@@ -510,6 +510,7 @@ def test_namespace_without_its_vault_service_account_is_told_so(cluster: Cluster
     kube.apply(vault_secret("db", ns, f"{ns}/db"))
     failed = wait_condition(kube, ns, "db", "False", "ServiceAccountTokenFailed")
     assert f"ServiceAccount {ns}/mirage-vault" in failed["message"]
+    assert failed["message"].count("Kubernetes API 404") == 1, failed["message"]
     assert kube.get("Secret", ns, "db") is None
     kube.delete("VaultSecret", ns, "db")
     wait_for(lambda: kube.get("VaultSecret", ns, "db") is None, what="VaultSecret deleted")

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from mirage_operator import tenancy
-from mirage_operator.sandbox.tenants import STANDARD_MOUNTS, tenant_policy
-from mirage_operator.sandbox.vault import EmulatedVault
+from mirage_sandbox.tenants import STANDARD_MOUNTS, tenant_policy
+from mirage_sandbox.vault import EmulatedVault
 from tests.e2e.kube import Kube
 from tests.realservers import Postgres
 from tests.vaultbackends import EmulatedBackend, RealBackend, VaultBackend

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mirage_operator.sandbox.apiserver import APIServer
+from mirage_sandbox.apiserver import APIServer
 
 GROUP = "test.mirage.dev"
 

@@ -11,8 +11,8 @@ from mirage_operator.config import Config
 from mirage_operator.k8s import resources
 from mirage_operator.render.documents import render_document
 from mirage_operator.render.mirageservice import OPTIONAL_CHILD_KINDS
-from mirage_operator.sandbox.apiserver import APIServer
-from mirage_operator.sandbox.monitoring_crds import (
+from mirage_sandbox.apiserver import APIServer
+from mirage_sandbox.monitoring_crds import (
     load_monitoring_crds,
     monitoring_crds,
     platform_crds,

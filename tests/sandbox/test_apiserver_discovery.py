@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mirage_operator.sandbox.apiserver import APIServer
+from mirage_sandbox.apiserver import APIServer
 from tests.sandbox.conftest import GROUP, WIDGETS, Kube, widget
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"

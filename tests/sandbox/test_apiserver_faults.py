@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from mirage_operator.sandbox.apiserver import APIServer, run_apiserver_in_thread
+from mirage_sandbox.apiserver import APIServer, run_apiserver_in_thread
 from tests.sandbox.conftest import CM, DEPLOY, Kube, configmap, deployment
 
 MERGE = "application/merge-patch+json"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-from mirage_operator.sandbox.apiserver import APIServer, run_apiserver_in_thread
+from mirage_sandbox.apiserver import APIServer, run_apiserver_in_thread
 from tests.sandbox.conftest import GROUP, widget, widget_crd
 
 OPERATOR = f'''

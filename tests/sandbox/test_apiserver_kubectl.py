@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mirage_operator.sandbox.apiserver import APIServer, run_apiserver_in_thread
-from mirage_operator.sandbox.apiserver.managed import LAST_APPLIED
+from mirage_sandbox.apiserver import APIServer, run_apiserver_in_thread
+from mirage_sandbox.apiserver.managed import LAST_APPLIED
 from tests.conftest import require_tool
 from tests.sandbox.conftest import deployment, widget, widget_crd
 

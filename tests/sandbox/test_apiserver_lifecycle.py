@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mirage_operator.sandbox.apiserver import APIServer
+from mirage_sandbox.apiserver import APIServer
 from tests.sandbox.conftest import CM, DEPLOY, WIDGETS, Kube, configmap, deployment, widget
 
 MERGE = "application/merge-patch+json"

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from mirage_operator.sandbox.apiserver import APIServer
+from mirage_sandbox.apiserver import APIServer
 from tests.sandbox.conftest import CM, GROUP, WIDGETS, Kube, configmap, widget, widget_crd
 
 MERGE = "application/merge-patch+json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mirage_operator.sandbox.apiserver import APIServer
+from mirage_sandbox.apiserver import APIServer
 from tests.sandbox.conftest import CM, Kube, configmap
 
 MERGE = "application/merge-patch+json"

@@ -10,7 +10,7 @@ import hvac.exceptions
 import pytest
 import requests
 
-from mirage_operator.sandbox.vault import (
+from mirage_sandbox.vault import (
     EmulatedVault,
     VaultThread,
     apiserver_reviewer,

@@ -2,7 +2,7 @@
 
 The dev stack is built under mocks; every Vault resource it declares (mounts, the kubernetes
 auth method and its config, tenant policies and roles, the database connection and roles) is
-replayed, as declared, into an OpenBao dev server whose database engine manages a real
+replayed, as declared, into a fresh OpenBao server whose database engine manages a real
 PostgreSQL. Then, as tenant ``team-a``: its KV v2 and v1 paths and database credentials are
 readable, ``team-b``'s paths and database roles are not, ``team-b``'s leases can be neither
 renewed nor revoked (by path or by body), and policies cannot be written. The operator's own
@@ -20,12 +20,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hvac
+import hvac.exceptions
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -34,15 +38,29 @@ from mirage_operator import tenancy
 from mirage_operator.api.vaultsecret import VaultSource
 from mirage_operator.config import Config
 from mirage_operator.errors import VaultPathNotAllowed, VaultPermissionDenied
-from mirage_operator.sandbox.apiserver import run_apiserver_in_thread
 from mirage_operator.vault import Lease, VaultClient
 from mirage_operator.vault.policy import check_allowed
+from mirage_sandbox.apiserver import run_apiserver_in_thread
 from stacks.components.datastores import POSTGRES_ADMIN
+from tests.realservers import OpenBao, Postgres, openbao_server, postgres_server
 from tests.stacks.conftest import built
 from tests.stacks.harness import Built, Registered
-from tests.stacks.servers import OpenBao, Postgres, openbao, postgres, status
 
 A, B = "team-a", "team-b"
+ADMIN_PASSWORD = secrets.token_hex(16)
+
+
+def status(call: Callable[[], object]) -> int:
+    """The HTTP status of an hvac call: 200 when it returned, else the error's."""
+    try:
+        call()
+    except hvac.exceptions.Forbidden:
+        return 403
+    except hvac.exceptions.InvalidPath:
+        return 404
+    except hvac.exceptions.InvalidRequest:
+        return 400
+    return 200
 
 
 def _seconds(value: Any) -> int | None:
@@ -87,14 +105,14 @@ def replay(stack: Built, bao: OpenBao, db: Postgres, *, kubernetes_host: str, ca
     declared = url.split("@", 1)[1].split("/", 1)[0]
     assert declared == "pg.example.internal:5432" and url.endswith("?sslmode=require")
     # The local server speaks no TLS: only the address and sslmode differ from the stack's.
-    url = url.replace(declared, f"{db.host}:{db.port}").replace(
+    url = url.replace(declared, f"127.0.0.1:{db.port}").replace(
         "sslmode=require", "sslmode=disable"
     )
     assert i["postgresql"]["username"] == POSTGRES_ADMIN
     root.write(
         f"{i['backend']}/config/{i['name']}",
         plugin_name="postgresql-database-plugin", connection_url=url,
-        username=db.user, password=db.password, allowed_roles=i["allowedRoles"],
+        username=POSTGRES_ADMIN, password=ADMIN_PASSWORD, allowed_roles=i["allowedRoles"],
         verify_connection=i["verifyConnection"],
     )  # fmt: skip
     for role in stack.of_type("vault:database/secretBackendRole:SecretBackendRole"):
@@ -191,10 +209,16 @@ def referee() -> Iterator[Referee]:
     stack = built("dev")
     ca = _any_ca()
     with (
-        postgres(user=POSTGRES_ADMIN) as db,
-        openbao() as bao,
+        contextmanager(postgres_server)() as db,
+        contextmanager(openbao_server)() as bao,
         run_apiserver_in_thread() as api,
     ):
+        # The stack's own administrator role, which the database engine connects as.
+        db.query(
+            "postgres",
+            db.password,
+            f"create role {POSTGRES_ADMIN} superuser login password '{ADMIN_PASSWORD}'",
+        )
         api.signer = RS256Signer(api.signer)
         replay(stack, bao, db, kubernetes_host=api.url, ca=ca)
         root = bao.client()
@@ -298,25 +322,19 @@ def test_database_credentials_work_and_stay_in_the_tenant_schema(referee: Refere
     db = referee.db
     rw, ro = creds(referee, A, "team-a")["data"], creds(referee, A, "team-a.readonly")["data"]
     other = creds(referee, B, "team-b")["data"]
-    created = db.run(
+    db.query(
         rw["username"],
         rw["password"],
         "create table orders (id int); insert into orders values (1)",
     )
-    assert created.returncode == 0, created.stderr
-    assert (
-        db.run(ro["username"], ro["password"], "select count(*) from orders").stdout.strip() == "1"
-    )
-    denied = db.run(ro["username"], ro["password"], "insert into orders values (2)")
-    assert denied.returncode != 0 and "permission denied" in denied.stderr
-    foreign = db.run(other["username"], other["password"], 'select * from "team-a".orders')
-    assert foreign.returncode != 0 and "permission denied" in foreign.stderr
+    assert db.query(ro["username"], ro["password"], "select count(*) from orders") == [(1,)]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        db.query(ro["username"], ro["password"], "insert into orders values (2)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        db.query(other["username"], other["password"], 'select * from "team-a".orders')
     # New credentials of the same role keep the tenant's tables (owned by its group role).
     again = creds(referee, A, "team-a")["data"]
-    assert (
-        db.run(again["username"], again["password"], "select count(*) from orders").stdout.strip()
-        == "1"
-    )
+    assert db.query(again["username"], again["password"], "select count(*) from orders") == [(1,)]
 
 
 def test_leases_are_renewed_and_revoked_by_their_own_tenant_only(referee: Referee) -> None:

@@ -84,6 +84,109 @@ def test_render_of_an_invalid_resource_fails(tmp_path: Path) -> None:
     assert "spec.image: Required value" in result.output
 
 
+SERVICE_WITH_SECRET = """apiVersion: mirage.dev/v1alpha1
+kind: MirageService
+metadata: {name: api, namespace: shop}
+spec:
+  image: nginx:1.27
+  secrets:
+    - name: db
+      vault: {engine: kv-v2, mount: secret, path: shop/db}
+  monitoring:
+    slos:
+      - {name: up, objective: 99, sli: {preset: {type: http-availability}}}
+"""
+VAULT_SECRET = """apiVersion: mirage.dev/v1alpha1
+kind: VaultSecret
+metadata: {name: %s, namespace: shop}
+spec:
+  vault: {engine: kv-v2, mount: secret, path: shop/other}
+"""
+SLO = """apiVersion: mirage.dev/v1alpha1
+kind: ServiceLevelObjective
+metadata: {name: api-up, namespace: shop}
+spec:
+  service: other
+  objective: 99.9
+  sli: {preset: {type: http-availability}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("second", "clash"),
+    [
+        (VAULT_SECRET % "api-db", "VaultSecret shop/api-db is also made by"),
+        (SLO, "ServiceLevelObjective shop/api-up is also made by"),
+        (SERVICE_WITH_SECRET, "Deployment shop/api is also made by"),
+    ],
+    ids=["user VaultSecret vs child", "user SLO vs child", "same service twice"],
+)
+def test_render_refuses_a_name_two_resources_make(tmp_path: Path, second: str, clash: str) -> None:
+    path = _write(tmp_path, "two.yaml", SERVICE_WITH_SECRET + "---\n" + second)
+    result = CliRunner().invoke(main, ["render", path])
+    assert result.exit_code == 1
+    assert (
+        "#1 " in result.output
+        and clash in result.output
+        and "#0 MirageService/api" in result.output
+    )
+
+
+def test_render_accepts_names_that_differ(tmp_path: Path) -> None:
+    path = _write(tmp_path, "two.yaml", SERVICE_WITH_SECRET + "---\n" + VAULT_SECRET % "api-db2")
+    result = CliRunner().invoke(main, ["render", path])
+    assert result.exit_code == 0, result.output
+
+
+VAULT_PATHS = """apiVersion: mirage.dev/v1alpha1
+kind: VaultSecret
+metadata: {name: x, namespace: team-a}
+spec:
+  vault: {engine: kv-v2, mount: secret, path: %s}
+---
+apiVersion: mirage.dev/v1alpha1
+kind: MirageService
+metadata: {name: api, namespace: team-a}
+spec:
+  image: nginx:1.27
+  secrets:
+    - name: own
+      vault: {engine: kv-v1, path: team-a/app}
+    - name: db
+      vault: {engine: database, path: %s}
+"""
+
+
+@pytest.mark.parametrize(
+    ("kv_path", "db_role", "env", "refused"),
+    [
+        ("team-a/app", "team-a.readonly", {}, []),
+        ("team-b/app", "team-a", {}, ["#0 VaultSecret/x: spec.vault.path: Forbidden"]),
+        ("team-a/app", "team-b", {}, ["#1 MirageService/api: spec.secrets[1].vault.path"]),
+        ("team-a", "team-ab", {}, ["spec.vault.path", "spec.secrets[1].vault.path"]),
+        ("shared/app", "team-a", {"MIRAGE_VAULT_ALLOWED_PATHS": "shared/*"}, ["spec.secrets[0]"]),
+    ],
+    ids=["own", "foreign kv path", "foreign database role", "prefixes", "operator config"],
+)
+def test_validate_refuses_vault_paths_the_namespace_may_not_read(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kv_path: str,
+    db_role: str,
+    env: dict[str, str],
+    refused: list[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    path = _write(tmp_path, "paths.yaml", VAULT_PATHS % (kv_path, db_role))
+    result = CliRunner().invoke(main, ["validate", path])
+    assert result.exit_code == (1 if refused else 0), result.output
+    problems = [line for line in result.output.splitlines() if "Forbidden" in line]
+    assert len(problems) == len(refused), result.output
+    for expected in refused:
+        assert any(expected in line for line in problems), result.output
+
+
 def test_crds_prints_the_three_definitions() -> None:
     result = CliRunner().invoke(main, ["crds"])
     assert result.exit_code == 0

@@ -7,7 +7,7 @@ import pytest
 
 from mirage_operator import tenancy
 from mirage_operator.config import Config
-from mirage_operator.sandbox.tenants import tenant_policy
+from mirage_sandbox.tenants import tenant_policy
 
 
 def test_operator_defaults_are_the_contract() -> None:

@@ -14,7 +14,7 @@ from mirage_operator.errors import TransientError
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
 from mirage_operator.handlers.context import ObjectKey, OperatorContext
-from mirage_operator.handlers.reconciler import Reconciler, key_of, register_reconciler
+from mirage_operator.handlers.reconciler import Reconciler, key_of
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import Observed, converge_children, observe_children
 from mirage_operator.k8s.handover import hand_over
@@ -120,9 +120,9 @@ class ServiceReconciler(Reconciler):
         config, kube = self.context.config, self.context.kube.client
         meta = body["metadata"]
         name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
-        old_status = body.get("status") or {}
 
         spec = MirageServiceSpec.from_spec(check_admitted(body)["spec"])
+        old_status = self.last_status(body)
         observed = observe_children(self.context.children, owner=body)
         macs, pending = secret_state(spec, name, observed)
         desired = build_children(
@@ -189,10 +189,3 @@ class ServiceReconciler(Reconciler):
             raise TransientError("; ".join(hardening.unreverted()) + ": not reverted yet")
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
         return None
-
-
-def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> ServiceReconciler:
-    """Register the MirageService handlers; return the reconciler they share."""
-    reconciler = ServiceReconciler(context)
-    register_reconciler(registry, reconciler)
-    return reconciler

@@ -20,7 +20,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import kopf
@@ -30,6 +30,7 @@ from mirage_operator.errors import (
     ChildNameConflictError,
     InvalidSpecError,
     KubernetesAPIError,
+    SecretDataError,
     TransientError,
 )
 from mirage_operator.handlers import common
@@ -95,9 +96,17 @@ class Reconciler(abc.ABC):
     status_resource: ClassVar[Resource]
     child_kinds: ClassVar[tuple[tuple[str, str], ...]]
     """``(apiVersion, kind)`` of every child; their events trigger a reconcile of the owner."""
+    refused_writes_retried: ClassVar[bool] = False
+    """Whether a write the API server refuses as malformed is retried with backoff. Where
+    what is written follows from the spec alone it is not: it waits for the next change of
+    the object. A VaultSecret's Secret holds Vault's data, which changes by itself."""
 
-    def __init__(self, context: OperatorContext) -> None:
+    def __init__(
+        self, context: OperatorContext, *, jitter: Callable[[], float] = random.random
+    ) -> None:
         self.context = context
+        self.jitter = jitter
+        """0-1, spreads retries and resyncs (tests fix it)."""
         self.failures: dict[ObjectKey, int] = {}
         self.fingerprints: dict[ObjectKey, tuple[str, frozenset[tuple[str, str, str]]]] = {}
         """What the object and its children were when a reconcile last succeeded: a resync
@@ -111,10 +120,14 @@ class Reconciler(abc.ABC):
         asks for another reconcile after at most that many seconds (status deferred until
         the children just written report theirs), ``None`` for the regular resync."""
 
+    def last_status(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The status a reconcile of ``body`` starts from, and compares its own with."""
+        return body.get("status") or {}
+
     async def write_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
         """Patch ``status`` unless the object already says it; whether it wrote. The answer
         replaces the cached body, so that its watch echo is recognised as nothing new."""
-        if not status_differs(body.get("status") or {}, status):
+        if not status_differs(self.last_status(body), status):
             return False
         meta = body["metadata"]
         answer = await self.context.kube.client.patch_status(
@@ -123,45 +136,44 @@ class Reconciler(abc.ABC):
         self.context.cache_answer(key_of(body), body, answer)
         return True
 
-    async def report_invalid(self, body: Mapping[str, Any], error: InvalidSpecError) -> None:
-        """Set ``Ready=False/InvalidSpec`` naming the fields (no write if already reported)."""
+    def failed_status(
+        self, body: Mapping[str, Any], reason: str, message: str, *, invalid_spec: bool
+    ) -> dict[str, Any]:
+        """The status of ``body`` after a failed reconcile (``invalid_spec``: its spec is at
+        fault, not a passing condition)."""
         generation = body["metadata"].get("generation", 1)
-        await self._report(
-            body,
-            invalid_spec_conditions(str(error), generation=generation, reason=error.reason),
-            error.reason,
-            str(error),
+        conditions = (
+            invalid_spec_conditions(message, generation=generation, reason=reason)
+            if invalid_spec
+            else failed_conditions(reason, message, generation=generation)
         )
-
-    async def report_failure(self, body: Mapping[str, Any], reason: str, message: str) -> None:
-        """Set ``Ready=False`` with the failure's reason and message (a Warning Event too)."""
-        generation = body["metadata"].get("generation", 1)
-        await self._report(
-            body, failed_conditions(reason, message, generation=generation), reason, message
-        )
-
-    async def _report(
-        self,
-        body: Mapping[str, Any],
-        conditions: list[dict[str, Any]],
-        reason: str,
-        message: str,
-    ) -> None:
-        old_status = body.get("status") or {}
-        status = {
-            "observedGeneration": body["metadata"].get("generation", 1),
-            "conditions": merge_conditions(old_status.get("conditions"), conditions, now=now()),
+        old_conditions = self.last_status(body).get("conditions")
+        return {
+            "observedGeneration": generation,
+            "conditions": merge_conditions(old_conditions, conditions, now=now()),
         }
+
+    async def report_failure(
+        self, body: Mapping[str, Any], reason: str, message: str, *, invalid_spec: bool = False
+    ) -> None:
+        """Set ``Ready=False`` with the failure's reason and message, and post a Warning Event
+        when that changed status (not again at each retry)."""
+        status = self.failed_status(body, reason, message, invalid_spec=invalid_spec)
         try:
             if await self.write_status(body, status):
                 common.post_event(body, reason, message, warning=True)
         except TransientError as error:
             log.warning("%s %s/%s: could not report %s: %s", *key_of(body), reason, error)
 
+    def retry_delay(self, first: float, failures: int) -> float:
+        """Seconds before retry number ``failures`` of a failing reconcile whose error asked
+        for ``first``."""
+        return backoff(first, failures, self.jitter())
+
     def resync_delay(self) -> float:
         """Seconds until the next level-based resync of an object."""
         interval = self.context.config.resync_interval
-        return interval * (1 + RESYNC_JITTER * random.random())  # noqa: S311 - not crypto
+        return interval * (1 + RESYNC_JITTER * self.jitter())
 
     def touch(self, key: ObjectKey, *, urgent: bool = False) -> None:
         """An event says ``key`` must be reconciled: queue it (unless held in a backoff and
@@ -216,23 +228,26 @@ class Reconciler(abc.ABC):
                 again = await self.reconcile(body, logger)
             except InvalidSpecError as error:
                 metrics.RECONCILES.labels(kind=self.kind, result="invalid").inc()
-                await self.report_invalid(body, error)
+                await self.report_failure(body, error.reason, str(error), invalid_spec=True)
                 if isinstance(error, ChildNameConflictError):
                     # Healed by the other owner going, which no event of ours tells: resync.
                     return Outcome(self.resync_delay(), hold=True)
                 return Outcome(math.inf)
             except KubernetesAPIError as error:
-                result = "invalid" if error.permanent else "retry"
-                metrics.RECONCILES.labels(kind=self.kind, result=result).inc()
+                permanent = error.permanent and not self.refused_writes_retried
+                metrics.RECONCILES.labels(
+                    kind=self.kind, result="invalid" if permanent else "retry"
+                ).inc()
                 await self.report_failure(body, error.reason, str(error))
-                if error.permanent:
+                if permanent:
                     logger.warning("not retried until the object changes: %s", error)
                     return Outcome(math.inf)
                 return self._retry(key, error, logger, delay=error.delay)
-            except TransientError as error:
+            except (TransientError, SecretDataError) as error:
+                # SecretDataError: Vault's data does not fit the spec; a change in Vault heals it.
                 metrics.RECONCILES.labels(kind=self.kind, result="retry").inc()
                 await self.report_failure(body, getattr(error, "reason", "SyncFailed"), str(error))
-                return self._retry(key, error, logger, delay=error.delay)
+                return self._retry(key, error, logger, delay=getattr(error, "delay", 0.0))
             except Exception as error:
                 metrics.RECONCILES.labels(kind=self.kind, result="error").inc()
                 logger.exception("reconcile failed unexpectedly")
@@ -249,7 +264,7 @@ class Reconciler(abc.ABC):
         self, key: ObjectKey, error: Exception, logger: kopf.Logger, *, delay: float
     ) -> Outcome:
         failures = self.failures[key] = self.failures.get(key, 0) + 1
-        wait = backoff(delay, failures, random.random())  # noqa: S311 - not crypto
+        wait = self.retry_delay(delay, failures)
         logger.warning("reconcile failed (attempt %d), retry in %.0fs: %s", failures, wait, error)
         return Outcome(wait, hold=True)
 

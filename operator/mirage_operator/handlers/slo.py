@@ -12,8 +12,7 @@ from mirage_operator.api.slo import ServiceLevelObjectiveSpec
 from mirage_operator.api.validation import check_admitted
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
-from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.reconciler import Reconciler, register_reconciler
+from mirage_operator.handlers.reconciler import Reconciler
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.children import converge_children, observe_children
 from mirage_operator.render.slo import (
@@ -41,12 +40,11 @@ class SLOReconciler(Reconciler):
 
     async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> float | None:
         """Bring the PrometheusRule and dashboard of ``body`` to their desired state."""
+        slo = ServiceLevelObjectiveSpec.from_spec(check_admitted(body)["spec"])
         config, kube = self.context.config, self.context.kube.client
         meta = body["metadata"]
         name, namespace, generation = meta["name"], meta["namespace"], meta.get("generation", 1)
-        old_status = body.get("status") or {}
-
-        slo = ServiceLevelObjectiveSpec.from_spec(check_admitted(body)["spec"])
+        old_status = self.last_status(body)
         desired = build_slo_children(
             name=name, namespace=namespace, slo=slo, config=config, owner=body
         )
@@ -87,10 +85,3 @@ class SLOReconciler(Reconciler):
         await self.write_status(body, status)
         logger.debug("reconciled: %d applied, %d deleted", len(result.applied), len(result.deleted))
         return None
-
-
-def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> SLOReconciler:
-    """Register the ServiceLevelObjective handlers; return the reconciler they share."""
-    reconciler = SLOReconciler(context)
-    register_reconciler(registry, reconciler)
-    return reconciler

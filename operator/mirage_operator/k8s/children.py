@@ -107,6 +107,45 @@ def is_subset(desired: Any, live: Any) -> bool:
     return left is not None and left == right
 
 
+SEALED_KINDS = frozenset(
+    {
+        "NetworkPolicy",
+        "PeerAuthentication",
+        "AuthorizationPolicy",
+        "RequestAuthentication",
+        "DestinationRule",
+        "Middleware",
+    }
+)
+"""Kinds whose whole ``spec`` is the operator's: a field someone adds is drift too (one more
+port-level mTLS exception, a ``paths`` that narrows a DENY rule, ``insecureSkipVerify``),
+not only a field of ours changed. Their specs get no server-side defaults (the builders
+write NetworkPolicy's ``protocol`` and ``policyTypes``; the Istio and Traefik CRDs have no
+defaults), so the live spec equals the desired one at rest."""
+
+
+def removal_patch(desired: Any, live: Any) -> Any:
+    """A JSON merge patch (RFC 7386) that turns ``live`` into ``desired``: what ``live`` has
+    beyond ``desired`` is set to ``null``, maps are patched key by key, anything else (lists
+    included, which a merge patch replaces whole) is ``desired``'s value."""
+    if not (isinstance(desired, Mapping) and isinstance(live, Mapping)):
+        return desired
+    patch: dict[str, Any] = {key: None for key in live if key not in desired}
+    for key, value in desired.items():
+        if key not in live or not (is_subset(value, live[key]) and is_subset(live[key], value)):
+            patch[key] = removal_patch(value, live.get(key))
+    return patch
+
+
+def has_additions(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """Whether a sealed kind's live ``spec`` holds something ``desired`` does not set."""
+    return (
+        live is not None
+        and desired["kind"] in SEALED_KINDS
+        and not is_subset(live.get("spec", {}), desired.get("spec", {}))
+    )
+
+
 def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     """Whether ``desired`` (with its intent hash) must be applied over ``live``."""
     if live is None or live.get("metadata", {}).get("deletionTimestamp"):
@@ -439,6 +478,30 @@ async def converge_children(
                 metrics.DRIFT_CORRECTIONS.labels(kind=key[0]).inc()
         elif live is not None:
             result.live[key] = live
+        live = result.live.get(key)
+        if live is not None and has_additions(body, live):
+            # An apply cannot remove what another field manager added: a merge patch can.
+            name = f"{key[0]}/{key[1]}"
+            try:
+                patched = await kube.merge_patch(
+                    resource,
+                    namespace=namespace,
+                    name=key[1],
+                    patch={"spec": removal_patch(body["spec"], live["spec"])},
+                    field_manager=field_manager,
+                )
+            except KubernetesAPIError as error:
+                result.failed[name] = error.about(f"reverting additions to {name}")
+                continue
+            if patched is not None:
+                if index is not None:
+                    index.update(patched)
+                result.live[key] = patched
+            if name not in result.applied:
+                result.applied.append(name)
+            if name not in result.restored:
+                result.restored.append(name)
+                metrics.DRIFT_CORRECTIONS.labels(kind=key[0]).inc()
 
     spared = set(wanted) | set(keep)
     for key, item in observed.items():

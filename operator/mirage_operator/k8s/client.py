@@ -300,8 +300,10 @@ class KubeClient:
         except KubernetesAPIError as exc:
             raise ServiceAccountTokenError(
                 exc.status,
-                f"TokenRequest for ServiceAccount {namespace}/{service_account} failed: {exc}",
+                f"TokenRequest for ServiceAccount {namespace}/{service_account} failed: "
+                + exc.detail,
                 delay=exc.delay,
+                reason=exc.api_reason,
             ) from None
         return str(answer["status"]["token"])
 

@@ -3,29 +3,46 @@
 ``mirage render`` prints this; the tests validate it against the real schemas. A
 MirageService's child VaultSecrets and ServiceLevelObjectives are expanded into their own
 children, the way the operator reconciles them in turn. Secret values are never rendered.
+
+Only the resources given are admitted (pruned, defaulted and validated as the API server would);
+the children built from them are defaulted but not validated again, as the operator does not
+re-admit what it reads (docs/adr/0021): the parent's schema has already checked every field a
+child takes from it, and ``tests/unit/test_render_schemas.py`` holds the builders to the
+children's schemas.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
-from mirage_operator.api.validation import admit
+from mirage_operator.api.validation import admit, check_admitted
 from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.config import Config
+from mirage_operator.crds import schema_for
 from mirage_operator.render.mirageservice import build_children
 from mirage_operator.render.secret import render_preview, secret_labels
 from mirage_operator.render.slo import build_slo_children
+from mirage_operator.schema import apply_defaults
 
 
-def render_document(document: Mapping[str, Any], *, config: Config) -> list[dict[str, Any]]:
+def render_document(
+    document: Mapping[str, Any], *, config: Config, built: bool = False
+) -> list[dict[str, Any]]:
     """Every object ``document`` (a Mirage custom resource) becomes, children before grandchildren.
+    ``built``: ``document`` was built by the operator from an admitted parent.
 
     Raises :class:`~mirage_operator.errors.InvalidSpecError` for an invalid document.
     """
-    body = admit(document)
+    if built:
+        schema = schema_for(str(document["apiVersion"]), str(document["kind"]))
+        assert schema is not None  # the operator builds only its own kinds
+        body = dict(check_admitted(apply_defaults(schema, copy.deepcopy(dict(document)))))
+    else:
+        body = admit(document)
     meta = body["metadata"]
     name, namespace = meta["name"], meta.get("namespace", "default")
     kind = body["kind"]
@@ -37,7 +54,7 @@ def render_document(document: Mapping[str, Any], *, config: Config) -> list[dict
         ):
             rendered.append(child)
             if child["apiVersion"] == body["apiVersion"]:
-                rendered += render_document(child, config=config)
+                rendered += render_document(child, config=config, built=True)
         return rendered
     if kind == "VaultSecret":
         secret = VaultSecretSpec.from_spec(body["spec"])

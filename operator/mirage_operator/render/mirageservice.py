@@ -12,7 +12,7 @@ from typing import Any
 from mirage_operator import API_VERSION
 from mirage_operator.api.mirageservice import MirageServiceSpec, mesh_caller_problems
 from mirage_operator.config import Config
-from mirage_operator.errors import InvalidSpecError
+from mirage_operator.errors import InvalidSpecError, Problem
 from mirage_operator.render.mesh import (
     NETWORKING_API_VERSION,
     SECURITY_API_VERSION,
@@ -177,6 +177,18 @@ def build_children(
     mesh = spec.mesh_enabled(config.mesh_default)
     if mesh and (problems := mesh_caller_problems(spec.allow_from)):
         raise InvalidSpecError(problems)
+    if not mesh and (spec.mesh.connection_pool or spec.mesh.outlier_detection):
+        # The CRD refuses it beside an explicit `enabled: false`; here the mesh is off by the
+        # operator's default, which only the operator knows.
+        raise InvalidSpecError(
+            [
+                Problem(
+                    "spec.mesh.resilience",
+                    "Forbidden: takes effect only in the mesh, which the operator's default "
+                    "(MIRAGE_MESH_DEFAULT) leaves off; set spec.mesh.enabled true or remove it",
+                )
+            ]
+        )
     pod_sum = None if secret_macs is None else pod_checksum(spec=spec, secret_macs=secret_macs)
     children.append(
         build_deployment(

@@ -1,6 +1,6 @@
 """Structural-schema engine: apply a CRD's ``openAPIV3Schema`` as a real kube-apiserver does.
 
-Shared by ``mirage validate`` and the emulated API server (``mirage_operator.sandbox``). The
+Shared by ``mirage validate`` and the emulated API server (``mirage_sandbox``). The
 apiserver's write path is, in order: :func:`prune` unknown fields, :func:`apply_defaults`,
 then :func:`validate` (OpenAPI keywords, list-type uniqueness, CEL rules).
 :func:`structural_problems` checks a schema itself, as CRD creation does.

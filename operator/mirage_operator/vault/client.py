@@ -208,23 +208,27 @@ def classify(exc: BaseException, *, operation: str, path: str) -> VaultError | N
     return None
 
 
-def _stringify(value: Any) -> str:
-    # Secret data keeps strings as they are; other JSON values become compact JSON.
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _secret_data(data: Mapping[str, Any] | None) -> dict[str, str]:
+    """Vault's answer as Secret data: strings as they are, other JSON values compact JSON."""
+    return {
+        key: value
+        if isinstance(value, str)
+        else json.dumps(value, sort_keys=True, separators=(",", ":"))
+        for key, value in (data or {}).items()
+    }
+
+
+_OUTCOMES = (
+    (VaultPathNotAllowed, "not_allowed"),
+    (VaultPermissionDenied, "denied"),
+    (VaultPathNotFound, "not_found"),
+    (VaultUnavailable, "unavailable"),
+)
+"""The ``outcome`` label of a failed read or login, by error class."""
 
 
 def _outcome(exc: BaseException) -> str:
-    if isinstance(exc, VaultPathNotAllowed):
-        return "not_allowed"
-    if isinstance(exc, VaultPermissionDenied):
-        return "denied"
-    if isinstance(exc, VaultPathNotFound):
-        return "not_found"
-    if isinstance(exc, VaultUnavailable):
-        return "unavailable"
-    return "error"
+    return next((outcome for kind, outcome in _OUTCOMES if isinstance(exc, kind)), "error")
 
 
 class VaultClient:
@@ -485,25 +489,31 @@ class VaultClient:
     async def read(self, namespace: str, source: VaultSource) -> VaultData:
         """Read ``source`` for a custom resource in ``namespace``: KV data (and version), or
         new database credentials (with their lease)."""
+        readers = {
+            "kv-v2": self._read_kv2,
+            "kv-v1": self._read_kv1,
+            "database": self._new_credentials,
+        }
         try:
             check_allowed(self._config, namespace, source)
-            if source.engine == "kv-v2":
-                result = await self._read_kv2(namespace, source)
-            elif source.engine == "kv-v1":
-                result = await self._read_kv1(namespace, source)
-            else:
-                result = await self._new_credentials(namespace, source)
+            result = await readers[source.engine](namespace, source)
         except (VaultError, VaultPathNotAllowed) as exc:
             VAULT_READS.labels(engine=source.engine, outcome=_outcome(exc)).inc()
             raise
         VAULT_READS.labels(engine=source.engine, outcome="success").inc()
         return result
 
+    async def _get(
+        self, namespace: str, path: str, fn: Callable[[hvac.Client], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A KV read's answer (the namespace's token, retried when Vault is unavailable)."""
+        answer, _ = await self._authed(namespace, "read", path, fn)
+        return answer
+
     async def _read_kv2(self, namespace: str, source: VaultSource) -> VaultData:
         path = f"{source.mount}/data/{source.path}"
-        answer, _ = await self._authed(
+        answer = await self._get(
             namespace,
-            "read",
             path,
             lambda c: c.secrets.kv.v2.read_secret_version(
                 path=source.path,
@@ -519,19 +529,16 @@ class VaultClient:
             )
         version = (body.get("metadata") or {}).get("version")
         return VaultData(
-            data={k: _stringify(v) for k, v in body["data"].items()},
-            version=int(version) if version is not None else None,
+            data=_secret_data(body["data"]), version=int(version) if version is not None else None
         )
 
     async def _read_kv1(self, namespace: str, source: VaultSource) -> VaultData:
-        path = f"{source.mount}/{source.path}"
-        answer, _ = await self._authed(
+        answer = await self._get(
             namespace,
-            "read",
-            path,
+            f"{source.mount}/{source.path}",
             lambda c: c.secrets.kv.v1.read_secret(path=source.path, mount_point=source.mount),
         )
-        return VaultData(data={k: _stringify(v) for k, v in (answer.get("data") or {}).items()})
+        return VaultData(data=_secret_data(answer.get("data")))
 
     async def _new_credentials(self, namespace: str, source: VaultSource) -> VaultData:
         path = f"{source.mount}/creds/{source.path}"
@@ -554,8 +561,7 @@ class VaultClient:
             increment=duration,
             token_accessor=token.accessor,
         )
-        data = {k: _stringify(v) for k, v in (answer.get("data") or {}).items()}
-        return VaultData(data=data, lease=lease)
+        return VaultData(data=_secret_data(answer.get("data")), lease=lease)
 
     # --- leases -------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ user), so a reconcile reads only for a reason: the Secret was never synced, the 
 a new force-sync value, the Secret no longer holds the synced data (deleted or edited), the
 last read failed, the refresh interval has passed, or — once per operator process — to catch
 changes made while the operator was down. Everything else is checked against the live Secret
-and the HMAC in status, without Vault.
+and the HMAC in status, without Vault. Which reasons apply to an engine is its source's
+decision (:mod:`mirage_operator.handlers.vaultsecret.sources`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 FORCE_SYNC_ANNOTATION = "mirage.dev/force-sync"
@@ -51,46 +53,55 @@ def _synced_ok(status: Mapping[str, Any]) -> bool:
     return False
 
 
-def read_reasons(
-    *,
-    engine: str,
-    generation: int,
-    force_sync: str | None,
-    status: Mapping[str, Any],
-    live_mac: str | None,
-    first_check: bool,
-    synced_at: float | None,
-    refresh_interval: float,
-    now: float,
-) -> tuple[str, ...]:
-    """Why this reconcile must read Vault (empty: it must not).
+@dataclass(frozen=True)
+class Facts:
+    """What a reconcile knows when it decides whether to read Vault."""
 
-    ``live_mac`` is the HMAC of the live Secret's data (``None`` when it is missing);
-    ``first_check`` is true for the first reconcile of the object in this process;
-    ``synced_at`` is when Vault was last read successfully. For the database engine only the
-    reasons that need new data are returned (each costs new credentials); its lease, not a
-    refresh interval or a failed read, decides when credentials are renewed.
-    """
+    generation: int
+    force_sync: str | None
+    """The force-sync annotation's value, if set."""
+    status: Mapping[str, Any]
+    live_mac: str | None
+    """HMAC of the live Secret's data (``None``: there is no Secret)."""
+    first_check: bool
+    """The first reconcile of the object in this operator process."""
+    synced_at: float | None
+    """When Vault was last read successfully."""
+    refresh_interval: float
+    """``spec.refreshInterval`` (or the operator's default), in seconds."""
+    now: float
+
+
+def data_reasons(facts: Facts) -> list[str]:
+    """Why this reconcile needs Vault's data anew, whatever the engine: the Secret was never
+    synced, the spec changed, a new force-sync value, or the Secret no longer holds the synced
+    data (deleted or edited)."""
     reasons = []
-    synced_mac = status.get("secretMAC")
+    synced_mac = facts.status.get("secretMAC")
     if not synced_mac:
         reasons.append("never")
-    if status.get("observedGeneration") != generation:
+    if facts.status.get("observedGeneration") != facts.generation:
         reasons.append("spec")
-    if force_sync is not None and force_sync != status.get("lastForceSync"):
+    if facts.force_sync is not None and facts.force_sync != facts.status.get("lastForceSync"):
         reasons.append("force")
-    if synced_mac and live_mac != synced_mac:
+    if synced_mac and facts.live_mac != synced_mac:
         reasons.append("drift")
-    if engine == "database":
-        return tuple(reasons)
-    if synced_mac and not _synced_ok(status):
+    return reasons
+
+
+def refresh_reasons(facts: Facts) -> list[str]:
+    """Why a source read on a clock reads again: the last read failed, the refresh interval
+    has passed, or — the first reconcile of the object in this process — to catch changes
+    made while the operator was down."""
+    reasons = []
+    if facts.status.get("secretMAC") and not _synced_ok(facts.status):
         reasons.append("failed")
-    if refresh_interval > 0:
-        if first_check:
+    if facts.refresh_interval > 0:
+        if facts.first_check:
             reasons.append("resume")
-        if synced_at is not None and now >= synced_at + refresh_interval:
+        if facts.synced_at is not None and facts.now >= facts.synced_at + facts.refresh_interval:
             reasons.append("refresh")
-    return tuple(reasons)
+    return reasons
 
 
 def next_run_in(

@@ -15,6 +15,7 @@ from mirage_operator.config import Config
 from mirage_operator.handlers import common
 from mirage_operator.handlers import slo as handler
 from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.handlers.reconciler import register_reconciler
 from mirage_operator.k8s.children import ChildIndex
 from tests.unit.handlers.fakes import Connection, FakeKube
 
@@ -184,7 +185,7 @@ def test_owner_of_reads_the_controller_reference() -> None:
 
 def test_register_adds_the_handlers() -> None:
     registry = kopf.OperatorRegistry()
-    handler.register(registry, OperatorContext(config=Config()))
+    register_reconciler(registry, handler.SLOReconciler(OperatorContext(config=Config())))
     assert {h.id for h in registry._watching.get_all_handlers()} == {
         "servicelevelobjectives-events"
     }

@@ -16,16 +16,16 @@ import pytest
 from prometheus_client import generate_latest
 
 from mirage_operator.config import Config
-from mirage_operator.handlers import common
-from mirage_operator.handlers import vaultsecret as handler
+from mirage_operator.handlers import common, vaultsecret
 from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.handlers.vaultsecret import reconciler as handler
 from mirage_operator.metrics import REGISTRY
 from mirage_operator.render.secret import HMAC_KEY_FIELD, secret_mac
 from mirage_operator.render.vaultsecret import restart_annotation
-from mirage_operator.sandbox.vault import EmulatedVault
 from mirage_operator.template_worker import TemplateRunner
 from mirage_operator.vault import VaultClient
 from mirage_operator.vault.schedule import BACKOFF_MIN
+from mirage_sandbox.vault import EmulatedVault
 from tests.unit.handlers.fakes import Connection, FakeKube
 from tests.unit.vault.vaultkit import TOKEN_MAX_TTL, FakeClock, Sleeps
 
@@ -80,7 +80,7 @@ class Harness:
         obj["metadata"]["generation"] += 1
 
     async def sync(self, name: str = "app") -> float:
-        return await self.reconciler.sync(self.body(name), LOGGER)
+        return (await self.reconciler.run(self.body(name), LOGGER)).delay
 
     def secret(self, name: str = "app") -> dict[str, Any] | None:
         return self.kube.objects.get(("Secret", NS, name))
@@ -414,7 +414,7 @@ async def test_vault_outage_keeps_the_secret_backs_off_and_recovers(h: Harness) 
     await h.sync()
     assert h.condition("Ready")["status"] == "True"
     assert h.restarts() == []
-    assert h.reconciler.memory[(NS, "app")].failures == 0
+    assert h.reconciler.failures.get(("VaultSecret", NS, "app"), 0) == 0
 
 
 @pytest.mark.parametrize(
@@ -599,7 +599,7 @@ def h(harness: Harness) -> Harness:
 
 def test_register_adds_a_deletion_handler_and_the_watchers_but_no_daemon() -> None:
     registry = kopf.OperatorRegistry()
-    handler.register(registry, OperatorContext(config=Config()))
+    vaultsecret.register(registry, OperatorContext(config=Config()))
     # A kopf daemon or timer would put kopf's finalizer on every VaultSecret (docs/adr/0022).
     assert not registry._spawning.get_all_handlers()
     (release,) = registry._changing.get_all_handlers()
@@ -616,7 +616,7 @@ def test_only_a_database_vaultsecret_needs_a_finalizer(
     engine: str | None, needs_finalizer: bool
 ) -> None:
     registry = kopf.OperatorRegistry()
-    handler.register(registry, OperatorContext(config=Config()))
+    vaultsecret.register(registry, OperatorContext(config=Config()))
     (release,) = registry._changing.get_all_handlers()
     assert release.when is not None
     spec = {"vault": {"engine": engine}} if engine else {}

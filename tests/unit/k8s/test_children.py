@@ -11,8 +11,10 @@ import pytest
 from mirage_operator.k8s.children import (
     INTENT_ANNOTATION,
     ChildIndex,
+    has_additions,
     is_subset,
     needs_apply,
+    removal_patch,
     with_intent_hash,
 )
 
@@ -245,3 +247,85 @@ def test_index_keeps_what_a_reconcile_reads_and_hands_out_copies() -> None:
     assert named["metadata"]["ownerReferences"] == [
         {"kind": "MirageService", "uid": "o", "controller": True}
     ]
+
+
+# --- sealed kinds: additions are drift -------------------------------------------------------
+
+POLICY = {
+    "apiVersion": "security.istio.io/v1",
+    "kind": "PeerAuthentication",
+    "metadata": {"name": "api", "namespace": "shop"},
+    "spec": {"mtls": {"mode": "STRICT"}, "portLevelMtls": {"9090": {"mode": "PERMISSIVE"}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("live_spec", "patch"),
+    [
+        (  # a key added to a map of ours
+            {
+                "mtls": {"mode": "STRICT"},
+                "portLevelMtls": {"9090": {"mode": "PERMISSIVE"}, "8080": {"mode": "DISABLE"}},
+            },
+            {"portLevelMtls": {"8080": None}},
+        ),
+        (  # a top-level field added
+            {**POLICY["spec"], "selector": {"matchLabels": {"app": "x"}}},
+            {"selector": None},
+        ),
+        (  # a value of ours changed and one added
+            {
+                "mtls": {"mode": "DISABLE"},
+                "portLevelMtls": {"9090": {"mode": "PERMISSIVE"}},
+                "x": 1,
+            },
+            {"mtls": {"mode": "STRICT"}, "x": None},
+        ),
+        (  # a field of ours removed
+            {"mtls": {"mode": "STRICT"}},
+            {"portLevelMtls": {"9090": {"mode": "PERMISSIVE"}}},
+        ),
+    ],
+    ids=["map key", "top-level field", "changed and added", "removed"],
+)
+def test_removal_patch_turns_the_live_spec_into_the_desired_one(
+    live_spec: dict[str, Any], patch: dict[str, Any]
+) -> None:
+    assert removal_patch(POLICY["spec"], live_spec) == patch
+    assert merge(live_spec, patch) == POLICY["spec"]
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies a JSON merge patch (the referee of the patch)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge(result.get(key), value)
+    return result
+
+
+def test_lists_are_replaced_whole() -> None:
+    desired = {"rules": [{"to": [{"operation": {"notPaths": ["/healthz"]}}]}]}
+    live = {"rules": [{"to": [{"operation": {"notPaths": ["/healthz"], "paths": ["/x"]}}]}]}
+    assert removal_patch(desired, live) == desired
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra", "sealed"),
+    [
+        ("PeerAuthentication", {"portLevelMtls": {"8080": {"mode": "DISABLE"}}}, True),
+        ("NetworkPolicy", {"egress": [{}]}, True),
+        ("Deployment", {"paused": True}, False),
+        ("PeerAuthentication", {}, False),
+    ],
+    ids=["policy with an addition", "network policy", "not a sealed kind", "no addition"],
+)
+def test_has_additions(kind: str, extra: dict[str, Any], sealed: bool) -> None:
+    desired = {**POLICY, "kind": kind}
+    live = {**desired, "spec": {**POLICY["spec"], **extra}, "status": {"any": "thing"}}
+    assert has_additions(desired, live) is sealed
+    assert has_additions(desired, None) is False

@@ -58,13 +58,6 @@ COMBINATIONS: list[tuple[str, dict[str, Any], Config, set[tuple[str, str]], set[
         MESH | {("DestinationRule", "api")},
         set(),
     ),
-    (
-        "resilience without mesh",
-        {"mesh": {"resilience": {"connectionPool": {"maxConnections": 10}}}},
-        Config(),
-        set(),
-        set(),
-    ),
     ("ingress", {"ingress": {"host": "a.example.com"}}, Config(), INGRESS, set()),
     (
         "ingress with oidc",
@@ -316,6 +309,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "not a mesh identity",
     ),
     (
+        "resilience outside the mesh",
+        {"mesh": {"enabled": False, "resilience": {"connectionPool": {"maxConnections": 10}}}},
+        "spec.mesh.resilience",
+        "only in the mesh",
+    ),
+    (
         "group with a comma",
         {"ingress": {"host": "a.example.com", "auth": {"oidc": {"allowedGroups": ["a,b"]}}}},
         "spec.ingress.auth.oidc.allowedGroups[0]",
@@ -337,6 +336,14 @@ def test_pod_labels_refused_when_the_operator_default_turns_the_mesh_on() -> Non
     render(fields)  # fine outside the mesh
     with pytest.raises(InvalidSpecError, match=r"allowFrom\[0\]\.podLabels"):
         render(fields, Config(mesh_default=True))
+
+
+def test_resilience_refused_when_the_operator_default_leaves_the_mesh_off() -> None:
+    fields = {"mesh": {"resilience": {"outlierDetection": {"consecutive5xxErrors": 3}}}}
+    kinds = {c["kind"] for c in render(fields, Config(mesh_default=True))}
+    assert "DestinationRule" in kinds
+    with pytest.raises(InvalidSpecError, match=r"spec\.mesh\.resilience: .*MIRAGE_MESH_DEFAULT"):
+        render(fields, Config(mesh_default=False))
 
 
 # --- the NetworkPolicy and the AuthorizationPolicy admit the same callers --------------------

@@ -19,7 +19,7 @@ from mirage_operator.render.podsecurity import (
     merge_patch,
 )
 from mirage_operator.render.workload import build_deployment
-from mirage_operator.sandbox.apiserver.patch import merge_patch as apply_merge_patch
+from mirage_sandbox.apiserver.patch import merge_patch as apply_merge_patch
 from tests.unit.factories import ServiceFactory, service_body
 
 K8S_VERSION = "1.33"

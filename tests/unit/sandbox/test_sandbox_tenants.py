@@ -11,14 +11,14 @@ import pytest
 from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.config import Config
 from mirage_operator.errors import VaultPermissionDenied
-from mirage_operator.sandbox.tenants import (
+from mirage_operator.vault import VaultClient
+from mirage_sandbox.tenants import (
     STANDARD_MOUNTS,
     seed_sources,
     template_keys,
     tenant_policy,
 )
-from mirage_operator.sandbox.vault import EmulatedVault, static_reviewer
-from mirage_operator.vault import VaultClient
+from mirage_sandbox.vault import EmulatedVault, static_reviewer
 
 SA = Config().vault_service_account
 

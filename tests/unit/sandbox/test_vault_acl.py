@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mirage_operator.sandbox.vault_acl import capabilities, rule_matches
+from mirage_sandbox.vault_acl import capabilities, rule_matches
 
 
 @pytest.mark.parametrize(

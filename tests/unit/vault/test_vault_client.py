@@ -21,9 +21,9 @@ from mirage_operator.errors import (
     VaultUnavailable,
 )
 from mirage_operator.metrics import REGISTRY
-from mirage_operator.sandbox.vault import EmulatedVault
 from mirage_operator.vault import Lease, VaultClient
 from mirage_operator.vault.tokenstore import StoredToken
+from mirage_sandbox.vault import EmulatedVault
 from tests.unit.vault.vaultkit import SA, TOKEN_MAX_TTL, TOKEN_TTL, FakeClock, Sleeps, TokenRequests
 
 KV2 = VaultSource(engine="kv-v2", mount="secret", path="team-a/app")

@@ -17,8 +17,8 @@ from mirage_operator.api.vaultsecret import VaultSource
 from mirage_operator.cli import main
 from mirage_operator.config import Config
 from mirage_operator.errors import VaultPathNotAllowed
-from mirage_operator.sandbox.vault import EmulatedVault
 from mirage_operator.vault import VaultClient, check_allowed
+from mirage_sandbox.vault import EmulatedVault
 from tests.unit.vault.vaultkit import Sleeps
 
 NS = "default"

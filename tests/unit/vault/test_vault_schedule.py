@@ -6,14 +6,15 @@ from typing import Any
 
 import pytest
 
+from mirage_operator.handlers.vaultsecret.sources import SOURCES
 from mirage_operator.vault.schedule import (
     BACKOFF_MAX,
     BACKOFF_MIN,
     MIN_WAIT,
+    Facts,
     format_time,
     next_run_in,
     parse_time,
-    read_reasons,
     retry_delay,
 )
 
@@ -39,7 +40,7 @@ def reasons(**overrides: Any) -> tuple[str, ...]:
         "now": NOW,
         **overrides,
     }
-    return read_reasons(**arguments)
+    return SOURCES[arguments.pop("engine")].read_reasons(Facts(**arguments))
 
 
 def test_nothing_to_do_when_synced_and_fresh() -> None:

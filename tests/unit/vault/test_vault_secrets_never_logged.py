@@ -13,8 +13,8 @@ from mirage_operator.api.vaultsecret import VaultSecretSpec, VaultSource
 from mirage_operator.errors import MirageError
 from mirage_operator.metrics import REGISTRY
 from mirage_operator.render.secret import build_secret, secret_mac
-from mirage_operator.sandbox.vault import EmulatedVault
 from mirage_operator.vault import VaultClient
+from mirage_sandbox.vault import EmulatedVault
 from tests.unit.vault.vaultkit import FakeClock
 
 SEEDED = {

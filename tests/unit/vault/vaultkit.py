@@ -11,8 +11,8 @@ import pytest
 
 from mirage_operator import tenancy
 from mirage_operator.config import Config
-from mirage_operator.sandbox.vault import EmulatedVault, static_reviewer
 from mirage_operator.vault import VaultClient
+from mirage_sandbox.vault import EmulatedVault, static_reviewer
 
 TENANTS = ("team-a", "team-b")
 TOKEN_TTL = 600
