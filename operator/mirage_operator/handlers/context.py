@@ -58,7 +58,9 @@ class WorkQueue:
         self._again: dict[ObjectKey, bool] = {}
         self._timers: dict[ObjectKey, tuple[float, asyncio.TimerHandle]] = {}
         self._held: dict[ObjectKey, float] = {}
-        self._wakeup = asyncio.Event()
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        """One future per worker waiting for a key: a key wakes one worker, not all of them
+        (at rest, a resync every few milliseconds woke all sixteen; docs/adr/0026)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     def __len__(self) -> int:
@@ -69,7 +71,7 @@ class WorkQueue:
         context (the queue Events are posted through)."""
         if not self._tasks:
             loop = asyncio.get_running_loop()
-            self._wakeup = asyncio.Event()
+            self._idle.clear()
             self._tasks = [loop.create_task(self._work()) for _ in range(self.workers)]
 
     async def stop(self) -> None:
@@ -99,7 +101,11 @@ class WorkQueue:
         self._cancel_timer(key)
         self._queued.add(key)
         self._ready.append(key)
-        self._wakeup.set()
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
     def add_after(self, key: ObjectKey, delay: float) -> None:
         """Reconcile ``key`` in ``delay`` seconds (an earlier timer already set wins)."""
@@ -132,8 +138,9 @@ class WorkQueue:
     async def _work(self) -> None:
         while True:
             while not self._ready:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                waiter = asyncio.get_running_loop().create_future()
+                self._idle.append(waiter)
+                await waiter
             key = self._ready.popleft()
             self._queued.discard(key)
             self._active.add(key)
