@@ -164,6 +164,7 @@ def compose(settings: config.Settings | None = None) -> None:
             # The operator names callers in the trust domain Istio issues identities in.
             mesh_trust_domain=mesh.trust_domain if mesh else s.mesh.trust_domain,
             oauth2_proxy_url=proxy.url if proxy else None,
+            oauth2_proxy_service=proxy.service if proxy else None,
             monitoring=True,
             watch_namespaces=(),
             image=s.operator_image,

@@ -65,7 +65,12 @@ _SafeDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumpe
 
 
 class _BlockDumper(_SafeDumper):  # type: ignore[valid-type,misc]
-    """Writes multi-line strings (config files, templates) as literal blocks."""
+    """Writes multi-line strings (config files, templates) as literal blocks, and every shared
+    object in full: anchors and aliases (``&id001``) are YAML that kubectl and people read
+    badly, and that the bounded loader counts against its alias budget."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
@@ -192,6 +197,17 @@ def _vault_path_problems(body: dict[str, Any], config: Config) -> list[Problem]:
     return problems
 
 
+def _config_problems(body: dict[str, Any], config: Config) -> list[Problem]:
+    """What the operator (and ``mirage render``) refuse in a valid MirageService under
+    ``config`` only, e.g. ``podLabels`` callers when ``MIRAGE_MESH_DEFAULT`` puts it in the mesh."""
+    if body["kind"] != "MirageService":
+        return []
+    from mirage_operator.api.mirageservice import MirageServiceSpec
+    from mirage_operator.render.mirageservice import config_problems
+
+    return config_problems(MirageServiceSpec.from_spec(body["spec"]), config)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 def validate(paths: tuple[str, ...]) -> None:
@@ -206,7 +222,7 @@ def validate(paths: tuple[str, ...]) -> None:
     for document in inputs.mirage_documents(paths):
         count += 1
         body, problems = problems_of(document.body)
-        problems = problems or _vault_path_problems(body, config)
+        problems = problems or _vault_path_problems(body, config) + _config_problems(body, config)
         for problem in problems:
             failed = True
             click.echo(one_line(f"{document.label}: {problem}"))
@@ -284,7 +300,7 @@ def run(liveness: str) -> None:
     from mirage_operator.handlers import register
     from mirage_operator.handlers.activities import connection_info, failure_cause
     from mirage_operator.k8s.client import KubeClient
-    from mirage_operator.leadership import elector_for, run_elected, warm_up
+    from mirage_operator.leadership import WarmStandby, beside, elector_for, run_elected, warm_up
     from mirage_operator.shards import report_unowned
 
     config = _config()
@@ -294,36 +310,35 @@ def run(liveness: str) -> None:
         raise click.ClickException(str(exc)) from None
     logs.configure(config)
     registry = kopf.OperatorRegistry()
+    settings = kopf.OperatorSettings()
     context = register(registry, config)
 
     async def operator() -> None:
-        survey = None
-        if config.shard_namespaces:
-            client = KubeClient(info, user_agent=context.kube.user_agent)
-            survey = asyncio.create_task(report_unowned(client, config))
-        try:
-            await kopf.operator(
-                registry=registry,
-                standalone=True,  # the Lease, not kopf's peering, decides who runs (ADR 0110)
-                clusterwide=not config.namespaces,
-                namespaces=list(config.namespaces),
-                liveness_endpoint=liveness or None,
-            )
-        finally:
-            if survey is not None:
-                survey.cancel()
-                await client.close()
+        await kopf.operator(
+            registry=registry,
+            settings=settings,
+            standalone=True,  # the Lease, not kopf's peering, decides who runs (ADR 0110)
+            clusterwide=not config.namespaces,
+            namespaces=list(config.namespaces),
+            liveness_endpoint=liveness or None,
+        )
 
+    async def survey() -> None:
+        # The leader's alone: a cluster-wide LIST per resync interval.
+        client = KubeClient(info, user_agent=context.kube.user_agent)
+        try:
+            await report_unowned(client, config)
+        finally:
+            await client.close()
+
+    duty = survey if config.shard_namespaces else None
     try:
         if config.leader_election:
             elector = elector_for(config, info, context)
+            standby = WarmStandby(registry, settings, context)
             warm_up()
-            asyncio.run(
-                run_elected(elector, operator, liveness=liveness, metrics_port=config.metrics_port)
-            )
+            asyncio.run(run_elected(elector, operator, standby, duty))
         else:
-            asyncio.run(operator())
-    except StartupError as exc:  # a standby's endpoint could not listen
-        raise click.ClickException(f"the operator stopped: {exc}") from None
+            asyncio.run(beside(operator(), duty))
     except Exception as exc:  # kopf logged the details; the command says why, in one line
         raise click.ClickException(f"the operator stopped: {failure_cause(exc)}") from None

@@ -1,10 +1,11 @@
-"""``mirage run`` with leader election: wait as a standby, lead with kopf, hand over on exit.
+"""``mirage run`` with leader election: stand by with warm watches, lead, hand over on exit.
 
-A standby is a started process — imports done, configuration checked, API credentials read,
-the liveness endpoint answering — that holds no watch: kopf's pause closes its watch streams
-(it cannot keep them open without processing them), so kopf starts when the Lease is won and
-lists each resource then (docs/adr/0110). Losing the Lease ends the process at once, as
-client-go's leader election does: a fresh start as a standby is the only safe state.
+A standby runs kopf's watches, which keep the cached objects and the child index current,
+while everything that writes is held back; when the Lease is won, reconciling starts from
+those caches without listing anything again (docs/adr/0113, amending 0110), as
+controller-runtime's caches run on every replica and its controllers on the leader only.
+Losing the Lease ends the process at once, as client-go's leader election does: a fresh
+start as a standby is the only safe state.
 """
 
 from __future__ import annotations
@@ -13,21 +14,18 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import threading
-import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import kopf
-from aiohttp import web
 
 from mirage_operator.config import Config
-from mirage_operator.errors import StartupError
-from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.errors import KubernetesAPIError
+from mirage_operator.handlers.context import ObjectKey, OperatorContext
+from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.leaderelection import ElectionSettings, LeaderElector, default_identity
-from mirage_operator.metrics import start_metrics_server
 
 log = logging.getLogger(__name__)
 
@@ -61,36 +59,6 @@ def elector_for(
     return elector
 
 
-async def _standby_endpoints(liveness: str, metrics_port: int) -> list[web.AppRunner]:
-    # Until kopf runs, these stand in for its liveness endpoint (the kubelet probes it) and for
-    # the leader's metrics (mirage_leader 0); both are closed before kopf binds the ports.
-    runners = []
-    try:
-        if metrics_port:
-            runners.append(await start_metrics_server(metrics_port))
-        if liveness:
-            parts = urllib.parse.urlsplit(liveness)
-            app = web.Application()
-
-            async def standby(_: web.Request) -> web.Response:
-                return web.json_response({"standby": True})
-
-            app.router.add_get(parts.path or "/", standby)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            runners.append(runner)
-            host, port = parts.hostname or "0.0.0.0", parts.port or 0  # noqa: S104
-            try:
-                await web.TCPSite(runner, host, port, reuse_address=True).start()
-            except OSError as exc:
-                raise StartupError.listening("liveness endpoint", host, port, exc) from None
-    except BaseException:
-        for runner in runners:
-            await runner.cleanup()
-        raise
-    return runners
-
-
 def warm_up() -> None:
     """Validate the bundled examples once: the first validation compiles the schemas' CEL
     rules (seconds of CPU), which a standby does before it leads rather than after."""
@@ -122,48 +90,145 @@ class _ElectionThread:
         )
         self.thread.start()
 
-    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` on the elector's loop; cancelling the caller cancels it."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run ``coroutine`` on the elector's loop; cancelling the future cancels it. A future,
+        not a task: at exit kopf waits 5 s for every task created after it started."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 
 
+class WarmStandby:
+    """What a standby holds back while kopf's watches keep its caches warm (docs/adr/0113).
+
+    kopf runs from the start: its watches feed the cached custom resources and the child
+    index, so a takeover starts from them without a listing. What writes is held back: the
+    work queue (every reconcile) waits, and kopf's change handling — finalizers, its
+    diff-base annotation, the deletion handlers — is switched off. kopf takes its finalizer
+    off any object no change handler requires it for, whatever the handlers' filters say, so
+    a filter cannot do that: the standby's kopf has no change handler and looks for a
+    finalizer no object carries. Both come back when the Lease is won.
+    """
+
+    FINALIZER = "mirage.dev/standby-never-sets-this"
+    """kopf's finalizer while standing by: none to add (no change handler), none to remove."""
+    TOUCH_ANNOTATION = "mirage.dev/taken-over-by"
+
+    def __init__(
+        self,
+        registry: kopf.OperatorRegistry,
+        settings: kopf.OperatorSettings,
+        context: OperatorContext,
+    ) -> None:
+        self._registry, self._settings, self._context = registry, settings, context
+        self._finalizer = settings.persistence.finalizer
+        # kopf has no public way to switch its change handlers off and on again.
+        self._changing = list(registry._changing._handlers)
+        registry._changing._handlers.clear()
+        settings.persistence.finalizer = self.FINALIZER
+        context.queue.pause()
+
+    async def lead(self) -> None:
+        """Give kopf its change handling back, start reconciling every cached object (each
+        event while standing by queued it once; those whose current generation nobody has
+        reconciled yet first: a service applied while nobody led waits for no resume of the
+        converged ones), and touch each object being deleted that
+        still carries kopf's finalizer: kopf handles an object only on an event, and its
+        deletion event came while this process could not act on it."""
+        self._settings.persistence.finalizer = self._finalizer
+        self._registry._changing._handlers.extend(self._changing)
+        self._context.queue.resume(first=self._unreconciled)
+        for body in list(self._context.objects.values()):
+            meta = body["metadata"]
+            if not meta.get("deletionTimestamp") or self._finalizer not in (
+                meta.get("finalizers") or ()
+            ):
+                continue
+            try:
+                await self._context.kube.client.merge_patch(
+                    resources.for_kind(body["apiVersion"], body["kind"]),
+                    namespace=meta.get("namespace"),
+                    name=meta["name"],
+                    patch={
+                        "metadata": {
+                            "annotations": {self.TOUCH_ANNOTATION: self._context.kube.identity}
+                        }
+                    },
+                )
+            except KubernetesAPIError as exc:
+                log.warning(
+                    "%s %s/%s: could not touch it for kopf: %s",
+                    body["kind"],
+                    meta.get("namespace"),
+                    meta["name"],
+                    exc,
+                )
+
+    def _unreconciled(self, key: ObjectKey) -> bool:
+        body = self._context.objects.get(key)
+        if body is None:
+            return False
+        observed = (body.get("status") or {}).get("observedGeneration")
+        return bool(observed != body["metadata"].get("generation"))
+
+
+async def beside(main: Awaitable[None], duty: Callable[[], Awaitable[None]] | None) -> None:
+    """Await ``main`` with ``duty`` running beside it, cancelled when ``main`` ends."""
+    task = asyncio.ensure_future(duty()) if duty is not None else None
+    try:
+        await main
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def run_elected(
     elector: LeaderElector,
     operator: Callable[[], Awaitable[None]],
-    *,
-    liveness: str,
-    metrics_port: int,
+    standby: WarmStandby,
+    duty: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Wait for the Lease (SIGTERM/SIGINT meanwhile end the wait), run ``operator`` while
-    leading, and release the Lease when it returns."""
-    loop = asyncio.get_running_loop()
-    runners = await _standby_endpoints(liveness, metrics_port)
+    """Run ``operator`` (kopf) at once, held back by ``standby`` until the Lease is won, then
+    lead with ``duty`` beside it; release the Lease when ``operator`` returns (kopf's own
+    signal handling stops it on SIGTERM/SIGINT, standby or leader)."""
     election = _ElectionThread(elector)
-    waiting = asyncio.ensure_future(election.run(elector.acquire()))
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, waiting.cancel)
-    try:
+    waiting = election.run(elector.acquire())
+
+    async def lead() -> None:
         await waiting
-    except asyncio.CancelledError:
-        log.info("Stopped while standing by")
-        election.stop()
-        return
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        for runner in runners:
-            await runner.cleanup()
-    keeper = asyncio.ensure_future(election.run(elector.keep(on_lost=_lost)))
+        await standby.lead()
+        keeper = election.run(elector.keep(on_lost=_lost))
+        try:
+            if duty is not None:
+                await duty()
+            await keeper
+        finally:
+            keeper.cancel()
+
+    # Created before kopf starts, so that kopf does not count it among its own tasks.
+    leading = asyncio.ensure_future(lead())
+    leading.add_done_callback(_failed)
     try:
         await operator()
     finally:
-        keeper.cancel()
+        standing_by = not waiting.done()
+        waiting.cancel()
+        leading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+            await leading
         await election.run(elector.release())
         await election.run(elector.close())
         election.stop()
+    if standing_by:
+        log.info("Stopped while standing by")
+
+
+def _failed(leading: asyncio.Future[None]) -> None:
+    # Standing by for ever, or leading without the Lease kept, is worse than a restart.
+    if not leading.cancelled() and leading.exception() is not None:
+        log.error("Leader election failed: %r", leading.exception())
+        _lost()

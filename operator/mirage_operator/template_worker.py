@@ -1,6 +1,6 @@
 """Evaluate VaultSecret templates in worker processes bounded in memory and time.
 
-The sandbox in :mod:`mirage_operator.render.secret` refuses the constructs it knows to be
+The sandbox in :mod:`mirage_operator.templating` refuses the constructs it knows to be
 costly, with a clear message; this module bounds what it does not know (docs/adr/0067). Each
 template is evaluated in a long-lived worker process (``python -m
 mirage_operator.template_worker``: a fresh interpreter holding none of the operator's state
@@ -81,7 +81,7 @@ def _limit_memory(budget: int) -> None:
 
 
 def _answer(request: Mapping[str, Any]) -> dict[str, str]:
-    from mirage_operator.render.secret import render_template
+    from mirage_operator.templating import render_template
 
     key = str(request["key"])
     try:

@@ -16,13 +16,18 @@ def traefik_values(
 ) -> dict[str, object]:
     """Traefik values: the Kubernetes Ingress provider, the IngressClass ``ingress_class``
     (not the cluster default: Mirage names its class on every Ingress), and on AWS an
-    internet-facing NLB. With the ``mesh``, Traefik runs with a sidecar so that it calls
-    services whose mTLS is STRICT over mTLS, under its namespace's identity (ADR 0093)."""
+    internet-facing NLB; CRD references across namespaces. With the ``mesh``, Traefik runs
+    with a sidecar so that it calls services whose mTLS is STRICT over mTLS, under its
+    namespace's identity (ADR 0093)."""
     values: dict[str, object] = {
         "ingressClass": {"enabled": True, "isDefaultClass": False, "name": ingress_class},
         "providers": {
             "kubernetesIngress": {"enabled": True, "ingressClass": ingress_class},
-            "kubernetesCRD": {"enabled": True},
+            # The operator's sign-in Middleware, in each tenant's namespace, names OAuth2
+            # Proxy's Service in its own namespace (ADR 0094). Also lets any Middleware or
+            # IngressRoute name any namespace's Service: write access to traefik.io kinds
+            # stays with the platform.
+            "kubernetesCRD": {"enabled": True, "allowCrossNamespace": True},
         },
         "deployment": {"replicas": 3 if prod else 1},
         "podDisruptionBudget": {"enabled": prod, "maxUnavailable": 1},

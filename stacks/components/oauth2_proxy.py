@@ -27,6 +27,9 @@ PORT = 80
 URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local"
 """Where Traefik's forwardAuth reaches it: the chart's Service (named after the release when
 the release and the chart share a name) on :data:`PORT`."""
+SERVICE = f"{NAMESPACE}/{RELEASE}:{PORT}"
+"""The same Service as Traefik's errors Middleware names it (``MIRAGE_OAUTH2_PROXY_SERVICE``),
+to send a person without a session to ``/oauth2/sign_in``."""
 
 
 def oauth2_proxy_values(
@@ -39,7 +42,12 @@ def oauth2_proxy_values(
     prod: bool,
 ) -> dict[str, object]:
     """Chart values: OIDC against ``issuer_url``; identity headers for Traefik to pass on
-    (``--set-xauthrequest``); ``X-Forwarded-*`` trusted from Traefik (``--reverse-proxy``);
+    (``--set-xauthrequest``) and the person's ID token as ``Authorization`` (for services
+    that also require a JWT, ADR 0094); API clients' own bearer tokens from the same IdP
+    accepted instead of a session (``--skip-jwt-bearer-tokens``, audience the client);
+    ``/oauth2/sign_in`` going straight to the IdP (``--skip-provider-button``, which the
+    operator's sign-in redirect needs); ``X-Forwarded-*`` trusted from Traefik
+    (``--reverse-proxy``);
     answering 202 to an authenticated ``/oauth2/auth`` (no upstream); sign-in and callback at
     ``https://<host>/oauth2/`` through an Ingress of ``ingress_class``; a session cookie for
     ``cookie_domain``, to which it may also send people back after signing in."""
@@ -55,6 +63,8 @@ def oauth2_proxy_values(
             "redirect-url": f"https://{host}/oauth2/callback",
             "reverse-proxy": "true",
             "set-xauthrequest": "true",
+            "set-authorization-header": "true",
+            "skip-jwt-bearer-tokens": "true",
             "cookie-domain": cookie_domain,
             "whitelist-domain": cookie_domain,
             "cookie-secure": "true",
@@ -83,9 +93,11 @@ def oauth2_proxy_values(
 
 
 class OAuth2Proxy(pulumi.ComponentResource):
-    """OAuth2 Proxy. Outputs: ``url`` (in-cluster, for the operator), ``sign_in_url``."""
+    """OAuth2 Proxy. Outputs: ``url`` and ``service`` (in-cluster, for the operator),
+    ``sign_in_url``."""
 
     url: pulumi.Output[str]
+    service: pulumi.Output[str]
     sign_in_url: pulumi.Output[str]
 
     def __init__(
@@ -148,5 +160,8 @@ class OAuth2Proxy(pulumi.ComponentResource):
             depends_on=[credentials],
         )
         self.url = pulumi.Output.from_input(URL)
+        self.service = pulumi.Output.from_input(SERVICE)
         self.sign_in_url = pulumi.Output.from_input(f"https://{host}/oauth2/start")
-        self.register_outputs({"url": self.url, "sign_in_url": self.sign_in_url})
+        self.register_outputs(
+            {"url": self.url, "service": self.service, "sign_in_url": self.sign_in_url}
+        )

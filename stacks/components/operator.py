@@ -28,6 +28,7 @@ def operator_values(
     mesh_default: bool,
     mesh_trust_domain: Any,
     oauth2_proxy_url: Any,
+    oauth2_proxy_service: Any,
     monitoring: bool,
     watch_namespaces: Sequence[str],
     image: str,
@@ -37,7 +38,8 @@ def operator_values(
     and auth mount from the Vault component, the tenant contract's role template,
     ServiceAccount, audience and allowed paths, the ingress class and the namespaces of the
     ingress controller and Prometheus, the mesh's default and trust domain, the OAuth2 Proxy's
-    address (None: the chart's default); ServiceMonitor and dashboard when ``monitoring``."""
+    address and Service (None: the chart's defaults); ServiceMonitor and dashboard when
+    ``monitoring``."""
     return {
         "image": {"repository": image, "tag": version},
         "watch": {"namespaces": list(watch_namespaces)},
@@ -62,6 +64,11 @@ def operator_values(
             "meshDefault": mesh_default,
             "meshTrustDomain": mesh_trust_domain,
             **({"oauth2ProxyUrl": oauth2_proxy_url} if oauth2_proxy_url is not None else {}),
+            **(
+                {"oauth2ProxyService": oauth2_proxy_service}
+                if oauth2_proxy_service is not None
+                else {}
+            ),
         },
         "metrics": {"enabled": True, "serviceMonitor": {"enabled": monitoring}},
         "dashboard": {"enabled": monitoring},

@@ -133,11 +133,13 @@ def test_the_operator_wheel_built_from_the_image_context_holds_no_sandbox_code(
 ) -> None:
     """``pip install .`` in the image builds this wheel, from what the Dockerfile copies."""
     context = tmp_path / "context"
-    for source in build_context_sources():
+    context.mkdir()  # a file may come first (a set's order changes between runs)
+    for source in sorted(build_context_sources()):
         if (REPO / source).is_dir():
             shutil.copytree(REPO / source, context / source, symlinks=True,
                             ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))  # fmt: skip
         else:
+            (context / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / source, context / source)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),

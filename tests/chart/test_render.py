@@ -152,6 +152,7 @@ def expected_config(values: dict[str, Any], ca_path: str) -> dict[str, Any]:
         "mesh_trust_domain": platform["meshTrustDomain"],
         "cluster_domain": platform["clusterDomain"],
         "oauth2_proxy_url": platform["oauth2ProxyUrl"],
+        "oauth2_proxy_service": platform["oauth2ProxyService"],
         "vault_address": vault["address"],
         "vault_ca_path": ca_path,
         "vault_tls_server_name": vault["tlsServerName"],

@@ -30,7 +30,7 @@ from tests.e2e.conftest import (
     wait_ready,
 )
 from tests.e2e.helpers import CHILDREN
-from tests.e2e.kube import Kube, wait_for
+from tests.e2e.kube import PLURALS, Kube, wait_for
 from tests.e2e.vault import VaultAdmin
 
 pytestmark = [
@@ -46,6 +46,7 @@ ELECTION_ENV = {
     "MIRAGE_RETRY_PERIOD": "0.25",
 }
 LEASE = "mirage-operator"
+CHILD_PLURALS = frozenset(PLURALS[kind][1] for kind in CHILDREN)
 TOKEN_TTL = 12
 """Seconds a tenant's Vault token lives unless renewed: longer than a failover, far shorter
 than the test, so that the test outlives the token of the process that issued credentials."""
@@ -102,6 +103,23 @@ class HA:
         wait_for(lambda: self.holder(lease) == identity, timeout=timeout, what=f"{identity} leads")
         return time.monotonic()
 
+    def calls(self, identity: str, verb: str, *, since: float = 0.0) -> list[str]:
+        """The resources of ``identity``'s ``verb`` calls since ``since`` (epoch)."""
+        return [
+            str(r.resource)
+            for r in self.api.requests
+            if r.verb == verb and r.time >= since and r.user_agent.endswith(f"{identity})")
+        ]
+
+    def wait_warm(self, identity: str) -> None:
+        """Wait until ``identity`` has listed every kind it watches (its caches are warm)."""
+        wanted = {"mirageservices", "vaultsecrets", "servicelevelobjectives", *CHILD_PLURALS}
+        wait_for(
+            lambda: wanted <= set(self.calls(identity, "list")),
+            timeout=30,
+            what=f"{identity}'s watches listed",
+        )
+
     def writers(self, namespace: str | None = None, *, since: float = 0.0) -> dict[str, set[str]]:
         """For each replica identity in a User-Agent, the resources it wrote."""
         found: dict[str, set[str]] = {}
@@ -139,7 +157,9 @@ def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) 
     a, _ = ha.leader_and_standby()
     kube.apply(service("first", ns))
     first = wait_ready(kube, ns, "first")
-    # The standby wrote nothing but the Lease; the leader wrote the children.
+    ha.wait_warm("b")
+    # The standby, watching everything the leader watches, wrote nothing but the Lease (its
+    # User-Agent names it, kopf's included); the leader wrote the children.
     writers = ha.writers()
     assert writers.get("b", set()) <= {"leases"}, writers
     assert {"deployments", "mirageservices"} <= writers["a"], writers
@@ -171,6 +191,11 @@ def test_only_the_leader_writes_and_a_killed_leader_is_replaced(ha_cluster: HA) 
     converged = time.monotonic() - killed_at
     print(f"failover after kill -9: lease {led_at - killed_at:.2f}s, converged {converged:.2f}s")
 
+    # The takeover started from the standby's warm caches: no LIST, and no GET of a child:
+    # the first reconciles read the index its watches kept. (A watch may be reopened from its
+    # last version: kopf does so with any stream quiet for 70 s, standby or leader.)
+    assert ha.calls("b", "list", since=since) == []
+    assert CHILD_PLURALS.isdisjoint(ha.calls("b", "get", since=since))
     # The new leader wrote nothing for the service that was already converged: no child
     # written twice, no status rewritten, no workload restarted, no Event posted again.
     again = [
@@ -240,25 +265,34 @@ def test_database_credentials_survive_the_issuer_and_its_token(ha_cluster: HA) -
         max_ttl=3600,
     )
     a, b = ha.leader_and_standby()
-    kube.apply(
-        {
-            "apiVersion": "mirage.dev/v1alpha1",
-            "kind": "VaultSecret",
-            "metadata": {"name": "db", "namespace": ns},
-            # A lease longer than the test: only the kept token keeps it alive.
-            "spec": {"vault": {"engine": "database", "path": f"{ns}.long"}},
-        }
-    )
+    for name in ("db", "gone"):
+        kube.apply(
+            {
+                "apiVersion": "mirage.dev/v1alpha1",
+                "kind": "VaultSecret",
+                "metadata": {"name": name, "namespace": ns},
+                # A lease longer than the test: only the kept token keeps it alive.
+                "spec": {"vault": {"engine": "database", "path": f"{ns}.long"}},
+            }
+        )
     body = wait_ready(kube, ns, "db", kind="VaultSecret")
     lease_id = body["status"]["leaseID"]
+    gone_lease = wait_ready(kube, ns, "gone", kind="VaultSecret")["status"]["leaseID"]
     secret = kube.get("Secret", ns, "db")
     assert secret is not None
     stored = kube.get("Secret", OPERATOR_NAMESPACE, "mirage-vault-tokens")
     assert stored is not None and ns in stored["data"]
+    ha.wait_warm("b")
 
     killed_at = time.monotonic()
     a.stop(kill=True)
+    # Deleted while nobody leads: the standby sees it go into deletion and cannot act; the
+    # new leader has kopf handle it (the lease revoked, the finalizer taken off).
+    kube.delete("VaultSecret", ns, "gone")
+    assert ha.holder() == "a"
     ha.wait_holder("b", timeout=LEASE_DURATION + 5)
+    wait_for(lambda: kube.get("VaultSecret", ns, "gone") is None, what="gone released")
+    assert emulated.active_leases(gone_lease) == []
     logins = emulated.logins(tenancy.vault_role(ns))
 
     # Past the lifetime of A's token (had nobody renewed it, its leases would be revoked).

@@ -21,6 +21,7 @@ MESH_CHILDREN = {
     ("RequestAuthentication", "api"),
     ("DestinationRule", "api"),
     ("Middleware", "api-oidc"),
+    ("Middleware", "api-oidc-sign-in"),
 }
 
 
@@ -50,6 +51,12 @@ ADDITIONS: list[tuple[str, str, dict[str, Any], Callable[[dict[str, Any]], bool]
         lambda spec: "tls" in spec["forwardAuth"],
     ),
     (
+        "Middleware",
+        "api-oidc-sign-in",
+        {"errors": {"status": ["401", "403"]}},
+        lambda spec: "403" in spec["errors"]["status"],
+    ),
+    (
         "NetworkPolicy",
         "api",
         {"egress": [{}], "policyTypes": ["Ingress", "Egress"]},
@@ -67,6 +74,9 @@ def meshed(namespace: str, allow_from: list[dict[str, str]]) -> dict[str, Any]:
         ingress={"host": "api.example.com", "auth": {"oidc": {"allowedGroups": ["ops"]}}},
         mesh={"enabled": True, "resilience": {"outlierDetection": {"consecutive5xxErrors": 5}}},
         auth={"jwt": {"issuer": "https://id.example.com", "audiences": ["api"]}},
+        # Prometheus carries no token: metrics on a port of their own.
+        ports=[{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}],
+        monitoring={"metrics": {"port": "admin"}},
         logging={"format": "json"},
     )
 

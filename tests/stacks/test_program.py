@@ -634,8 +634,9 @@ def test_operator_gets_the_mesh_and_proxy_of_the_stack(prod: Built, local: Built
     assert platform["meshDefault"] is False  # services join only when asked
     assert platform["meshTrustDomain"] == prod.outputs["meshTrustDomain"] == "mirage.example.com"
     assert platform["oauth2ProxyUrl"] == prod.outputs["oauth2ProxyUrl"]
+    assert platform["oauth2ProxyService"] == "oauth2-proxy/oauth2-proxy:80"
     # Without a proxy the chart's default address stays (the operator needs one to start).
-    assert "oauth2ProxyUrl" not in operator_platform(local)
+    assert not {"oauth2ProxyUrl", "oauth2ProxyService"} & set(operator_platform(local))
     assert local.outputs["signInUrl"] is None
     assert prod.outputs["signInUrl"] == "https://auth.mirage.example.com/oauth2/start"
 

@@ -162,14 +162,30 @@ def test_operator_renders_services_for_the_stack_mesh_and_edge(
     if proxy:
         release = proxy["oauth2-proxy"]
         # The Middleware's address is the chart's Service (named after the release) and port.
-        address = urlsplit(by_kind["Middleware"]["spec"]["forwardAuth"]["address"])
+        middlewares = [c["spec"] for c in children if c["kind"] == "Middleware"]
+        [forward] = [m["forwardAuth"] for m in middlewares if "forwardAuth" in m]
+        address = urlsplit(forward["address"])
         assert address.hostname == f"{release['name']}.{release['namespace']}.svc.cluster.local"
         assert (address.port or 80) == release["values"]["service"]["portNumber"]
         assert address.path == "/oauth2/auth"
         assert stack.outputs["oauth2ProxyUrl"] == config.oauth2_proxy_url
+        # The sign-in redirect names the same Service, across namespaces, which Traefik allows.
+        [errors] = [m["errors"] for m in middlewares if "errors" in m]
+        assert errors["service"] == {
+            "name": release["name"],
+            "namespace": release["namespace"],
+            "port": release["values"]["service"]["portNumber"],
+        }
+        traefik_crd = releases(stack, "mirage:ingress:Ingress")["traefik"]["values"]["providers"]
+        assert traefik_crd["kubernetesCRD"]["allowCrossNamespace"] is True
         args = release["values"]["extraArgs"]
-        # What the Middleware relies on: identity headers, X-Forwarded-* from Traefik.
+        # What the Middlewares rely on: identity headers, X-Forwarded-* from Traefik,
+        # /oauth2/sign_in redirecting at once (the errors Middleware turns it into a 302), and
+        # the ID token as Authorization for the example's JWT-requiring service.
         assert args["set-xauthrequest"] == args["reverse-proxy"] == "true"
+        assert args["skip-provider-button"] == args["set-authorization-header"] == "true"
+        assert "Authorization" in forward["authResponseHeaders"]
+        assert args["skip-jwt-bearer-tokens"] == "true"
         assert args["oidc-issuer-url"].startswith("https://")
         assert release["values"]["ingress"]["className"] == config.ingress_class
         # People return only to hosts the session cookie covers.

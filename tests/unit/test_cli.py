@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mirage_operator.cli import main
+from mirage_operator.cli import dump_yaml, main
 from tests.conftest import REPO
 
 EXAMPLES = str(REPO / "examples")
@@ -185,6 +185,69 @@ def test_validate_refuses_vault_paths_the_namespace_may_not_read(
     assert len(problems) == len(refused), result.output
     for expected in refused:
         assert any(expected in line for line in problems), result.output
+
+
+MESH_CONFIG_DEPENDENT = """apiVersion: mirage.dev/v1alpha1
+kind: MirageService
+metadata: {name: api, namespace: shop}
+spec:
+  image: nginx:1.27
+  %s
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "mesh_default", "refused"),
+    [
+        (
+            "mesh: {resilience: {connectionPool: {maxConnections: 9}}}",
+            "false",
+            "spec.mesh.resilience",
+        ),
+        ("mesh: {resilience: {connectionPool: {maxConnections: 9}}}", "true", None),
+        (
+            "networkPolicy: {allowFrom: [{podLabels: {app: legacy}}]}",
+            "true",
+            "spec.networkPolicy.allowFrom[0].podLabels",
+        ),
+        ("networkPolicy: {allowFrom: [{podLabels: {app: legacy}}]}", "false", None),
+    ],
+    ids=["resilience, mesh off", "resilience, mesh on", "pod labels, mesh on", "pod labels, off"],
+)
+def test_validate_refuses_what_render_refuses_under_the_operators_config(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fields: str,
+    mesh_default: str,
+    refused: str | None,
+) -> None:
+    """The CRD cannot know MIRAGE_MESH_DEFAULT: validate asks the operator's config, as render
+    does, and both say the same."""
+    monkeypatch.setenv("MIRAGE_MESH_DEFAULT", mesh_default)
+    path = _write(tmp_path, "svc.yaml", MESH_CONFIG_DEPENDENT % fields)
+    validated = CliRunner().invoke(main, ["validate", path])
+    rendered = CliRunner().invoke(main, ["render", path])
+    assert validated.exit_code == rendered.exit_code == (1 if refused else 0), (
+        validated.output,
+        rendered.output,
+    )
+    if refused:
+        assert f"#0 MirageService/api: {refused}: Forbidden" in validated.output
+        assert f"{refused}: Forbidden" in rendered.output
+
+
+def test_render_writes_no_yaml_aliases(tmp_path: Path) -> None:
+    # The NetworkPolicy's rules share one list of ports; a dumper that keeps identities would
+    # write it once as &id001 and then *id001.
+    service = MESH_CONFIG_DEPENDENT % (
+        "networkPolicy: {allowFrom: [{service: a}, {service: b}, {namespace: c}]}"
+    )
+    result = CliRunner().invoke(main, ["render", _write(tmp_path, "svc.yaml", service)])
+    assert result.exit_code == 0, result.output
+    events = list(yaml.parse(result.output))
+    assert not [e for e in events if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)]
+    shared = [1, 2]
+    assert "&" not in dump_yaml([{"a": shared, "b": shared}])
 
 
 def test_crds_prints_the_three_definitions() -> None:

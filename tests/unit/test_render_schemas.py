@@ -57,6 +57,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mesh-jwt-no-probes-oidc": service_body(
         mesh={"enabled": True, "resilience": {"connectionPool": {"maxConnections": 1}}},
         probes={"liveness": {"enabled": False}, "readiness": {"enabled": False}},
+        # A token-requiring service scrapes metrics on a port of their own.
+        ports=[{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}],
+        monitoring={"metrics": {"port": "admin"}},
         auth={
             "jwt": {
                 "issuer": "https://id.example.com",

@@ -109,6 +109,13 @@ def test_each_rendering_setting_changes_what_is_rendered(setting: dict[str, Any]
         ("MIRAGE_INGRESS_CONTROLLER_NAMESPACE", "Traefik"),
         ("MIRAGE_OPERATOR_NAMESPACE", "mirage_system"),
         ("MIRAGE_NAMESPACES", "team-a,Team_B"),
+        ("MIRAGE_OAUTH2_PROXY_SERVICE", "oauth2-proxy"),  # no namespace, no port
+        ("MIRAGE_OAUTH2_PROXY_SERVICE", "oauth2-proxy/oauth2-proxy"),
+        ("MIRAGE_OAUTH2_PROXY_SERVICE", "oauth2-proxy/oauth2-proxy:http"),
+        ("MIRAGE_OAUTH2_PROXY_SERVICE", "oauth2-proxy/oauth2-proxy:0"),
+        ("MIRAGE_OAUTH2_PROXY_SERVICE", "oauth2-proxy/oauth2-proxy:65536"),
+        ("MIRAGE_OAUTH2_PROXY_SERVICE", "Edge/oauth2-proxy:80"),
+        ("MIRAGE_OAUTH2_PROXY_SERVICE", "edge/4proxy:80"),  # a Service name starts with a letter
     ],
 )
 def test_settings_written_into_children_are_checked_at_start(variable: str, value: str) -> None:

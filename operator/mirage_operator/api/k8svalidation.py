@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mirage_operator.errors import Problem
@@ -77,54 +78,52 @@ def regex_error(msg: str, fmt: str, *examples: str) -> str:
     return f"{msg} (e.g. {listed}regex used for validation is '{fmt}')"
 
 
-def _bounded_match(
-    value: str, max_length: int, pattern: re.Pattern[str], msg: str, *examples: str
-) -> list[str]:
-    """The errors of a length limit and a pattern, each reported as Go reports it."""
-    errors = []
-    if max_length and len(value) > max_length:
-        errors.append(max_len_error(max_length))
-    if not pattern.fullmatch(value):
-        errors.append(regex_error(msg, pattern.pattern, *examples))
-    return errors
+@dataclass(frozen=True)
+class _Bounded:
+    """A name rule of Go's ``validation`` package: a length limit (0: none) and a pattern,
+    each error reported as Go reports it; ``chdir`` adds ``hasChDirPrefix``."""
+
+    max_length: int
+    pattern: re.Pattern[str]
+    message: str
+    examples: tuple[str, ...]
+    chdir: bool = False
+
+    def __call__(self, value: str) -> list[str]:
+        errors = []
+        if self.max_length and len(value) > self.max_length:
+            errors.append(max_len_error(self.max_length))
+        if not self.pattern.fullmatch(value):
+            errors.append(regex_error(self.message, self.pattern.pattern, *self.examples))
+        return errors + (_chdir_prefix(value) if self.chdir else [])
 
 
-def is_dns1123_label(value: str) -> list[str]:
-    """``IsDNS1123Label``: names of namespaces, most label-named objects, volumes."""
-    return _bounded_match(
-        value,
-        DNS1123_LABEL_MAX_LENGTH,
-        _DNS1123_LABEL,
-        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-        "and must start and end with an alphanumeric character",
-        "my-name",
-        "123-abc",
-    )
+is_dns1123_label = _Bounded(
+    DNS1123_LABEL_MAX_LENGTH,
+    _DNS1123_LABEL,
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character",
+    ("my-name", "123-abc"),
+)
+"""``IsDNS1123Label``: names of namespaces, most label-named objects, volumes."""
 
+is_dns1123_subdomain = _Bounded(
+    DNS1123_SUBDOMAIN_MAX_LENGTH,
+    _DNS1123_SUBDOMAIN,
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+    "'-' or '.', and must start and end with an alphanumeric character",
+    ("example.com",),
+)
+"""``IsDNS1123Subdomain``: names of most objects (Deployment, ConfigMap, Secret, ...)."""
 
-def is_dns1123_subdomain(value: str) -> list[str]:
-    """``IsDNS1123Subdomain``: names of most objects (Deployment, ConfigMap, Secret, ...)."""
-    return _bounded_match(
-        value,
-        DNS1123_SUBDOMAIN_MAX_LENGTH,
-        _DNS1123_SUBDOMAIN,
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-        "'-' or '.', and must start and end with an alphanumeric character",
-        "example.com",
-    )
-
-
-def is_dns1035_label(value: str) -> list[str]:
-    """``IsDNS1035Label``: names of Services."""
-    return _bounded_match(
-        value,
-        DNS1035_LABEL_MAX_LENGTH,
-        _DNS1035_LABEL,
-        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
-        "with an alphabetic character, and end with an alphanumeric character",
-        "my-name",
-        "abc-123",
-    )
+is_dns1035_label = _Bounded(
+    DNS1035_LABEL_MAX_LENGTH,
+    _DNS1035_LABEL,
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+    "with an alphabetic character, and end with an alphanumeric character",
+    ("my-name", "abc-123"),
+)
+"""``IsDNS1035Label``: names of Services."""
 
 
 _QUALIFIED_NAME_MSG = (
@@ -164,18 +163,14 @@ def is_qualified_name(value: str) -> list[str]:
     return errors
 
 
-def is_valid_label_value(value: str) -> list[str]:
-    """``IsValidLabelValue``: empty, or at most 63 alphanumerics, '-', '_', '.' inside."""
-    return _bounded_match(
-        value,
-        LABEL_VALUE_MAX_LENGTH,
-        _LABEL_VALUE,
-        "a valid label must be an empty string or consist of alphanumeric characters, '-', "
-        "'_' or '.', and must start and end with an alphanumeric character",
-        "MyValue",
-        "my_value",
-        "12345",
-    )
+is_valid_label_value = _Bounded(
+    LABEL_VALUE_MAX_LENGTH,
+    _LABEL_VALUE,
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', "
+    "'_' or '.', and must start and end with an alphanumeric character",
+    ("MyValue", "my_value", "12345"),
+)
+"""``IsValidLabelValue``: empty, or at most 63 alphanumerics, '-', '_', '.' inside."""
 
 
 def _chdir_prefix(value: str) -> list[str]:
@@ -189,33 +184,24 @@ def _chdir_prefix(value: str) -> list[str]:
     return []
 
 
-def is_config_map_key(value: str) -> list[str]:
-    """``IsConfigMapKey``: keys of ConfigMap and Secret data."""
-    errors = _bounded_match(
-        value,
-        CONFIG_MAP_KEY_MAX_LENGTH,
-        _CONFIG_MAP_KEY,
-        "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-        "key.name",
-        "KEY_NAME",
-        "key-name",
-    )
-    return errors + _chdir_prefix(value)
+is_config_map_key = _Bounded(
+    CONFIG_MAP_KEY_MAX_LENGTH,
+    _CONFIG_MAP_KEY,
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+    ("key.name", "KEY_NAME", "key-name"),
+    chdir=True,
+)
+"""``IsConfigMapKey``: keys of ConfigMap and Secret data."""
 
-
-def is_env_var_name(value: str) -> list[str]:
-    """``IsEnvVarName``: names of container environment variables (no length limit)."""
-    errors = _bounded_match(
-        value,
-        0,
-        _ENV_VAR_NAME,
-        "a valid environment variable name must consist of alphabetic characters, digits, "
-        "'_', '-', or '.', and must not start with a digit",
-        "my.env-name",
-        "MY_ENV.NAME",
-        "MyEnvName1",
-    )
-    return errors + _chdir_prefix(value)
+is_env_var_name = _Bounded(
+    0,
+    _ENV_VAR_NAME,
+    "a valid environment variable name must consist of alphabetic characters, digits, "
+    "'_', '-', or '.', and must not start with a digit",
+    ("my.env-name", "MY_ENV.NAME", "MyEnvName1"),
+    chdir=True,
+)
+"""``IsEnvVarName``: names of container environment variables (no length limit)."""
 
 
 def is_valid_port_name(value: str) -> list[str]:
@@ -354,7 +340,7 @@ def name_problems(value: str, *, field: str, rule: str) -> list[Problem]:
     return invalid(field, value, NAME_RULES[rule](value))
 
 
-NAME_RULES = {
+NAME_RULES: dict[str, Callable[[str], list[str]]] = {
     "dns1123-label": is_dns1123_label,
     "dns1123-subdomain": is_dns1123_subdomain,
     "dns1035-label": is_dns1035_label,

@@ -1,17 +1,21 @@
 """Typed model of a MirageService spec, and the rules its CRD schema cannot express.
 
-``MirageServiceSpec.from_spec`` expects a spec that the CRD schema has already defaulted and
-validated (``api.validation.admit`` does both), so it reads fields without re-checking them.
+``MirageServiceSpec.from_spec`` expects a spec that the CRD schema has validated
+(``api.validation.admit`` does); it applies the CRD's defaults itself (:mod:`.defaults`), so
+every default it reads comes from ``crds/``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.api import k8svalidation, slo, vaultsecret
+from mirage_operator.api import defaults, k8svalidation, names, slo, vaultsecret
 from mirage_operator.errors import Problem
+
+KIND = "MirageService"
 
 IntOrString = int | str
 
@@ -208,74 +212,57 @@ class MirageServiceSpec:
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> MirageServiceSpec:
-        """Build from a defaulted, schema-valid ``spec``."""
-        probes = spec.get("probes", {})
-        security = spec.get("securityContext", {})
-        rollout = spec.get("rollout", {})
+        """Build from a schema-valid ``spec``, defaulted here by the CRD schema (a stored
+        spec already is: then nothing changes)."""
+        spec = defaults.defaulted(KIND, spec)
+        probes, security, rollout = spec["probes"], spec["securityContext"], spec["rollout"]
         autoscaling = spec.get("autoscaling")
-        disruption = spec.get("disruption", {})
-        network_policy = spec.get("networkPolicy", {})
+        network_policy = spec["networkPolicy"]
         ingress = spec.get("ingress")
         config = spec.get("config")
         return cls(
             image=spec["image"],
-            image_pull_policy=spec.get("imagePullPolicy", "IfNotPresent"),
+            image_pull_policy=spec["imagePullPolicy"],
             image_pull_secrets=tuple(spec.get("imagePullSecrets", ())),
             command=tuple(spec.get("command", ())),
             args=tuple(spec.get("args", ())),
-            replicas=spec.get("replicas", 2),
+            replicas=spec["replicas"],
             ports=tuple(
                 Port(
                     name=p["name"],
                     port=p["port"],
-                    protocol=p.get("protocol", "TCP"),
+                    protocol=p["protocol"],
                     app_protocol=p.get("appProtocol"),
                 )
-                for p in spec.get("ports", ({"name": "http", "port": 8080},))
+                for p in spec["ports"]
             ),
             env=tuple((e["name"], e["value"]) for e in spec.get("env", ())),
             config_data=dict(config["data"]) if config else None,
             config_mount_path=config.get("mountPath") if config else None,
             resources={k: dict(v) for k, v in spec.get("resources", {}).items()},
-            liveness=_probe(probes.get("liveness", {}), default_path="/healthz"),
-            readiness=_probe(probes.get("readiness", {}), default_path="/readyz"),
-            startup=_probe(probes["startup"], default_path="/healthz")
-            if "startup" in probes
-            else None,
-            run_as_user=security.get("runAsUser", 10001),
-            run_as_group=security.get("runAsGroup", 10001),
-            fs_group=security.get("fsGroup", 10001),
-            max_surge=rollout.get("maxSurge", "25%"),
+            liveness=_probe(probes["liveness"]),
+            readiness=_probe(probes["readiness"]),
+            startup=_probe(probes["startup"]) if "startup" in probes else None,
+            run_as_user=security["runAsUser"],
+            run_as_group=security["runAsGroup"],
+            fs_group=security["fsGroup"],
+            max_surge=rollout["maxSurge"],
             max_unavailable=_max_unavailable(rollout),
-            termination_grace_period_seconds=rollout.get("terminationGracePeriodSeconds", 30),
-            autoscaling=Autoscaling(
-                min_replicas=autoscaling.get("minReplicas", min(2, autoscaling["maxReplicas"])),
-                max_replicas=autoscaling["maxReplicas"],
-                target_cpu_utilization=autoscaling.get("targetCPUUtilization"),
-                target_memory_utilization=autoscaling.get("targetMemoryUtilization"),
-            )
-            if autoscaling
-            else None,
+            termination_grace_period_seconds=rollout["terminationGracePeriodSeconds"],
+            autoscaling=_autoscaling(autoscaling) if autoscaling else None,
             disruption=Disruption(
-                enabled=disruption.get("enabled", True),
-                min_available=disruption.get("minAvailable"),
-                max_unavailable=disruption.get("maxUnavailable"),
+                enabled=spec["disruption"]["enabled"],
+                min_available=spec["disruption"].get("minAvailable"),
+                max_unavailable=spec["disruption"].get("maxUnavailable"),
             ),
-            network_policy_enabled=network_policy.get("enabled", True),
-            allow_from=tuple(
-                AllowedCaller(
-                    service=a.get("service"),
-                    namespace=a.get("namespace"),
-                    pod_labels=dict(a.get("podLabels", {})),
-                )
-                for a in network_policy.get("allowFrom", ())
-            ),
+            network_policy_enabled=network_policy["enabled"],
+            allow_from=_allow_from(network_policy),
             ingress=_ingress(ingress) if ingress else None,
             secrets=tuple(_secret(s) for s in spec.get("secrets", ())),
-            monitoring=_monitoring(spec.get("monitoring", {})),
-            mesh=_mesh(spec.get("mesh", {})),
+            monitoring=_monitoring(spec["monitoring"]),
+            mesh=_mesh(defaults.defaulted_at(KIND, spec, "mesh")),
             jwt=_jwt(spec["auth"]["jwt"]) if "jwt" in spec.get("auth", {}) else None,
-            log_format=spec.get("logging", {}).get("format", "text"),
+            log_format=spec["logging"]["format"],
         )
 
     def mesh_enabled(self, default: bool) -> bool:
@@ -285,24 +272,58 @@ class MirageServiceSpec:
 
 def _max_unavailable(rollout: Mapping[str, Any]) -> IntOrString:
     """``maxUnavailable`` as written; unset, 0 (zero-downtime rollouts), or 1 when ``maxSurge``
-    is 0, since the API server refuses a Deployment where both are 0."""
+    is 0, since the API server refuses a Deployment where both are 0 (ADR 0012)."""
     if "maxUnavailable" in rollout:
         value: IntOrString = rollout["maxUnavailable"]
         return value
-    surge = rollout.get("maxSurge", "25%")
-    return 1 if k8svalidation.int_or_percent_value(surge) == 0 else 0
+    return 1 if k8svalidation.int_or_percent_value(rollout["maxSurge"]) == 0 else 0
 
 
-def _probe(raw: Mapping[str, Any], *, default_path: str) -> Probe:
-    return Probe(
-        enabled=raw.get("enabled", True),
-        path=raw.get("path", default_path),
-        port=raw.get("port"),
-        initial_delay_seconds=raw.get("initialDelaySeconds", 0),
-        period_seconds=raw.get("periodSeconds", 10),
-        timeout_seconds=raw.get("timeoutSeconds", 2),
-        failure_threshold=raw.get("failureThreshold", 3),
+def _port_protocol() -> str:
+    protocol: str = defaults.schema_default(KIND, "ports", "[]", "protocol")
+    return protocol
+
+
+def _allow_from(network_policy: Mapping[str, Any]) -> tuple[AllowedCaller, ...]:
+    return tuple(
+        AllowedCaller(
+            service=a.get("service"),
+            namespace=a.get("namespace"),
+            pod_labels=dict(a.get("podLabels", {})),
+        )
+        for a in network_policy.get("allowFrom", ())
     )
+
+
+def _autoscaling(raw: Mapping[str, Any]) -> Autoscaling:
+    # Unset minReplicas: the replica count a service without autoscaling gets, or maxReplicas
+    # if smaller; not a schema default, which a smaller maxReplicas would contradict (ADR 0012).
+    floor = min(defaults.schema_default(KIND, "replicas"), raw["maxReplicas"])
+    return Autoscaling(
+        min_replicas=raw.get("minReplicas", floor),
+        max_replicas=raw["maxReplicas"],
+        target_cpu_utilization=raw.get("targetCPUUtilization"),
+        target_memory_utilization=raw.get("targetMemoryUtilization"),
+    )
+
+
+def _probe(raw: Mapping[str, Any]) -> Probe:
+    return Probe(
+        enabled=raw["enabled"],
+        path=raw["path"],
+        port=raw.get("port"),
+        initial_delay_seconds=raw["initialDelaySeconds"],
+        period_seconds=raw["periodSeconds"],
+        timeout_seconds=raw["timeoutSeconds"],
+        failure_threshold=raw["failureThreshold"],
+    )
+
+
+INGRESS_PATH = "/"
+"""``spec.ingress.path`` when unset. Model defaults, not schema ones: a schema default below
+the optional ``ingress`` would outlive its removal by server-side apply (ADR 0009)."""
+INGRESS_TLS = True
+"""``spec.ingress.tls.enabled`` when unset (ADR 0009, as :data:`INGRESS_PATH`)."""
 
 
 def _ingress(raw: Mapping[str, Any]) -> Ingress:
@@ -310,9 +331,9 @@ def _ingress(raw: Mapping[str, Any]) -> Ingress:
     oidc = raw.get("auth", {}).get("oidc")
     return Ingress(
         host=raw["host"],
-        path=raw.get("path", "/"),
+        path=raw.get("path", INGRESS_PATH),
         port=raw.get("port"),
-        tls_enabled=tls.get("enabled", True),
+        tls_enabled=tls.get("enabled", INGRESS_TLS),
         tls_secret_name=tls.get("secretName"),
         middlewares=tuple(raw.get("middlewares", ())),
         annotations=dict(raw.get("annotations", {})),
@@ -324,7 +345,7 @@ def _mesh(raw: Mapping[str, Any]) -> Mesh:
     resilience = raw.get("resilience", {})
     return Mesh(
         enabled=raw.get("enabled"),
-        mtls_mode=raw.get("mtls", {}).get("mode", "STRICT"),
+        mtls_mode=raw["mtls"]["mode"],
         connection_pool=resilience.get("connectionPool"),
         outlier_detection=resilience.get("outlierDetection"),
     )
@@ -346,11 +367,11 @@ _VAULT_SECRET_FIELDS = ("vault", "keys", "templates", "refreshInterval")
 
 
 def _secret(raw: Mapping[str, Any]) -> SecretRef:
-    expose = raw.get("expose", {})
+    expose = raw["expose"]
     return SecretRef(
         name=raw["name"],
         vault_spec={k: raw[k] for k in _VAULT_SECRET_FIELDS if k in raw},
-        expose_as=expose.get("mode", "env"),
+        expose_as=expose["mode"],
         env_prefix=expose.get("envPrefix"),
         env=tuple(EnvMapping(key=e["key"], name=e["name"]) for e in expose.get("env", ())),
         mount_path=expose.get("mountPath"),
@@ -358,7 +379,10 @@ def _secret(raw: Mapping[str, Any]) -> SecretRef:
 
 
 DEFAULT_SCRAPE_INTERVAL = "30s"
+"""``monitoring.metrics.interval`` when unset (ADR 0012: bounded by the timeout, so not a
+schema default)."""
 DEFAULT_SCRAPE_TIMEOUT = "10s"
+"""``monitoring.metrics.scrapeTimeout`` when unset (ADR 0012)."""
 
 
 def scrape_settings(metrics: Mapping[str, Any]) -> tuple[str, str]:
@@ -378,13 +402,13 @@ def scrape_settings(metrics: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _monitoring(raw: Mapping[str, Any]) -> Monitoring:
-    metrics = raw.get("metrics", {})
+    metrics = raw["metrics"]
     interval, scrape_timeout = scrape_settings(metrics)
     return Monitoring(
         metrics=Metrics(
-            enabled=metrics.get("enabled", True),
+            enabled=metrics["enabled"],
             port=metrics.get("port"),
-            path=metrics.get("path", "/metrics"),
+            path=metrics["path"],
             interval=interval,
             scrape_timeout=scrape_timeout,
             relabelings=tuple(metrics.get("relabelings", ())),
@@ -421,7 +445,7 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
     port_names = {p["name"] for p in ports}
     problems = _unique([p["name"] for p in ports], field="spec.ports", what="port name")
     problems += _unique(
-        [str(p["port"]) + "/" + p.get("protocol", "TCP") for p in ports],
+        [str(p["port"]) + "/" + p.get("protocol", _port_protocol()) for p in ports],
         field="spec.ports",
         what="port number",
     )
@@ -474,8 +498,13 @@ def rules(body: Mapping[str, Any]) -> list[Problem]:
         elif path:
             claimed[path] = field
 
-    if spec.get("mesh", {}).get("enabled") is True:
-        problems += mesh_caller_problems(MirageServiceSpec.from_spec(spec).allow_from)
+    # A caller listed twice is a copy-paste slip, not a wish: say so (the CRD's explicit-mesh
+    # rule refuses podLabels callers; the operator's default is checked at render).
+    problems += _unique(
+        [json.dumps(c, sort_keys=True) for c in spec.get("networkPolicy", {}).get("allowFrom", [])],
+        field="spec.networkPolicy.allowFrom",
+        what="caller",
+    )
 
     problems += child_value_problems(spec)
     problems += child_name_problems(str(body.get("metadata", {}).get("name", "")), spec)
@@ -575,12 +604,9 @@ def child_name_problems(name: str, spec: Mapping[str, Any]) -> list[Problem]:
     """Two objects of one kind that this MirageService (or its child VaultSecrets and SLOs)
     would give the same name: refused, naming both fields, so that no object has two writers.
 
-    Names come from the builders (:mod:`mirage_operator.render.names`), so this check follows
-    them when they change.
+    Names come from :mod:`mirage_operator.api.names`, which the builders use too, so this check
+    follows them when they change.
     """
-    # Imported here: the builders import this module for the spec's types.
-    from mirage_operator.render import names
-
     claimed: dict[tuple[str, str], str] = {}
     problems = []
     for kind, child, field in names.derived_names(name, spec):

@@ -1,9 +1,9 @@
 """Typed model of a ServiceLevelObjective spec, the burn-rate scheme, and the rules the CRD
 schema cannot express.
 
-``ServiceLevelObjectiveSpec.from_spec`` expects a spec the CRD schema has defaulted and
-validated; it still fills the schema's defaults itself, so that a spec read straight from a
-file (``mirage render``) parses the same way.
+``ServiceLevelObjectiveSpec.from_spec`` expects a spec the CRD schema has validated; it applies
+the CRD's defaults itself (:mod:`.defaults`), so that a spec read straight from a file
+(``mirage render``) parses the same way.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.api import alerttemplate, promql
+from mirage_operator.api import alerttemplate, defaults, promql
 from mirage_operator.errors import Problem
 
-# Defaults, equal to those of crds/mirage.dev_servicelevelobjectives.yaml (a test checks).
-DEFAULT_WINDOW = "30d"
-DEFAULT_STATUS_LABEL = "code"
-DEFAULT_ERROR_STATUS_REGEX = "5.."
+KIND = "ServiceLevelObjective"
+
+# Preset metrics when unset: they depend on the preset's type, which a schema default cannot.
 DEFAULT_COUNTER = "http_requests_total"
 DEFAULT_HISTOGRAM = "http_request_duration_seconds"
 PRESET_TYPES = ("http-availability", "http-latency")
@@ -181,8 +180,8 @@ def _sli(raw: Mapping[str, Any], service: str) -> SLI:
         type=kind,
         metric=preset.get("metric") or default_metric,
         selector=selector,
-        status_label=preset.get("statusLabel", DEFAULT_STATUS_LABEL),
-        error_status_regex=preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX),
+        status_label=preset["statusLabel"],
+        error_status_regex=preset["errorStatusRegex"],
         latency_threshold=preset.get("latencyThreshold"),
     )
 
@@ -216,11 +215,12 @@ class ServiceLevelObjectiveSpec:
     def from_spec(
         cls, spec: Mapping[str, Any], *, service: str | None = None
     ) -> ServiceLevelObjectiveSpec:
-        """Parse a defaulted, schema-valid spec; ``service`` supplies or overrides
-        ``spec.service`` (a MirageService's embedded SLOs have none)."""
+        """Parse a schema-valid spec, defaulted here by the CRD schema; ``service`` supplies or
+        overrides ``spec.service`` (a MirageService's embedded SLOs have none)."""
+        spec = defaults.defaulted(KIND, spec)
         name = service if service is not None else str(spec["service"])
-        alerting = spec.get("alerting") or {}
-        window = str(spec.get("window", DEFAULT_WINDOW))
+        alerting = spec["alerting"]
+        window = str(spec["window"])
 
         def settings(severity: str) -> AlertSettings:
             lowest = lowest_threshold(
@@ -292,7 +292,7 @@ def _template_problems(
 def _preset_problems(preset: Mapping[str, Any], field: str) -> list[Problem]:
     """Each matcher of a preset must be one Prometheus parses: label names, regex (RE2)."""
     problems = []
-    regex = preset.get("errorStatusRegex", DEFAULT_ERROR_STATUS_REGEX)
+    regex = preset.get("errorStatusRegex")
     if isinstance(regex, str) and (reason := promql.regex_problem(regex)):
         problems.append(
             Problem(
@@ -300,7 +300,7 @@ def _preset_problems(preset: Mapping[str, Any], field: str) -> list[Problem]:
                 f"not a regular expression Prometheus accepts: {reason}",
             )
         )
-    status = preset.get("statusLabel", DEFAULT_STATUS_LABEL)
+    status = preset.get("statusLabel")
     if isinstance(status, str) and (reason := promql.label_name_problem(status)):
         problems.append(Problem(f"{field}.statusLabel", reason))
     problems += _label_problems(preset.get("selector") or {}, f"{field}.selector", reserved=False)
@@ -311,7 +311,8 @@ def spec_problems(spec: Mapping[str, Any], *, field: str = "spec") -> list[Probl
     """Problems of an SLO spec (or an embedded one) that the schema cannot express; paths start
     with ``field`` (``spec.monitoring.slos[0]`` for a MirageService's)."""
     problems: list[Problem] = []
-    window = str(spec.get("window", DEFAULT_WINDOW))
+    spec = defaults.defaulted(KIND, spec)
+    window = str(spec["window"])
     if re.fullmatch(r"[1-9][0-9]*d", window):
         days = int(window[:-1])
         if not MIN_WINDOW_DAYS <= days <= MAX_WINDOW_DAYS:

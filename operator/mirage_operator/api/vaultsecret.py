@@ -1,7 +1,7 @@
 """Typed model of a VaultSecret spec, and the rules its CRD schema cannot express.
 
-``VaultSecretSpec.from_spec`` expects a spec that the CRD schema has already defaulted and
-validated, so it reads fields without re-checking them. The ``vault``, ``keys``, ``templates``
+``VaultSecretSpec.from_spec`` expects a spec that the CRD schema has validated; it applies the
+CRD's defaults itself (:mod:`.defaults`). The ``vault``, ``keys``, ``templates``
 and ``refreshInterval`` fields are the *source* part that a MirageService embeds under
 ``spec.secrets[]``; :func:`source_rules` checks that part on its own so the MirageService
 rules can reuse it with their own field prefix.
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from mirage_operator.api import k8svalidation
+from mirage_operator.api import defaults, k8svalidation
 from mirage_operator.config import Config, parse_duration
 from mirage_operator.errors import Problem
+from mirage_operator.templating import template_error
 
-ENGINES = ("kv-v2", "kv-v1", "database")
-"""Secrets engines a VaultSecret can read."""
+KIND = "VaultSecret"
 
 DEFAULT_MOUNTS: Mapping[str, str] = {"kv-v2": "secret", "kv-v1": "secret", "database": "database"}
 """Mount used when ``spec.vault.mount`` is omitted (the schema cannot default by engine)."""
@@ -103,10 +103,10 @@ class Destination:
 
     name: str | None
     """Name of the Secret; ``None`` means the VaultSecret's own name."""
-    type: str = "Opaque"
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    overwrite: bool = False
+    type: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    overwrite: bool
     """Write into an existing Secret Mirage did not create (without owning it, so deleting
     the VaultSecret leaves it); otherwise such a Secret is reported, never touched."""
 
@@ -156,11 +156,13 @@ class VaultSecretSpec:
         *,
         default_refresh_interval: float = Config.vault_default_refresh_interval,
     ) -> VaultSecretSpec:
-        """Build from a defaulted, schema-valid ``spec``. Also accepts the source part that a
-        MirageService embeds (``destination`` and ``rolloutRestartTargets`` then default)."""
+        """Build from a schema-valid ``spec``, defaulted here by the CRD schema. Also accepts the
+        source part that a MirageService embeds (``destination`` and ``rolloutRestartTargets``
+        then default)."""
+        spec = defaults.defaulted(KIND, spec)
         vault = spec["vault"]
-        engine = vault.get("engine", "kv-v2")
-        destination = spec.get("destination", {})
+        engine = vault["engine"]
+        destination = spec["destination"]
         refresh = spec.get("refreshInterval")
         return cls(
             vault=VaultSource(
@@ -176,10 +178,10 @@ class VaultSecretSpec:
             templates=dict(sorted(spec.get("templates", {}).items())),
             destination=Destination(
                 name=destination.get("name"),
-                type=destination.get("type", "Opaque"),
+                type=destination["type"],
                 labels=dict(destination.get("labels", {})),
                 annotations=dict(destination.get("annotations", {})),
-                overwrite=bool(destination.get("overwrite")),
+                overwrite=destination["overwrite"],
             ),
             refresh_interval=(
                 parse_duration(refresh) if refresh is not None else default_refresh_interval
@@ -235,11 +237,8 @@ def vault_source_problems(
 def source_rules(source: Mapping[str, Any], *, prefix: str) -> list[Problem]:
     """Check the source part (``vault``, ``keys``, ``templates``, ``refreshInterval``) of a
     schema-valid spec; field paths start with ``prefix`` (e.g. ``spec.secrets[0]``)."""
-    # Imported here: the builder module imports this one for the spec's types.
-    from mirage_operator.render.secret import template_error
-
-    vault = source.get("vault") or {}
-    engine = str(vault.get("engine", "kv-v2"))
+    vault = defaults.defaulted(KIND, source)["vault"]
+    engine = str(vault["engine"])
     problems = vault_source_problems(
         engine,
         str(vault.get("mount") or DEFAULT_MOUNTS.get(engine, "")),
@@ -294,16 +293,16 @@ def source_rules(source: Mapping[str, Any], *, prefix: str) -> list[Problem]:
 
 def rules(body: Mapping[str, Any]) -> list[Problem]:
     """Rules across fields that the CRD schema does not express; ``body`` is schema-valid."""
-    spec = body.get("spec", {})
+    spec = defaults.defaulted(KIND, body.get("spec", {}))
     problems = source_rules(spec, prefix="spec")
-    destination = spec.get("destination", {})
+    destination = spec["destination"]
     problems += k8svalidation.label_problems(
         destination.get("labels", {}), field="spec.destination.labels"
     )
     problems += k8svalidation.annotation_problems(
         destination.get("annotations", {}), field="spec.destination.annotations"
     )
-    secret_type = destination.get("type", "Opaque")
+    secret_type = destination["type"]
     if not problems and secret_type in REQUIRED_KEYS:
         keys = VaultSecretSpec.from_spec(spec).output_keys()
         # Only knowable when the spec lists the keys; with "every key" Vault decides.

@@ -61,6 +61,8 @@ class WorkQueue:
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         """One future per worker waiting for a key: a key wakes one worker, not all of them
         (at rest, a resync every few milliseconds woke all sixteen; docs/adr/0026)."""
+        self._open = asyncio.Event()
+        self._open.set()
         self._tasks: list[asyncio.Task[None]] = []
 
     def __len__(self) -> int:
@@ -73,6 +75,18 @@ class WorkQueue:
             loop = asyncio.get_running_loop()
             self._idle.clear()
             self._tasks = [loop.create_task(self._work()) for _ in range(self.workers)]
+
+    def pause(self) -> None:
+        """Keep queueing keys, but reconcile none until :meth:`resume` (a standby's queue)."""
+        self._open.clear()
+
+    def resume(self, first: Callable[[ObjectKey], bool] = lambda _: False) -> None:
+        """Reconcile the keys queued meanwhile (those ``first`` picks before the others), and
+        every one after."""
+        self._ready = collections.deque(
+            sorted(self._ready, key=lambda key: not first(key))  # stable: FIFO otherwise
+        )
+        self._open.set()
 
     async def stop(self) -> None:
         """Cancel the workers and every timer, and wait for the workers to end."""
@@ -141,6 +155,9 @@ class WorkQueue:
                 waiter = asyncio.get_running_loop().create_future()
                 self._idle.append(waiter)
                 await waiter
+            await self._open.wait()
+            if not self._ready:  # another worker took it meanwhile
+                continue
             key = self._ready.popleft()
             self._queued.discard(key)
             self._active.add(key)

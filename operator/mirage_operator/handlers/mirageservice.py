@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
+from mirage_operator.api.names import secret_name
 from mirage_operator.api.validation import check_admitted
 from mirage_operator.errors import TransientError
 from mirage_operator.handlers import common
@@ -24,7 +25,6 @@ from mirage_operator.render.mirageservice import (
     build_children,
     pod_checksum,
 )
-from mirage_operator.render.names import secret_name
 from mirage_operator.render.status import build_service_status, get_condition
 
 STATUS_DEFERRAL = 2.0

@@ -243,21 +243,34 @@ class LeaderElector:
         self._renewed_at = None  # no write of ours after this point
         metrics.LEADER.set(0)
         s = self.settings
-        spec = dict(self._observed.get("spec") or {})
-        spec.update(
-            holderIdentity="",
-            leaseDurationSeconds=1,
-            renewTime=_micro_time(self._wall_clock()),
-        )
-        try:
-            await self._client.replace(
-                resources.LEASE,
-                namespace=s.namespace,
-                name=s.name,
-                body={**self._observed, "spec": spec},
+        observed = self._observed
+        for attempt in range(2):
+            spec = dict(observed.get("spec") or {})
+            spec.update(
+                holderIdentity="",
+                leaseDurationSeconds=1,
+                renewTime=_micro_time(self._wall_clock()),
             )
-        except KubernetesAPIError as exc:
-            log.warning("Could not release the Lease %s/%s: %s", s.namespace, s.name, exc)
-            return False
+            try:
+                await self._client.replace(
+                    resources.LEASE,
+                    namespace=s.namespace,
+                    name=s.name,
+                    body={**observed, "spec": spec},
+                )
+            except KubernetesAPIError as exc:
+                # 409: a renewal cut short by the shutdown was written all the same; the
+                # Lease is still ours if it names us.
+                current = None
+                if exc.status == 409 and attempt == 0:
+                    current = await self._client.get(
+                        resources.LEASE, namespace=s.namespace, name=s.name
+                    )
+                if current and (current.get("spec") or {}).get("holderIdentity") == s.identity:
+                    observed = current
+                    continue
+                log.warning("Could not release the Lease %s/%s: %s", s.namespace, s.name, exc)
+                return False
+            break
         log.info("Released the Lease %s/%s", s.namespace, s.name)
         return True

@@ -6,13 +6,14 @@ RequestAuthentication with its token-requiring policy (``spec.auth.jwt``) and De
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
+from mirage_operator.api.names import jwt_policy_name
 from mirage_operator.config import Config
 from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
-from mirage_operator.render.names import jwt_policy_name
 
 SECURITY_API_VERSION = "security.istio.io/v1"
 NETWORKING_API_VERSION = "networking.istio.io/v1"
@@ -192,9 +193,11 @@ def build_jwt_policy(
     metrics_port = _metrics_port(spec)
     if metrics_port is not None:
         operation["notPorts"] = [str(metrics_port)]
+    # Istio matches the path without its query or fragment: `/ready?full=1` would match
+    # nothing and leave the probe behind the token.
     probe_paths = sorted(
         {
-            p.path
+            re.split(r"[?#]", p.path, maxsplit=1)[0]
             for p in (spec.liveness, spec.readiness, spec.startup)
             if p is not None and p.enabled
         }

@@ -11,6 +11,7 @@ from typing import Any
 
 from mirage_operator import API_VERSION
 from mirage_operator.api.mirageservice import MirageServiceSpec, mesh_caller_problems
+from mirage_operator.api.names import secret_name, slo_name
 from mirage_operator.config import Config
 from mirage_operator.errors import InvalidSpecError, Problem
 from mirage_operator.render.mesh import (
@@ -23,11 +24,10 @@ from mirage_operator.render.mesh import (
     build_request_authentication,
 )
 from mirage_operator.render.meta import checksum, object_meta, selector_labels, standard_labels
-from mirage_operator.render.names import secret_name, slo_name
 from mirage_operator.render.networking import (
     build_ingress,
     build_network_policy,
-    build_oidc_middleware,
+    build_oidc_middlewares,
     build_service,
 )
 from mirage_operator.render.prometheusrule import build_custom_rules
@@ -147,6 +147,25 @@ def _mesh_children(
     return children
 
 
+def config_problems(spec: MirageServiceSpec, config: Config) -> list[Problem]:
+    """What is wrong with a schema-valid ``spec`` only under the operator's ``config``: the
+    CRD cannot know ``MIRAGE_MESH_DEFAULT``. ``mirage validate`` asks this too, so that it
+    refuses what ``mirage render`` and the operator refuse."""
+    if spec.mesh_enabled(config.mesh_default):
+        return mesh_caller_problems(spec.allow_from)
+    if spec.mesh.connection_pool or spec.mesh.outlier_detection:
+        # The CRD refuses it beside an explicit `enabled: false`; here the mesh is off by the
+        # operator's default.
+        return [
+            Problem(
+                "spec.mesh.resilience",
+                "Forbidden: takes effect only in the mesh, which the operator's default "
+                "(MIRAGE_MESH_DEFAULT) leaves off; set spec.mesh.enabled true or remove it",
+            )
+        ]
+    return []
+
+
 def build_children(
     *,
     name: str,
@@ -174,21 +193,9 @@ def build_children(
         )
         for s in spec.secrets
     ]
-    mesh = spec.mesh_enabled(config.mesh_default)
-    if mesh and (problems := mesh_caller_problems(spec.allow_from)):
+    if problems := config_problems(spec, config):
         raise InvalidSpecError(problems)
-    if not mesh and (spec.mesh.connection_pool or spec.mesh.outlier_detection):
-        # The CRD refuses it beside an explicit `enabled: false`; here the mesh is off by the
-        # operator's default, which only the operator knows.
-        raise InvalidSpecError(
-            [
-                Problem(
-                    "spec.mesh.resilience",
-                    "Forbidden: takes effect only in the mesh, which the operator's default "
-                    "(MIRAGE_MESH_DEFAULT) leaves off; set spec.mesh.enabled true or remove it",
-                )
-            ]
-        )
+    mesh = spec.mesh_enabled(config.mesh_default)
     pod_sum = None if secret_macs is None else pod_checksum(spec=spec, secret_macs=secret_macs)
     children.append(
         build_deployment(
@@ -208,10 +215,8 @@ def build_children(
         )
     if spec.ingress is not None:
         if spec.ingress.oidc is not None:
-            children.append(
-                build_oidc_middleware(
-                    name=name, namespace=namespace, spec=spec, config=config, owner=owner
-                )
+            children += build_oidc_middlewares(
+                name=name, namespace=namespace, spec=spec, config=config, owner=owner
             )
         children.append(
             build_ingress(name=name, namespace=namespace, spec=spec, config=config, owner=owner)

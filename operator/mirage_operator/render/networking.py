@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from mirage_operator.api.mirageservice import MirageServiceSpec
-from mirage_operator.config import Config
+from mirage_operator.api.names import (
+    oidc_middleware_name,
+    oidc_sign_in_middleware_name,
+    tls_secret_name,
+)
+from mirage_operator.config import Config, parse_service_reference
 from mirage_operator.render.meta import object_meta, selector_labels, standard_labels
-from mirage_operator.render.names import oidc_middleware_name, tls_secret_name
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -110,8 +114,15 @@ def build_ingress(
     annotations = dict(ingress.annotations)
     middlewares = list(ingress.middlewares)
     if ingress.oidc is not None:
-        # Sign-in first: the user's middlewares see only signed-in requests.
-        middlewares.insert(0, f"{namespace}-{oidc_middleware_name(name)}@kubernetescrd")
+        # Sign-in first: the user's middlewares see only signed-in requests. The errors
+        # Middleware wraps the forwardAuth one, so that it sees (and turns into a redirect to
+        # sign in) the 401 OAuth2 Proxy answers for a request without a session.
+        middlewares[:0] = [
+            f"{namespace}-{oidc_sign_in_middleware_name(name)}@kubernetescrd",
+            f"{namespace}-{oidc_middleware_name(name)}@kubernetescrd",
+        ]
+    # A middleware listed twice would run twice (the user may also list the operator's own).
+    middlewares = list(dict.fromkeys(middlewares))
     if middlewares:
         annotations["traefik.ingress.kubernetes.io/router.middlewares"] = ",".join(middlewares)
     if ingress.tls_enabled:
@@ -169,35 +180,63 @@ IDENTITY_HEADERS = (
 )
 
 
-def build_oidc_middleware(
+def build_oidc_middlewares(
     *,
     name: str,
     namespace: str,
     spec: MirageServiceSpec,
     config: Config,
     owner: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """A Traefik forwardAuth Middleware asking the platform's OAuth2 Proxy whether the person
-    is signed in (and, with ``allowedGroups``, in one of the groups)."""
-    oidc = spec.ingress.oidc if spec.ingress else None
-    assert oidc is not None, "build_oidc_middleware needs spec.ingress.auth.oidc"
+) -> list[dict[str, Any]]:
+    """The Traefik Middlewares of ``spec.ingress.auth.oidc``, in the order the Ingress lists
+    them (ADR 0094):
+
+    - ``<name>-oidc-sign-in`` (errors): answers OAuth2 Proxy's 401 (no session) with its
+      ``/oauth2/sign_in`` on the OAuth2 Proxy Service, which (``--skip-provider-button``)
+      redirects to the IdP; the 401 becomes that redirect (``statusRewrites``: Traefik
+      otherwise keeps the caught status and only copies the page's headers). A 403 (signed
+      in, not in an allowed group) is left alone: sending that person to sign in again would
+      loop. Traefik's ``{url}`` is the request's path and query only, so the service's own
+      origin is written before it: OAuth2 Proxy, on its own host, sends the person back there.
+    - ``<name>-oidc`` (forwardAuth): asks OAuth2 Proxy whether the person is signed in (and,
+      with ``allowedGroups``, in one of the groups). With ``spec.auth.jwt``, OAuth2 Proxy's
+      ``Authorization`` (the person's ID token, ``--set-authorization-header``) also reaches
+      the service, whose sidecar requires a token.
+    """
+    ingress = spec.ingress
+    assert ingress is not None and ingress.oidc is not None, "needs spec.ingress.auth.oidc"
+    service_namespace, service, port = parse_service_reference(config.oauth2_proxy_service)
+    origin = f"{'https' if ingress.tls_enabled else 'http'}://{ingress.host}"
     address = f"{config.oauth2_proxy_url}/oauth2/auth"
-    if oidc.allowed_groups:
-        address += "?" + urlencode({"allowed_groups": ",".join(oidc.allowed_groups)})
-    return {
-        "apiVersion": "traefik.io/v1alpha1",
-        "kind": "Middleware",
-        "metadata": object_meta(
-            name=oidc_middleware_name(name),
-            namespace=namespace,
-            labels=standard_labels(name=name),
-            owner=owner,
-        ),
-        "spec": {
+    if ingress.oidc.allowed_groups:
+        address += "?" + urlencode({"allowed_groups": ",".join(ingress.oidc.allowed_groups)})
+    headers = list(IDENTITY_HEADERS)
+    if spec.jwt is not None:
+        headers.append("Authorization")
+    specs = {
+        oidc_sign_in_middleware_name(name): {
+            "errors": {
+                "status": ["401"],
+                "statusRewrites": {"401": 302},
+                "service": {"name": service, "namespace": service_namespace, "port": port},
+                "query": "/oauth2/sign_in?rd=" + quote(origin, safe="") + "{url}",
+            }
+        },
+        oidc_middleware_name(name): {
             "forwardAuth": {
                 "address": address,
                 "trustForwardHeader": True,
-                "authResponseHeaders": list(IDENTITY_HEADERS),
+                "authResponseHeaders": headers,
             }
         },
     }
+    labels = standard_labels(name=name)
+    return [
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "Middleware",
+            "metadata": object_meta(name=key, namespace=namespace, labels=labels, owner=owner),
+            "spec": middleware_spec,
+        }
+        for key, middleware_spec in specs.items()
+    ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from mirage_operator.api.alerttemplate import literal
 from mirage_operator.api.k8svalidation import label_value
+from mirage_operator.api.names import custom_rules_name
 from mirage_operator.api.promql import quote
 from mirage_operator.api.slo import (
     BURN_RATE_ALERTS,
@@ -28,7 +29,6 @@ from mirage_operator.api.slo import (
 )
 from mirage_operator.config import Config
 from mirage_operator.render.meta import object_meta, standard_labels
-from mirage_operator.render.names import custom_rules_name
 
 API_VERSION = "monitoring.coreos.com/v1"
 KIND = "PrometheusRule"

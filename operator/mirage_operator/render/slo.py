@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mirage_operator.api.names import rule_name, slo_dashboard_name
 from mirage_operator.api.slo import ServiceLevelObjectiveSpec
 from mirage_operator.config import Config
 from mirage_operator.render.dashboards import build_slo_dashboard
-from mirage_operator.render.names import rule_name, slo_dashboard_name
 from mirage_operator.render.prometheusrule import build_prometheus_rule, rule_count
 from mirage_operator.render.status import condition, merge_conditions
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mirage_operator.api.mirageservice import MirageServiceSpec, Probe, SecretRef
+from mirage_operator.api.names import config_map_name, secret_name
 from mirage_operator.render.mesh import MESH_POD_ANNOTATIONS, mesh_pod_labels
 from mirage_operator.render.meta import (
     CHECKSUM_ANNOTATION,
@@ -14,7 +15,6 @@ from mirage_operator.render.meta import (
     selector_labels,
     standard_labels,
 )
-from mirage_operator.render.names import config_map_name, secret_name
 
 CONTAINER_NAME = "app"
 # Fluent Bit's kubernetes filter (K8S-Logging.Parser On) parses a pod's lines with the parser

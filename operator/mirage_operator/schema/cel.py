@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -466,7 +467,37 @@ def _failure(
     return Problem(where, reasons.invalid(node_type, message))
 
 
+_HELD: dict[tuple[int, bool, str], Mapping[str, Any]] = {}
+"""(id of a schema, root, canonical JSON of a value) → the schema, for each value on which
+all of the schema's rules held. Rules are pure functions of ``self`` (no clock, no I/O), so a
+value seen before needs no conversion and no evaluation: many services of a repository share
+their probes, ports and autoscaling, and CEL evaluation is most of ``mirage validate``'s time."""
+
+
+def _canonical(value: Any) -> str | None:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):  # not plain JSON (a YAML date): not cached
+        return None
+
+
 def _run_rules(
+    schema: Mapping[str, Any], value: Any, old: Any, path: str, root: bool, out: list[Problem]
+) -> None:
+    held_key = None
+    if old is None and (canonical := _canonical(value)) is not None:
+        held_key = (id(schema), root, canonical)
+        if _HELD.get(held_key) is schema:  # the entry holds the schema: its id is not reused
+            return
+    problems = len(out)
+    _evaluate_rules(schema, value, old, path, root, out)
+    if held_key is not None and len(out) == problems:
+        if len(_HELD) > _RULE_CACHE_LIMIT:
+            _HELD.clear()
+        _HELD[held_key] = schema
+
+
+def _evaluate_rules(
     schema: Mapping[str, Any], value: Any, old: Any, path: str, root: bool, out: list[Problem]
 ) -> None:
     node_type = str(schema.get("type") or "")

@@ -159,6 +159,31 @@ async def test_release_lets_a_standby_take_over_at_its_next_try() -> None:
     assert await b.try_acquire_or_renew()
 
 
+async def test_release_after_a_renewal_it_did_not_see_answered_still_frees_the_lease() -> None:
+    # A renewal cut short by the shutdown was written all the same: the version the leader
+    # holds is stale, and the release reads the Lease again instead of leaving it held.
+    leases, clock = FakeLeases(), Clock()
+    a, b = candidate(leases, clock, "a"), candidate(leases, clock, "b")
+    assert await a.try_acquire_or_renew()
+    assert leases.lease is not None
+    leases._stored(leases.lease)
+    assert await a.release()
+    assert leases.lease["spec"]["holderIdentity"] == ""
+    assert await b.try_acquire_or_renew()
+
+
+async def test_release_leaves_a_lease_someone_else_took() -> None:
+    leases, clock = FakeLeases(), Clock()
+    a, b = candidate(leases, clock, "a"), candidate(leases, clock, "b")
+    assert await a.try_acquire_or_renew()
+    assert not await b.try_acquire_or_renew()
+    clock.now += 20
+    assert await b.try_acquire_or_renew()
+    clock.now -= 20  # a still believes it leads (its clock says the renewal is fresh)
+    assert not await a.release()
+    assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "b"
+
+
 async def test_keep_calls_on_lost_once_renewals_fail_past_the_deadline() -> None:
     leases = FakeLeases()
     a = LeaderElector(

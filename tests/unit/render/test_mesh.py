@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import kubernetes_validate
 import pytest
@@ -17,11 +18,15 @@ from mirage_operator.errors import InvalidSpecError
 from mirage_operator.render.mirageservice import (
     build_children,
 )
+from mirage_operator.render.networking import IDENTITY_HEADERS
 from tests.schemas import is_platform_object, validate_platform_object
 from tests.unit.factories import service_body
 
 JWT = {"issuer": "https://id.example.com/realms/mirage"}
 MESH_ON = {"mesh": {"enabled": True}}
+TWO_PORTS = [{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}]
+# Prometheus carries no token: a service that requires one scrapes a port of its own.
+METRICS_APART = {"ports": TWO_PORTS, "monitoring": {"metrics": {"port": "admin"}}}
 BASE = {
     ("ServiceAccount", "api"), ("Deployment", "api"), ("Service", "api"),
     ("PodDisruptionBudget", "api"), ("NetworkPolicy", "api"), ("ServiceMonitor", "api"),
@@ -29,6 +34,7 @@ BASE = {
 MESH = {("PeerAuthentication", "api"), ("AuthorizationPolicy", "api")}
 JWT_KINDS = {("RequestAuthentication", "api"), ("AuthorizationPolicy", "api-jwt")}
 INGRESS = {("Ingress", "api")}
+OIDC = {("Middleware", "api-oidc"), ("Middleware", "api-oidc-sign-in")}
 
 # (label, spec fields, operator config, extra objects beyond BASE, objects missing from BASE)
 COMBINATIONS: list[tuple[str, dict[str, Any], Config, set[tuple[str, str]], set[Any]]] = [
@@ -50,7 +56,20 @@ COMBINATIONS: list[tuple[str, dict[str, Any], Config, set[tuple[str, str]], set[
         {("PeerAuthentication", "api")},
         {("NetworkPolicy", "api")},
     ),
-    ("mesh and jwt", {**MESH_ON, "auth": {"jwt": JWT}}, Config(), MESH | JWT_KINDS, set()),
+    (
+        "mesh and jwt",
+        {**MESH_ON, **METRICS_APART, "auth": {"jwt": JWT}},
+        Config(),
+        MESH | JWT_KINDS,
+        set(),
+    ),
+    (
+        "mesh and jwt, no metrics",
+        {**MESH_ON, "auth": {"jwt": JWT}, "monitoring": {"metrics": {"enabled": False}}},
+        Config(),
+        MESH | JWT_KINDS,
+        {("ServiceMonitor", "api")},
+    ),
     (
         "mesh and resilience",
         {"mesh": {"enabled": True, "resilience": {"outlierDetection": {"interval": "10s"}}}},
@@ -63,18 +82,19 @@ COMBINATIONS: list[tuple[str, dict[str, Any], Config, set[tuple[str, str]], set[
         "ingress with oidc",
         {"ingress": {"host": "a.example.com", "auth": {"oidc": {}}}},
         Config(),
-        INGRESS | {("Middleware", "api-oidc")},
+        INGRESS | OIDC,
         set(),
     ),
     (
         "everything",
         {
             "mesh": {"enabled": True, "resilience": {"connectionPool": {"maxConnections": 9}}},
+            **METRICS_APART,
             "auth": {"jwt": JWT},
             "ingress": {"host": "a.example.com", "auth": {"oidc": {"allowedGroups": ["ops"]}}},
         },
         Config(),
-        MESH | JWT_KINDS | INGRESS | {("DestinationRule", "api"), ("Middleware", "api-oidc")},
+        MESH | JWT_KINDS | INGRESS | OIDC | {("DestinationRule", "api")},
         set(),
     ),
 ]
@@ -137,7 +157,6 @@ def test_log_format_sets_the_fluent_bit_parser(fmt: str, parser: str | None) -> 
     assert meta.get("annotations", {}).get("fluentbit.io/parser") == parser
 
 
-TWO_PORTS = [{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}]
 JWT_ON = {"auth": {"jwt": {"issuer": "https://id.example/r", "audiences": ["a"]}}}
 
 
@@ -164,17 +183,13 @@ JWT_ON = {"auth": {"jwt": {"issuer": "https://id.example/r", "audiences": ["a"]}
 def test_only_a_dedicated_metrics_port_is_exempt_from_mtls_and_the_token(
     fields: dict[str, Any], exempt: str | None
 ) -> None:
-    objects = render({**MESH_ON, **JWT_ON, **fields})
+    objects = render({**MESH_ON, **fields})
     peer = one(objects, "PeerAuthentication")["spec"]
     assert peer["mtls"] == {"mode": "STRICT"}
     expected = {exempt: {"mode": "PERMISSIVE"}} if exempt else None
     assert peer.get("portLevelMtls") == expected
-    for rule in one(objects, "AuthorizationPolicy", "api-jwt")["spec"]["rules"]:
-        for target in rule.get("to", []):
-            assert target["operation"].get("notPorts") == ([exempt] if exempt else None)
     # No ALLOW policy without a NetworkPolicy to mirror.
     allow = [o for o in objects if o["kind"] == "AuthorizationPolicy"]
-    allow = [o for o in allow if o["metadata"]["name"] == "api"]
     plain_text = [
         to["operation"]["ports"]
         for policy in allow
@@ -183,6 +198,49 @@ def test_only_a_dedicated_metrics_port_is_exempt_from_mtls_and_the_token(
         for to in rule["to"]
     ]
     assert plain_text == ([[exempt]] if exempt and allow else [])
+    if exempt:  # the only metrics port a token-requiring service may have (below)
+        jwt_policy = one(render({**MESH_ON, **JWT_ON, **fields}), "AuthorizationPolicy", "api-jwt")
+        for rule in jwt_policy["spec"]["rules"]:
+            assert [t["operation"]["notPorts"] for t in rule["to"]] == [[exempt]]
+
+
+@pytest.mark.parametrize(
+    ("fields", "refused"),
+    [
+        ({}, True),  # metrics on the only port
+        ({"ports": TWO_PORTS}, True),  # metrics default to the first port
+        ({"ports": TWO_PORTS, "monitoring": {"metrics": {"port": "http"}}}, True),
+        (
+            {
+                "ports": TWO_PORTS,
+                "monitoring": {"metrics": {"port": "admin"}},
+                "ingress": {"host": "a.example.com", "port": "admin"},
+            },
+            True,
+        ),
+        ({"networkPolicy": {"enabled": False}}, True),
+        (METRICS_APART, False),
+        ({**METRICS_APART, "ingress": {"host": "a.example.com"}}, False),
+        ({"monitoring": {"metrics": {"enabled": False}}}, False),
+    ],
+)
+def test_a_token_is_refused_beside_metrics_on_a_serving_port(
+    fields: dict[str, Any], refused: bool
+) -> None:
+    """Istio's DENY policy would refuse Prometheus's token-less scrapes (ADR 0092 amendment):
+    refused by the CRD, so by `kubectl apply` and `mirage validate` alike."""
+    _, problems = problems_of(service_body(**MESH_ON, **JWT_ON, **fields))
+    expected = [
+        (
+            "spec.monitoring.metrics.port",
+            "Forbidden: Prometheus carries no token: give metrics a dedicated port",
+        )
+    ]
+    assert [(p.field, p.reason[: len(expected[0][1])]) for p in problems] == (
+        expected if refused else []
+    )
+    _, without_token = problems_of(service_body(**MESH_ON, **fields))
+    assert without_token == []
 
 
 def test_permissive_mode_needs_no_port_exception() -> None:
@@ -227,27 +285,111 @@ def test_jwt_policies() -> None:
     ]
 
 
-def test_oidc_middleware_comes_before_the_users_middlewares() -> None:
+OIDC_INGRESS = {"host": "a.example.com", "auth": {"oidc": {"allowedGroups": ["ops", "dev/team"]}}}
+
+
+@pytest.mark.parametrize(
+    ("users", "expected"),
+    [
+        ([], []),
+        (["shop-ratelimit@kubernetescrd"], ["shop-ratelimit@kubernetescrd"]),
+        (  # the user also lists the operator's own: each runs once, in the operator's order
+            ["shop-api-oidc@kubernetescrd", "shop-ratelimit@kubernetescrd"],
+            ["shop-ratelimit@kubernetescrd"],
+        ),
+        (
+            ["shop-ratelimit@kubernetescrd", "shop-api-oidc-sign-in@kubernetescrd"],
+            ["shop-ratelimit@kubernetescrd"],
+        ),
+        (["a@file", "b@file", "a@file"], ["a@file", "b@file"]),
+    ],
+)
+def test_oidc_middlewares_come_before_the_users_middlewares_once(
+    users: list[str], expected: list[str]
+) -> None:
     config = Config(oauth2_proxy_url="https://auth.example.com")
-    objects = render(
-        {
-            "ingress": {
-                "host": "a.example.com",
-                "middlewares": ["shop-ratelimit@kubernetescrd"],
-                "auth": {"oidc": {"allowedGroups": ["ops", "dev/team"]}},
-            }
-        },
-        config,
-    )
+    objects = render({"ingress": {**OIDC_INGRESS, "middlewares": users}}, config)
     annotations = one(objects, "Ingress")["metadata"]["annotations"]
-    assert annotations["traefik.ingress.kubernetes.io/router.middlewares"] == (
-        "shop-api-oidc@kubernetescrd,shop-ratelimit@kubernetescrd"
-    )
+    assert annotations["traefik.ingress.kubernetes.io/router.middlewares"].split(",") == [
+        "shop-api-oidc-sign-in@kubernetescrd",
+        "shop-api-oidc@kubernetescrd",
+        *expected,
+    ]
     forward = one(objects, "Middleware", "api-oidc")["spec"]["forwardAuth"]
     assert (
         forward["address"] == "https://auth.example.com/oauth2/auth?allowed_groups=ops%2Cdev%2Fteam"
     )
     assert "X-Auth-Request-Email" in forward["authResponseHeaders"]
+
+
+def test_users_middlewares_listed_twice_run_once_without_oidc() -> None:
+    objects = render({"ingress": {"host": "a.example.com", "middlewares": ["a@file", "a@file"]}})
+    annotations = one(objects, "Ingress")["metadata"]["annotations"]
+    assert annotations["traefik.ingress.kubernetes.io/router.middlewares"] == "a@file"
+
+
+@pytest.mark.parametrize(
+    ("tls", "service", "ref", "origin"),
+    [
+        (True, "oauth2-proxy/oauth2-proxy:80", ("oauth2-proxy", "oauth2-proxy", 80), "https"),
+        (False, "edge/sso:4180", ("edge", "sso", 4180), "http"),
+    ],
+)
+def test_a_person_without_a_session_is_sent_to_sign_in(
+    tls: bool, service: str, ref: tuple[str, str, int], origin: str
+) -> None:
+    ingress = {**OIDC_INGRESS, "tls": {"enabled": tls}}
+    objects = render({"ingress": ingress}, Config(oauth2_proxy_service=service))
+    errors = one(objects, "Middleware", "api-oidc-sign-in")["spec"]["errors"]
+    namespace, name, port = ref
+    assert errors == {
+        "status": ["401"],  # not 403: signed in but not in a group would loop
+        "statusRewrites": {"401": 302},
+        "service": {"name": name, "namespace": namespace, "port": port},
+        "query": f"/oauth2/sign_in?rd={origin}%3A%2F%2Fa.example.com{{url}}",
+    }
+    # What Traefik's errors middleware asks for (its {url}: the escaped path and query of the
+    # request) decodes to an absolute address on the service's own host.
+    asked = errors["query"].replace("{url}", quote("/cart?item=1", safe=""))
+    assert parse_qs(urlsplit(asked).query)["rd"] == [f"{origin}://a.example.com/cart?item=1"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "headers"),
+    [
+        ({}, []),
+        ({**MESH_ON, **METRICS_APART, "auth": {"jwt": JWT}}, ["Authorization"]),
+    ],
+)
+def test_the_token_reaches_a_service_that_requires_one(
+    fields: dict[str, Any], headers: list[str]
+) -> None:
+    objects = render({**fields, "ingress": OIDC_INGRESS})
+    forward = one(objects, "Middleware", "api-oidc")["spec"]["forwardAuth"]
+    assert forward["authResponseHeaders"] == [*IDENTITY_HEADERS, *headers]
+
+
+@pytest.mark.parametrize(
+    ("path", "open_path"),
+    [
+        ("/ready?full=1", "/ready"),
+        ("/ready#top", "/ready"),
+        ("/ready?a=1#b", "/ready"),
+        ("/healthz", "/healthz"),
+    ],
+)
+def test_probe_paths_are_exempt_without_their_query(path: str, open_path: str) -> None:
+    objects = render(
+        {
+            **MESH_ON,
+            **METRICS_APART,
+            "auth": {"jwt": JWT},
+            "probes": {"readiness": {"path": path}, "liveness": {"enabled": False}},
+        }
+    )
+    policy = one(objects, "AuthorizationPolicy", "api-jwt")["spec"]
+    for rule in policy["rules"]:
+        assert [t["operation"]["notPaths"] for t in rule["to"]] == [[open_path]]
 
 
 def test_destination_rule() -> None:
@@ -291,6 +433,18 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         "https://",
     ),
     (
+        "issuer with user information",
+        {**MESH_ON, "auth": {"jwt": {"issuer": "https://user:s3cret@id.example.com/r"}}},
+        "spec.auth.jwt.issuer",
+        "without user information",
+    ),
+    (
+        "jwks with user information",
+        {**MESH_ON, "auth": {"jwt": {**JWT, "jwksUri": "https://k@id.example.com/keys"}}},
+        "spec.auth.jwt.jwksUri",
+        "without user information",
+    ),
+    (
         "caller not a name",
         {**MESH_ON, "networkPolicy": {"allowFrom": [{"service": "Bad_Name"}]}},
         "spec.networkPolicy.allowFrom[0].service",
@@ -305,8 +459,33 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     (
         "pod labels in the mesh",
         {**MESH_ON, "networkPolicy": {"allowFrom": [{"namespace": "a", "podLabels": {"x": "y"}}]}},
-        "spec.networkPolicy.allowFrom[0].podLabels",
-        "not a mesh identity",
+        "spec.networkPolicy.allowFrom",
+        "Forbidden: pod labels are not a mesh identity",
+    ),
+    (
+        "the same caller twice",
+        {"networkPolicy": {"allowFrom": [{"service": "a"}, {"namespace": "b"}, {"service": "a"}]}},
+        "spec.networkPolicy.allowFrom[2]",
+        "Duplicate value: duplicate caller",
+    ),
+    (
+        "the same pod labels twice",
+        {
+            "networkPolicy": {
+                "allowFrom": [
+                    {"podLabels": {"a": "1", "b": "2"}},
+                    {"podLabels": {"b": "2", "a": "1"}},
+                ]
+            }
+        },
+        "spec.networkPolicy.allowFrom[1]",
+        "Duplicate value",
+    ),
+    (
+        "metrics on the serving port beside a token",
+        {**MESH_ON, "auth": {"jwt": JWT}},
+        "spec.monitoring.metrics.port",
+        "Prometheus carries no token: give metrics a dedicated port",
     ),
     (
         "resilience outside the mesh",
@@ -329,6 +508,14 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
 def test_bad_combinations_are_refused(fields: dict[str, Any], field: str, reason: str) -> None:
     _, problems = problems_of(service_body(**fields))
     assert any(p.field == field and reason in p.reason for p in problems), problems
+    # A credential in a URL is never repeated back.
+    assert not any("s3cret" in str(p) or "k@" in str(p) for p in problems)
+
+
+def test_pod_labels_outside_the_mesh_are_accepted() -> None:
+    callers = {"networkPolicy": {"allowFrom": [{"podLabels": {"x": "y"}}]}}
+    for mesh in ({}, {"mesh": {"enabled": False}}):
+        assert problems_of(service_body(**callers, **mesh))[1] == []
 
 
 def test_pod_labels_refused_when_the_operator_default_turns_the_mesh_on() -> None:

@@ -106,7 +106,9 @@ def test_every_child_kind_is_declared_for_pruning(
         auth={"jwt": {"issuer": "https://id.example.com"}},
         config={"data": {"a": "b"}},
         secrets=[{"name": "db", "vault": {"path": "shop/db"}}],
+        ports=[{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}],
         monitoring={
+            "metrics": {"port": "admin"},  # a dedicated port: Prometheus carries no token
             "slos": [
                 {
                     "name": "avail",

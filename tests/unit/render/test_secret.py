@@ -11,14 +11,13 @@ import pytest
 from mirage_operator.api.vaultsecret import VaultSecretSpec
 from mirage_operator.errors import SecretDataError
 from mirage_operator.render.secret import (
-    MAX_SECRET_BYTES,
     PREVIEW_ANNOTATION,
     build_secret,
     render_preview,
     secret_mac,
     secret_values,
-    template_error,
 )
+from mirage_operator.templating import MAX_SECRET_BYTES, template_error
 
 PASSWORD = "pa55-w0rd-Zq9"
 DATA = {"user": "u-7f3k", "password": PASSWORD, "host": "db.team-a", "port": "5432"}

@@ -9,7 +9,7 @@ import base64
 import pytest
 
 from mirage_operator.errors import InvalidTemplate
-from mirage_operator.render.secret import render_template, template_error
+from mirage_operator.templating import render_template, template_error
 
 MARKER = "MARKER-q8Zt-secret"
 DATA: dict[str, str | bytes] = {

@@ -7,8 +7,13 @@ from typing import Any
 import pytest
 
 from mirage_operator.errors import Problem
-from mirage_operator.schema import validate
-from mirage_operator.schema.cel import compile_rule, escape_property, join_field_path
+from mirage_operator.schema import cel, validate
+from mirage_operator.schema.cel import (
+    compile_rule,
+    escape_property,
+    join_field_path,
+    validate_rules,
+)
 
 SCALING: dict[str, Any] = {
     "type": "object",
@@ -487,3 +492,38 @@ def test_invalid_url_is_a_runtime_error() -> None:
     schema = _rule_schema({"rule": "url(self.u).getScheme() == 'https'"}, {"u": {"type": "string"}})
     [problem] = validate(schema, {"spec": {"u": "not a url"}})
     assert problem.reason.endswith("evaluating rule: url(self.u).getScheme() == 'https'")
+
+
+# --- values on which every rule held are remembered ------------------------------------------
+
+
+def _schema(rule: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+        "x-kubernetes-validations": [{"rule": rule, "message": "too big"}],
+    }
+
+
+def test_a_remembered_value_is_not_evaluated_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = _schema("self.n < 10")
+    assert validate_rules(schema, {"n": 1}) == []
+    calls: list[Any] = []
+    monkeypatch.setattr(cel, "_evaluate_rules", lambda *args: calls.append(args))
+    assert validate_rules(schema, {"n": 1}) == []
+    assert calls == []  # held before: no conversion, no evaluation
+    validate_rules(schema, {"n": 2})
+    assert len(calls) == 1  # another value is evaluated
+
+
+def test_failures_and_other_schemas_are_never_taken_from_memory() -> None:
+    small, large = _schema("self.n < 10"), _schema("self.n < 100")
+    assert validate_rules(large, {"n": 50}) == []
+    # The same value under a schema whose rule fails it: evaluated, and refused each time.
+    for _ in range(2):
+        [problem] = validate_rules(small, {"n": 50})
+        assert "too big" in problem.reason
+    # A transition rule's verdict depends on the old value: never remembered.
+    ratchet = _schema("self.n >= oldSelf.n")
+    assert validate_rules(ratchet, {"n": 5}, {"n": 1}) == []
+    assert validate_rules(ratchet, {"n": 5}, {"n": 9}) != []

@@ -11,7 +11,8 @@ NetworkPolicy, Ingress, ServiceMonitor,                 needs)
 PeerAuthentication, AuthorizationPolicy (callers),
 RequestAuthentication, DestinationRule
 AuthorizationPolicy requiring a JWT (``spec.auth.jwt``) ``N-jwt``
-Middleware (``spec.ingress.auth.oidc``)                 ``N-oidc``
+Middleware (``spec.ingress.auth.oidc``)                 ``N-oidc`` (forwardAuth) and
+                                                        ``N-oidc-sign-in`` (errors: 401 to sign-in)
 ConfigMap (``spec.config``)                             ``N-config``
 VaultSecret and its Secret (``spec.secrets[i]``)        ``N-<secret name>``
 ServiceLevelObjective (``spec.monitoring.slos[i]``)     ``N-<slo name>``, whose PrometheusRule has
@@ -74,6 +75,11 @@ def oidc_middleware_name(service: str) -> str:
     return subdomain_name(f"{service}-oidc")
 
 
+def oidc_sign_in_middleware_name(service: str) -> str:
+    """The Traefik errors Middleware that sends a person without a session to sign in."""
+    return subdomain_name(f"{service}-oidc-sign-in")
+
+
 def derived_names(service: str, spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """``(kind, name, field)`` of every object written for the MirageService ``service`` with
     the (schema-valid) ``spec``, its child VaultSecrets and SLOs included; ``field`` is the
@@ -98,7 +104,10 @@ def derived_names(service: str, spec: Mapping[str, Any]) -> list[tuple[str, str,
     if "jwt" in spec.get("auth", {}):
         names.append(("AuthorizationPolicy", jwt_policy_name(service), "spec.auth.jwt"))
     if "oidc" in spec.get("ingress", {}).get("auth", {}):
-        names.append(("Middleware", oidc_middleware_name(service), "spec.ingress.auth.oidc"))
+        names += [
+            ("Middleware", oidc_middleware_name(service), "spec.ingress.auth.oidc"),
+            ("Middleware", oidc_sign_in_middleware_name(service), "spec.ingress.auth.oidc"),
+        ]
     if "config" in spec:
         names.append(("ConfigMap", config_map_name(service), "spec.config"))
     for index, secret in enumerate(spec.get("secrets", [])):
