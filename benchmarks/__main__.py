@@ -69,6 +69,17 @@ def _ready(body: dict[str, Any] | None) -> bool:
     return False
 
 
+OPERATOR_AGENTS = ("mirage-operator", "kopf")
+"""User agents of the operator's own client and of kopf (which the baseline is too)."""
+
+
+def _operator_calls(api: APIServer) -> list[Any]:
+    """The calls the operator made: not those of someone looking at the emulated API with
+    kubectl or a client while the benchmark runs (a LIST by an onlooker is not the
+    operator's)."""
+    return [r for r in api.requests if r.user_agent.startswith(OPERATOR_AGENTS)]
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -131,9 +142,10 @@ class Harness:
     """The emulated API (on this process's loop) and one operator process at a time."""
 
     def __init__(
-        self, workdir: Path, *, resync: float, timeout: float, profile: int, mirage: str
+        self, workdir: Path, *, resync: float, timeout: float, profile: int, mirage: dict[str, str]
     ) -> None:
         self.mirage = mirage
+        """Operator label (``mirage``, ``before``) → the ``mirage`` executable it runs."""
         self.workdir = workdir
         self.resync = resync
         self.timeout = timeout
@@ -146,13 +158,20 @@ class Harness:
         """Seconds until every ``(resource, namespace, name)`` is Ready (or the deadline)."""
         start = time.monotonic()
         pending = set(names)
+        cost = 0.0
         while pending and time.monotonic() < deadline:
-            await asyncio.sleep(0.25)
+            # Each look copies every pending object out of the emulated API, on the loop that
+            # serves the operator: at 2,000 objects on a loaded machine a look every 0.25 s
+            # took most of that loop and left the operator waiting: look a tenth of the time
+            # at most (a converge time is then late by up to one spacing, a few seconds).
+            await asyncio.sleep(max(0.25, 9 * cost))
+            began = time.monotonic()
             pending = {
                 (resource, ns, name)
                 for resource, ns, name in pending
                 if not _ready(api.find(resource, name, ns))
             }
+            cost = time.monotonic() - began
         return time.monotonic() - start if not pending else float("nan")
 
     async def cold(self, run: Run, *, steady: float, latency: int) -> None:
@@ -179,6 +198,10 @@ class Harness:
                 "MIRAGE_METRICS_PORT": "0",
                 "MIRAGE_LOG_LEVEL": "WARNING",
                 "MIRAGE_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+                # One replica, measured alone: its Lease renewals are not per-service work
+                # (benchmarks/failover.py counts them), and on a loaded machine a renewal
+                # that times out would stop the operator mid-run.
+                "MIRAGE_LEADER_ELECTION": "false",
             }
             if run.secrets:
                 vault_thread = VaultThread(EmulatedVault(token_reviewer=apiserver_reviewer(api)))
@@ -208,7 +231,7 @@ class Harness:
                 argv = [sys.executable, "-m", "benchmarks.baseline"]
                 env["BENCH_RENDERED"] = str(rendered_path)
             else:
-                argv = [self.mirage, "run", "--liveness", ""]
+                argv = [self.mirage[run.operator], "run", "--liveness", ""]
             operator = Process(argv, env, self.workdir / f"{run.operator}-{run.size}.log")
             operator.start()
             try:
@@ -254,7 +277,7 @@ class Harness:
         names = [(b["metadata"]["namespace"], b["metadata"]["name"]) for b in created]
         # The operator's own SLOs must be Ready too; the baseline only applies them.
         watched = [("mirageservices", ns, name) for ns, name in names]
-        if run.operator == "mirage":
+        if run.operator != "baseline":
             watched += [
                 ("servicelevelobjectives", ns, f"{name}-availability") for ns, name in names
             ]
@@ -263,7 +286,7 @@ class Harness:
         await asyncio.sleep(2.0)
         if profiler is not None:
             run.figures["hot_spots"] = profiler.stop()
-        records = list(api.requests)
+        records = _operator_calls(api)
         cpu = operator.cpu() - cpu0
         api_cpu = time.process_time() - api_cpu0
         operator.rss()
@@ -295,13 +318,18 @@ class Harness:
             api.requests.clear()
             cpu0 = operator.cpu()
             await asyncio.sleep(steady)
-            records = list(api.requests)
+            records = _operator_calls(api)
             used = operator.cpu() - cpu0
             run.figures["steady"] = {
                 "seconds": steady,
                 "writes": sum(1 for r in records if r.is_write),
                 "lists": sum(1 for r in records if r.verb == "list"),
                 "calls": sum(1 for r in records if r.verb != "watch"),
+                # Watch requests too: a watch resumed from its resourceVersion is one call, a
+                # watch that had to start over is a LIST and then a watch.
+                "calls_by_verb_and_resource": dict(
+                    collections.Counter(f"{r.verb} {r.resource}" for r in records).most_common()
+                ),
                 "operator_cpu_seconds": round(used, 2),
                 "core_percent": round(100 * used / steady, 2),
             }
@@ -460,8 +488,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         "| operator | N | namespaces | secrets/svc | converge s | Ready | operator CPU s "
         "| CPU ms/svc | calls/svc | writes/svc (min) | LISTs | errors | peak RSS MB "
-        "| API CPU ms/req |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| API CPU ms/req | load before, after |",
+        "|" + " --- |" * 15,
     ]
     for run in report["runs"]:
         f = run["figures"]
@@ -471,7 +499,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             f"| {f.get('operator_cpu_ms_per_service')} | {f.get('api_calls_per_service')} "
             f"| {f.get('writes_per_service')} ({f.get('writes_per_service_minimum')}) "
             f"| {f.get('lists')} | {f.get('errors')} | {f.get('peak_rss_mb')} "
-            f"| {f.get('apiserver_cpu_ms_per_request')} |"
+            f"| {f.get('apiserver_cpu_ms_per_request')} | {f.get('load_average')} |"
         )
     lines += ["", "## Steady state, new services, Vault", ""]
     for run in report["runs"]:
@@ -508,22 +536,37 @@ def derived(runs: list[Run]) -> dict[str, Any]:
     by_key = {(r.operator, r.size, r.namespaces, r.secrets): r.figures for r in runs}
     for (op, size, ns, secrets), figures in by_key.items():
         base = by_key.get(("baseline", size, ns, secrets))
-        if op == "mirage" and base and base.get("converge_seconds"):
-            out[f"wall ratio to baseline, N={size} ns={ns}"] = round(
+        if op != "baseline" and base and base.get("converge_seconds"):
+            out[f"{op} wall ratio to baseline, N={size} ns={ns}"] = round(
                 figures["converge_seconds"] / base["converge_seconds"], 2
             )
+        before = by_key.get(("before", size, ns, secrets))
+        if op == "mirage" and before:
+            for figure in ("peak_rss_mb", "operator_cpu_seconds", "converge_seconds"):
+                if before.get(figure):
+                    out[f"{figure} ratio to before, N={size} ns={ns}"] = round(
+                        figures[figure] / before[figure], 2
+                    )
+    for operator in ("mirage", "before"):
+        out.update(_growth(runs, operator))
+    return out
+
+
+def _growth(runs: list[Run], operator: str) -> dict[str, Any]:
+    """CPU per service and peak RSS of ``operator`` against its smallest size."""
+    out: dict[str, Any] = {}
     mirage_ones = sorted(
-        (r for r in runs if r.operator == "mirage" and r.namespaces == 1 and not r.secrets),
+        (r for r in runs if r.operator == operator and r.namespaces == 1 and not r.secrets),
         key=lambda r: r.size,
     )
     if len(mirage_ones) > 1:
         first = mirage_ones[0].figures["operator_cpu_ms_per_service"]
         for r in mirage_ones[1:]:
-            out[f"CPU per service N={r.size} / N={mirage_ones[0].size}"] = round(
+            out[f"{operator} CPU per service N={r.size} / N={mirage_ones[0].size}"] = round(
                 r.figures["operator_cpu_ms_per_service"] / first, 2
             )
         low, high = mirage_ones[0], mirage_ones[-1]
-        out["peak RSS growth per extra 1,000 services (MB)"] = round(
+        out[f"{operator} peak RSS growth per extra 1,000 services (MB)"] = round(
             (high.figures["peak_rss_mb"] - low.figures["peak_rss_mb"])
             * 1000
             / (high.size - low.size),
@@ -549,7 +592,13 @@ def _parse(argv: Iterable[str]) -> argparse.Namespace:
     parser.add_argument(
         "--mirage",
         default=str(Path(sys.executable).parent / "mirage"),
-        help="the mirage executable to measure (another checkout's, for a before/after)",
+        help="the mirage executable to measure",
+    )
+    parser.add_argument(
+        "--before",
+        default="",
+        help="another checkout's mirage executable: each Mirage run of one namespace is "
+        "repeated with it (operator 'before'), for ratios measured in the same run",
     )
     args = parser.parse_args(list(argv))
     if args.quick:
@@ -569,23 +618,33 @@ async def main(argv: Iterable[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="mirage-bench-"))
     harness = Harness(
-        workdir, resync=args.resync, timeout=args.timeout, profile=args.profile, mirage=args.mirage
+        workdir,
+        resync=args.resync,
+        timeout=args.timeout,
+        profile=args.profile,
+        mirage={"mirage": args.mirage, "before": args.before},
     )
     runs: list[Run] = []
     sizes = _sizes(args.sizes)
     latency_size = 1000 if 1000 in sizes else max(sizes)
     plan = [Run("baseline", n, 1) for n in _sizes(args.baseline_sizes)]
-    plan += [Run("mirage", n, 1) for n in sizes]
+    # The checkout to compare runs right after each size, under much the same machine load.
+    plan += [
+        Run(op, n, 1) for n in sizes for op in ("mirage", "before") if op != "before" or args.before
+    ]
     plan += [Run("mirage", n, max(n // 10, 1)) for n in _sizes(args.spread)]
     if args.vault_size:
         plan.append(Run("mirage", args.vault_size, 1, secrets=2))
     for run in plan:
-        steady = args.steady if run.operator == "mirage" and run.size == latency_size else 0.0
+        steady = args.steady if run.operator != "baseline" and run.size == latency_size else 0.0
         latency = args.latency if steady and run.namespaces == 1 and not run.secrets else 0
         print(
             f"run {run.operator} N={run.size} ns={run.namespaces} secrets={run.secrets}", flush=True
         )
+        load = os.getloadavg()[0]
         await harness.cold(run, steady=steady, latency=latency)
+        # Other work on the machine slows both operators: the 1-minute load before and after.
+        run.figures["load_average"] = [round(load, 1), round(os.getloadavg()[0], 1)]
         print(json.dumps(run.figures), flush=True)
         runs.append(run)
     report: dict[str, Any] = {

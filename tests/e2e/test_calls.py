@@ -29,6 +29,20 @@ def _calls(cluster: Cluster, ns: str, since: float) -> collections.Counter[tuple
     )
 
 
+def _services_ready(cluster: Cluster, ns: str) -> None:
+    """``SERVICES`` MirageServices in ``ns``, each Ready."""
+    for i in range(SERVICES):
+        cluster.kube.apply(service(f"svc{i}", ns))
+    for i in range(SERVICES):
+        wait_ready(cluster.kube, ns, f"svc{i}")
+
+
+def _services_at_rest(cluster: Cluster, ns: str) -> None:
+    """Ready, and past the writes of getting there."""
+    _services_ready(cluster, ns)
+    assert_steady(cluster, ns)
+
+
 @pytest.mark.parametrize("change", ["create", "update"])
 def test_a_reconcile_reads_nothing_and_writes_the_minimum(
     cluster: Cluster, ns: str, change: str
@@ -63,11 +77,7 @@ def test_a_reconcile_reads_nothing_and_writes_the_minimum(
 
 
 def test_resyncs_at_rest_call_nothing(cluster: Cluster, ns: str) -> None:
-    for i in range(SERVICES):
-        cluster.kube.apply(service(f"svc{i}", ns))
-    for i in range(SERVICES):
-        wait_ready(cluster.kube, ns, f"svc{i}")
-    assert_steady(cluster, ns)
+    _services_at_rest(cluster, ns)
     start = time.time()
     wait_object_resyncs(cluster, count=3)
     assert _calls(cluster, ns, start) == {}
@@ -77,10 +87,7 @@ def test_a_restarted_watch_lists_each_child_kind_once(cluster: Cluster, ns: str)
     """A child deleted while the watches were being restarted gets no DELETED event; the
     operator lists each child kind once to find it, not once per reconcile."""
     emulator = cluster.require_emulator()
-    for i in range(SERVICES):
-        cluster.kube.apply(service(f"svc{i}", ns))
-    for i in range(SERVICES):
-        wait_ready(cluster.kube, ns, f"svc{i}")
+    _services_ready(cluster, ns)
     start = time.time()
     emulator.expire_resource_versions()
     cluster.kube.delete("Service", ns, "svc0")
@@ -92,3 +99,29 @@ def test_a_restarted_watch_lists_each_child_kind_once(cluster: Cluster, ns: str)
         if r.time >= start and r.verb == "list" and r.user_agent.startswith("mirage-operator")
     )
     assert lists and max(lists.values()) <= 2, lists  # one repair (two if watches lag)
+
+
+def test_watches_ending_at_rest_resume_without_a_listing(cluster: Cluster, ns: str) -> None:
+    """A watch stream ends every few minutes (its timeout, a load balancer, an API server
+    restart): kopf resumes it from the last resourceVersion it saw (a bookmark at rest), so
+    the operator at rest makes no LIST and no write anywhere — counted cluster-wide, where
+    kopf's own listings go, not only in the test's namespace (docs/adr/0026)."""
+    emulator = cluster.require_emulator()
+    _services_at_rest(cluster, ns)
+    start = time.time()
+    dropped = emulator.drop_watches()
+    assert dropped
+
+    def operator_calls(verbs: tuple[str, ...]) -> list[str]:
+        return [
+            f"{r.verb} {r.resource} {r.namespace}"
+            for r in emulator.requests
+            if r.time >= start
+            and r.verb in verbs
+            and r.namespace in (None, ns)
+            and r.user_agent.startswith(OPERATOR_AGENTS)
+        ]
+
+    wait_for(lambda: len(operator_calls(("watch",))) >= dropped, what="every watch resumed")
+    wait_object_resyncs(cluster, count=2)
+    assert operator_calls(("list", "get", "create", "update", "patch", "delete")) == []

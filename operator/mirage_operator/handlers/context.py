@@ -58,7 +58,9 @@ class WorkQueue:
         self._again: dict[ObjectKey, bool] = {}
         self._timers: dict[ObjectKey, tuple[float, asyncio.TimerHandle]] = {}
         self._held: dict[ObjectKey, float] = {}
-        self._wakeup = asyncio.Event()
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        """One future per worker waiting for a key: a key wakes one worker, not all of them
+        (at rest, a resync every few milliseconds woke all sixteen; docs/adr/0026)."""
         self._open = asyncio.Event()
         self._open.set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -71,7 +73,7 @@ class WorkQueue:
         context (the queue Events are posted through)."""
         if not self._tasks:
             loop = asyncio.get_running_loop()
-            self._wakeup = asyncio.Event()
+            self._idle.clear()
             self._tasks = [loop.create_task(self._work()) for _ in range(self.workers)]
 
     def pause(self) -> None:
@@ -113,7 +115,11 @@ class WorkQueue:
         self._cancel_timer(key)
         self._queued.add(key)
         self._ready.append(key)
-        self._wakeup.set()
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
     def add_after(self, key: ObjectKey, delay: float) -> None:
         """Reconcile ``key`` in ``delay`` seconds (an earlier timer already set wins)."""
@@ -146,8 +152,9 @@ class WorkQueue:
     async def _work(self) -> None:
         while True:
             while not self._ready:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                waiter = asyncio.get_running_loop().create_future()
+                self._idle.append(waiter)
+                await waiter
             await self._open.wait()
             if not self._ready:  # another worker took it meanwhile
                 continue
@@ -211,7 +218,8 @@ class OperatorContext:
     children: ChildIndex = field(default_factory=ChildIndex)
     objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     """The latest body of every custom resource, from watch events and from our own writes'
-    answers (whichever is newer): what a reconcile reads instead of a GET."""
+    answers (whichever is newer), without managedFields (:func:`cacheable`): what a reconcile
+    reads instead of a GET."""
 
     def cache_answer(self, key: ObjectKey, sent: Mapping[str, Any], answer: Any) -> None:
         """Cache ``answer`` (the object after the operator's write to ``sent``) unless another
@@ -223,4 +231,11 @@ class OperatorContext:
             and cached
             and cached["metadata"].get("resourceVersion") == version
         ):
-            self.objects[key] = answer
+            self.objects[key] = cacheable(answer)
+
+
+def cacheable(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` as ``OperatorContext.objects`` keeps it: without managedFields, which no
+    reconcile of a custom resource reads and which is half of its size (docs/adr/0025)."""
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {**body, "metadata": meta}

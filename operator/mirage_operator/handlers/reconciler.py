@@ -35,7 +35,7 @@ from mirage_operator.errors import (
 )
 from mirage_operator.handlers import common
 from mirage_operator.handlers.common import now
-from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome
+from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome, cacheable
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.resources import Resource
 from mirage_operator.logs import ObjectLogger
@@ -296,7 +296,7 @@ def watch_objects(
     @kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-events")
     async def on_object(event: kopf.RawEvent, uid: str, **_: Any) -> None:
         context.queue.ensure_started()
-        raw: dict[str, Any] = dict(event["object"])
+        raw = cacheable(event["object"])
         key = key_of(raw)
         if event["type"] == "DELETED":
             context.objects.pop(key, None)

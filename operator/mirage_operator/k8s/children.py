@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,7 +29,7 @@ from mirage_operator.errors import (
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.handover import HANDED_OVER
-from mirage_operator.k8s.ownership import conflicting_owner, foreign_owner
+from mirage_operator.k8s.ownership import conflicting_owner, controller_of, foreign_owner
 from mirage_operator.quantity import QuantityError, parse_quantity
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
@@ -191,17 +192,27 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _slim(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """``obj`` without what no reconcile reads: managedFields is most of an object's size,
-    and only the apply entries of a kind with a field to hand over are read (k8s.handover)."""
-    meta = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+_UNPACKED = ("managedFields", "resourceVersion")
+
+
+def _packed(obj: Mapping[str, Any]) -> bytes:
+    """What the index keeps of ``obj``: its JSON, compressed, without what no reconcile reads
+    and without its resourceVersion (kept beside it, so that two versions that differ in
+    nothing else pack alike). managedFields is most of an object's size; only the apply entries
+    of a kind with a field to hand over are read (k8s.handover). A status is read only of the
+    kinds in ``STATUS_KINDS``. Compressed JSON is a tenth of the decoded objects' memory
+    (a dashboard ConfigMap's 17 kB of JSON packs into 2 kB; docs/adr/0025)."""
+    meta = {k: v for k, v in obj["metadata"].items() if k not in _UNPACKED}
     if obj.get("kind") in HANDED_OVER:
         meta["managedFields"] = [
             entry
             for entry in obj["metadata"].get("managedFields") or ()
             if entry.get("operation") == "Apply" and not entry.get("subresource")
         ]
-    return {**obj, "metadata": meta}
+    kept = {k: v for k, v in obj.items() if k != "status" or obj.get("kind") in STATUS_KINDS}
+    # Not sorted (a fifth of the cost): the API server writes an object's fields in one order.
+    text = json.dumps({**kept, "metadata": meta}, separators=(",", ":"))
+    return zlib.compress(text.encode(), 1)
 
 
 def _older(version: Any, than: Any) -> bool:
@@ -214,133 +225,149 @@ def _older(version: Any, than: Any) -> bool:
         return False
 
 
-def _same_but_version(left: Mapping[str, Any], right: Mapping[str, Any]) -> bool:
-    """Whether two versions of a child differ in nothing an owner's reconcile reads."""
-    for key in left.keys() | right.keys():
-        if key == "status" and left.get("kind") not in STATUS_KINDS:
-            continue
-        if key == "metadata":
-            lm, rm = left[key], right.get(key, {})
-            if any(lm.get(k) != rm.get(k) for k in lm.keys() | rm.keys() if k != "resourceVersion"):
-                return False
-        elif left.get(key) != right.get(key):
-            return False
-    return True
+@dataclass(slots=True)
+class _Child:
+    """One child in the index: what a resync and the index's own bookkeeping read, and the
+    body, packed (:func:`_packed`), which only its owner's reconcile unpacks."""
+
+    owner: str
+    namespace: str
+    key: tuple[str, str]
+    version: Any
+    packed: bytes
+    seen: float
+    """When its latest version arrived (monotonic), for :meth:`ChildIndex.replace`."""
+    updates: int = 1
+    """How many versions arrived: a listing reporting one seen before is a relist."""
+
+    def body(self) -> dict[str, Any]:
+        """The child as stored (a new dict each time: the caller may change it)."""
+        body: dict[str, Any] = json.loads(zlib.decompress(self.packed))
+        body["metadata"]["resourceVersion"] = self.version
+        return body
 
 
 class ChildIndex:
     """Every child the operator manages, by the uid of its controller: a cache fed by watch
     events (kopf's initial listing included) and by the answers to the operator's own writes.
 
-    Reading it costs a dictionary lookup. ``update`` says whether an event can change its
-    owner's reconcile: not the echo of a write whose answer is already here, and not a status
-    change of a kind whose status no owner reads.
+    A resync reads only resourceVersions (a dictionary lookup); a reconcile unpacks the
+    children of its owner. ``update`` says whether an event can change its owner's
+    reconcile: not the echo of a write whose answer is already here, and not a status change
+    of a kind whose status no owner reads.
     """
 
     def __init__(self) -> None:
-        self._by_owner: dict[str, Observed] = {}
-        self._owner_of: dict[str, str] = {}
-        self._seen: dict[str, float] = {}
-        """uid → when its latest version arrived (monotonic), for :meth:`replace`."""
-        self._names: dict[tuple[str, str, str], dict[str, Any]] = {}
-        """(kind, namespace, name) → kind, name, uid and owner references of every object of
+        self._children: dict[str, _Child] = {}
+        """uid → child, for every object of the child kinds a Mirage kind controls."""
+        self._by_owner: dict[str, dict[tuple[str, str], str]] = {}
+        """owner uid → (kind, name) → child uid."""
+        self._names: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        """(kind, namespace, name) → uid and controller reference (JSON) of every object of
         the child kinds, whoever made it: whether a child's name is taken, without a GET."""
-        self._updates: dict[str, int] = {}
-        """uid → how many versions arrived: a listing reporting one seen before is a relist."""
 
     def __len__(self) -> int:
-        return len(self._owner_of)
+        return len(self._children)
 
     def __contains__(self, uid: object) -> bool:
-        return uid in self._owner_of
+        return uid in self._children
 
     def update(self, obj: Mapping[str, Any]) -> str | None:
         """Store the live ``obj``; the uid of the owner to reconcile because of it, if any."""
         meta = obj["metadata"]
         uid, owner = meta.get("uid", ""), controller_uid(obj)
-        previous_owner = self._owner_of.get(uid)
+        known = self._children.get(uid)
+        previous_owner = known.owner if known is not None else None
         if previous_owner is not None and previous_owner != owner:
             self.remove(obj)
-        self._names[_name_key(obj)] = {
-            "kind": obj.get("kind"),
-            "metadata": {
-                "name": meta.get("name"),
-                "uid": uid,
-                "ownerReferences": meta.get("ownerReferences") or [],
-            },
-        }
+        name_key = _name_key(obj)
+        ref = controller_of(obj)
+        self._names[name_key] = (uid, json.dumps(ref) if ref is not None else None)
         if owner is None:
             return previous_owner
         children = self._by_owner.setdefault(owner, {})
         key = _key(obj)
-        before = children.get(key)
-        if before is not None and _older(
-            meta.get("resourceVersion"), before["metadata"].get("resourceVersion")
-        ):
+        before_uid = children.get(key)
+        before = self._children.get(before_uid) if before_uid is not None else None
+        version = meta.get("resourceVersion")
+        if before is not None and _older(version, before.version):
             # The answer to an apply processed after the watch already delivered a later
             # version (the status a controller wrote meanwhile): storing it would hide that
             # version, and no further event would bring it back.
             return None
-        after = _slim(obj)
-        children[key] = after
-        self._owner_of[uid] = owner
-        self._seen[uid] = time.monotonic()
-        self._updates[uid] = self._updates.get(uid, 0) + 1
-        if before is not None and (
-            before["metadata"].get("resourceVersion") == meta.get("resourceVersion")
-            or _same_but_version(before, after)
-        ):
+        if before is not None and before_uid == uid and before.version == version:
+            # The echo of a write whose answer is stored (or a relisting): nothing to pack.
+            before.seen = time.monotonic()
+            before.updates += 1
+            return None
+        packed = _packed(obj)
+        if before_uid is not None and before_uid != uid:
+            self._children.pop(before_uid, None)
+        children[key] = uid
+        updates = known.updates + 1 if known is not None and known.owner == owner else 1
+        self._children[uid] = _Child(
+            owner, name_key[1], key, version, packed, time.monotonic(), updates
+        )
+        if before is not None and before.packed == packed:
             return None
         return owner
+
+    def _drop(self, uid: str) -> str | None:
+        """Forget the child ``uid``; its owner's uid, if it was one."""
+        child = self._children.pop(uid, None)
+        if child is None:
+            return None
+        children = self._by_owner.get(child.owner, {})
+        if children.get(child.key) == uid:
+            del children[child.key]
+        if not children:
+            self._by_owner.pop(child.owner, None)
+        return child.owner
 
     def remove(self, obj: Mapping[str, Any]) -> str | None:
         """Forget a deleted ``obj``; the uid of its owner (to reconcile), if it had one."""
         uid = obj["metadata"].get("uid", "")
-        if self._names.get(_name_key(obj), {}).get("metadata", {}).get("uid") == uid:
-            del self._names[_name_key(obj)]
-        owner = self._owner_of.pop(uid, None)
-        self._seen.pop(uid, None)
-        self._updates.pop(uid, None)
-        if owner is None:
-            return None
-        children = self._by_owner.get(owner, {})
-        key = _key(obj)
-        if children.get(key, {}).get("metadata", {}).get("uid") == obj["metadata"].get("uid"):
-            del children[key]
-        if not children:
-            self._by_owner.pop(owner, None)
-        return owner
+        name_key = _name_key(obj)
+        if self._names.get(name_key, ("",))[0] == uid:
+            del self._names[name_key]
+        return self._drop(uid)
 
     def named(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object of that name, as far as ownership goes (kind, name, uid, owner
-        references), or ``None`` if the watches know of none."""
-        return self._names.get((kind, namespace, name))
+        """The object of that name, as far as ownership goes (kind, name, uid, controller
+        reference), or ``None`` if the watches know of none."""
+        entry = self._names.get((kind, namespace, name))
+        if entry is None:
+            return None
+        uid, ref = entry
+        refs = [json.loads(ref)] if ref is not None else []
+        return {"kind": kind, "metadata": {"name": name, "uid": uid, "ownerReferences": refs}}
 
     def owned_by(self, owner_uid: str) -> Observed:
-        """``(kind, name)`` → live child, for every child of ``owner_uid`` (a copy of the map;
-        the bodies are shared and must not be changed)."""
-        return dict(self._by_owner.get(owner_uid, {}))
+        """``(kind, name)`` → live child, for every child of ``owner_uid`` (unpacked: the
+        caller owns the bodies)."""
+        return {
+            key: self._children[uid].body()
+            for key, uid in self._by_owner.get(owner_uid, {}).items()
+        }
 
     def versions(self, owner_uid: str) -> frozenset[tuple[str, str, str]]:
         """``(kind, name, resourceVersion)`` of each child: equal sets mean nothing changed."""
         return frozenset(
-            (kind, name, str(obj["metadata"].get("resourceVersion")))
-            for (kind, name), obj in self._by_owner.get(owner_uid, {}).items()
+            (kind, name, str(self._children[uid].version))
+            for (kind, name), uid in self._by_owner.get(owner_uid, {}).items()
         )
 
     def forget_owner(self, owner_uid: str) -> None:
         """Drop every child of a deleted owner (garbage collection deletes them anyway)."""
-        for obj in self._by_owner.pop(owner_uid, {}).values():
-            uid = obj["metadata"].get("uid", "")
-            self._owner_of.pop(uid, None)
-            self._seen.pop(uid, None)
-            self._updates.pop(uid, None)
+        for uid in list(self._by_owner.get(owner_uid, {}).values()):
+            self._drop(uid)
 
     def relisted(self, uid: str) -> bool:
         """Whether a listing that reports ``uid`` (just stored by :meth:`update`) is not the
         first news of it: then a watch was restarted with a fresh listing, and objects deleted
         in the gap got no event."""
-        return self._updates.get(uid, 0) > 1
+        child = self._children.get(uid)
+        return child is not None and child.updates > 1
 
     def replace(self, kind: str, listed: Iterable[Mapping[str, Any]], since: float) -> set[str]:
         """Drop each child of ``kind`` that a listing started at ``since`` (monotonic) does not
@@ -348,12 +375,13 @@ class ChildIndex:
         (a watch restarted with a listing reports no deletions). The uids of their owners."""
         present = {obj["metadata"].get("uid") for obj in listed}
         owners = set()
-        for owner, children in list(self._by_owner.items()):
-            for obj in list(children.values()):
-                uid = obj["metadata"].get("uid", "")
-                if obj.get("kind") == kind and uid not in present and self._seen[uid] < since:
-                    self.remove(obj)
-                    owners.add(owner)
+        for uid, child in list(self._children.items()):
+            if child.key[0] == kind and uid not in present and child.seen < since:
+                name_key = (kind, child.namespace, child.key[1])
+                if self._names.get(name_key, ("",))[0] == uid:
+                    del self._names[name_key]
+                self._drop(uid)
+                owners.add(child.owner)
         return owners
 
 

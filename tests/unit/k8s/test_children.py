@@ -221,6 +221,34 @@ def test_a_listing_after_a_restarted_watch_finds_children_deleted_in_the_gap() -
     assert set(index.owned_by("r")) == {("Service", "d")}
 
 
+def test_index_keeps_what_a_reconcile_reads_and_hands_out_copies() -> None:
+    """A status is kept only of the kinds an owner reads (Deployment, VaultSecret, SLO); each
+    read is a body of its own, so that a caller changing it does not change the index."""
+    index = ChildIndex()
+    live = _live(DESIRED)
+    live["metadata"]["ownerReferences"] = [
+        {"kind": "MirageService", "uid": "o", "controller": True}
+    ]
+    index.update(live)
+    index.update(_child("Service", "a", "o", "1", spec={"type": "ClusterIP"}, status={"x": 1}))
+    observed = index.owned_by("o")
+    # Of managedFields, a Deployment keeps our apply entries (none here).
+    assert observed[("Deployment", "api")] == {
+        **live,
+        "metadata": {**live["metadata"], "managedFields": []},
+    }
+    assert observed[("Service", "a")] == _child(
+        "Service", "a", "o", "1", spec={"type": "ClusterIP"}
+    )
+    observed[("Deployment", "api")]["spec"]["replicas"] = 9
+    assert index.owned_by("o")[("Deployment", "api")]["spec"]["replicas"] == 2
+    named = index.named("Service", "", "a")
+    assert named is not None
+    assert named["metadata"]["ownerReferences"] == [
+        {"kind": "MirageService", "uid": "o", "controller": True}
+    ]
+
+
 # --- sealed kinds: additions are drift -------------------------------------------------------
 
 POLICY = {
