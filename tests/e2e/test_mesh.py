@@ -66,6 +66,13 @@ ADDITIONS: list[tuple[str, str, dict[str, Any], Callable[[dict[str, Any]], bool]
 """A field someone adds to a policy child, and how to tell it is still there."""
 
 
+DRY_RUN = "istio.io/dry-run"
+
+
+def annotations(obj: dict[str, Any]) -> dict[str, str]:
+    return obj["metadata"].get("annotations") or {}
+
+
 def meshed(namespace: str, allow_from: list[dict[str, str]]) -> dict[str, Any]:
     return service(
         "api",
@@ -123,7 +130,29 @@ def test_mesh_children_lifecycle(cluster: Cluster, ns: str) -> None:
             lambda: not added(kube.get(kind, ns, name)["spec"]),  # noqa: B023
             what=f"addition to {kind}/{name} removed",
         )
+    # Istio's dry-run annotation would only log what the policy denies.
+    kube.merge_patch(
+        "AuthorizationPolicy", ns, "api-jwt", {"metadata": {"annotations": {DRY_RUN: "true"}}}
+    )
+    wait_for(
+        lambda: DRY_RUN not in annotations(kube.get("AuthorizationPolicy", ns, "api-jwt")),
+        what="dry-run annotation removed",
+    )
     assert_steady(cluster, ns)
+
+    # An annotation that routes the traffic port around the sidecar is reverted (ADR 0080).
+    bypass = "traffic.sidecar.istio.io/excludeInboundPorts"
+    kube.merge_patch(
+        "Deployment",
+        ns,
+        "api",
+        {"spec": {"template": {"metadata": {"annotations": {bypass: "8080"}}}}},
+    )
+    wait_for(
+        lambda: bypass not in annotations(template_generation(cluster, ns)[1]),
+        what="sidecar bypass annotation removed",
+    )
+    generation = template_generation(cluster, ns)[0]
 
     # New callers change the policies, not the pods.
     kube.apply(meshed(ns, [{"service": "checkout"}, {"namespace": "billing"}]))

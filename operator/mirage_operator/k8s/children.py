@@ -125,13 +125,30 @@ def removal_patch(desired: Any, live: Any) -> Any:
     return patch
 
 
-def has_additions(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """Whether a sealed kind's live ``spec`` holds something ``desired`` does not set."""
-    return (
-        live is not None
-        and desired["kind"] in SEALED_KINDS
-        and not is_subset(live.get("spec", {}), desired.get("spec", {}))
-    )
+def _is_enforcement_annotation(key: str) -> bool:
+    """Istio's annotations on a policy change whether it is enforced (``istio.io/dry-run``
+    only logs what it would deny): on a sealed child only the operator may set them."""
+    domain = key.partition("/")[0] if "/" in key else ""
+    return domain == "istio.io" or domain.endswith(".istio.io")
+
+
+def sealing_patch(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The merge patch removing what others added to a sealed child (``{}``: nothing): any
+    field of ``spec`` the operator does not set, and Istio's annotations."""
+    if live is None or desired["kind"] not in SEALED_KINDS:
+        return {}
+    patch: dict[str, Any] = {}
+    if not is_subset(live.get("spec", {}), desired.get("spec", {})):
+        patch["spec"] = removal_patch(desired.get("spec", {}), live.get("spec", {}))
+    ours = desired["metadata"].get("annotations") or {}
+    added = {
+        key: None
+        for key in (live.get("metadata", {}).get("annotations") or {})
+        if _is_enforcement_annotation(key) and key not in ours
+    }
+    if added:
+        patch["metadata"] = {"annotations": added}
+    return patch
 
 
 def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
@@ -467,7 +484,7 @@ async def converge_children(
         elif live is not None:
             result.live[key] = live
         live = result.live.get(key)
-        if live is not None and has_additions(body, live):
+        if live is not None and (sealing := sealing_patch(body, live)):
             # An apply cannot remove what another field manager added: a merge patch can.
             name = f"{key[0]}/{key[1]}"
             try:
@@ -475,7 +492,7 @@ async def converge_children(
                     resource,
                     namespace=namespace,
                     name=key[1],
-                    patch={"spec": removal_patch(body["spec"], live["spec"])},
+                    patch=sealing,
                     field_manager=field_manager,
                 )
             except KubernetesAPIError as error:

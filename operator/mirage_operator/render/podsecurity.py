@@ -56,6 +56,10 @@ ALLOWED_SELINUX_TYPES = frozenset(
 CONFINED_PROFILES = frozenset({"RuntimeDefault", "Localhost"})
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+MESH_BYPASS_ANNOTATIONS = ("traffic.sidecar.istio.io/", "sidecar.istio.io/interceptionMode")
+"""Pod annotations that route traffic around the Istio sidecar (ports or address ranges left
+out of its redirection, or no redirection): in a meshed pod they switch off mTLS, the
+AuthorizationPolicy and the JWT check for that traffic. The operator sets none of them."""
 SECCOMP_ANNOTATIONS = (
     "seccomp.security.alpha.kubernetes.io/pod",
     "container.seccomp.security.alpha.kubernetes.io/",
@@ -223,9 +227,14 @@ class _Fixer:
                 self.found(f"{where}.ports[{port.get('containerPort')}].hostPort", "Host Ports")
 
     def annotations(self) -> None:
-        annotations = (self.template.get("metadata") or {}).get("annotations") or {}
+        metadata = self.template.get("metadata") or {}
+        annotations = metadata.get("annotations") or {}
+        meshed = (metadata.get("labels") or {}).get("sidecar.istio.io/inject") == "true"
         for key, value in list(annotations.items()):
-            if key.startswith(APPARMOR_ANNOTATION):
+            if meshed and key.startswith(MESH_BYPASS_ANNOTATIONS):
+                allowed = False
+                control = "Mesh bypass"
+            elif key.startswith(APPARMOR_ANNOTATION):
                 allowed = value == "runtime/default" or value.startswith("localhost/")
                 control = "AppArmor"
             elif key.startswith(SECCOMP_ANNOTATIONS):

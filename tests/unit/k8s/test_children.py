@@ -11,10 +11,10 @@ import pytest
 from mirage_operator.k8s.children import (
     INTENT_ANNOTATION,
     ChildIndex,
-    has_additions,
     is_subset,
     needs_apply,
     removal_patch,
+    sealing_patch,
     with_intent_hash,
 )
 
@@ -315,17 +315,35 @@ def test_lists_are_replaced_whole() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "extra", "sealed"),
+    ("kind", "extra", "annotations", "patch"),
     [
-        ("PeerAuthentication", {"portLevelMtls": {"8080": {"mode": "DISABLE"}}}, True),
-        ("NetworkPolicy", {"egress": [{}]}, True),
-        ("Deployment", {"paused": True}, False),
-        ("PeerAuthentication", {}, False),
+        (
+            "PeerAuthentication",
+            {"portLevelMtls": {"9090": {"mode": "PERMISSIVE"}, "8080": {"mode": "DISABLE"}}},
+            {},
+            {"spec": {"portLevelMtls": {"8080": None}}},
+        ),
+        ("NetworkPolicy", {"egress": [{}]}, {}, {"spec": {"egress": None}}),
+        (
+            "AuthorizationPolicy",
+            {},
+            {"istio.io/dry-run": "true", "argocd.argoproj.io/tracking-id": "x"},
+            {"metadata": {"annotations": {"istio.io/dry-run": None}}},
+        ),
+        ("Deployment", {"paused": True}, {"sidecar.istio.io/x": "y"}, {}),
+        ("PeerAuthentication", {}, {"team": "a"}, {}),
     ],
-    ids=["policy with an addition", "network policy", "not a sealed kind", "no addition"],
+    ids=["policy addition", "network policy", "dry-run annotation", "not sealed", "nothing"],
 )
-def test_has_additions(kind: str, extra: dict[str, Any], sealed: bool) -> None:
+def test_sealing_patch(
+    kind: str, extra: dict[str, Any], annotations: dict[str, str], patch: dict[str, Any]
+) -> None:
     desired = {**POLICY, "kind": kind}
-    live = {**desired, "spec": {**POLICY["spec"], **extra}, "status": {"any": "thing"}}
-    assert has_additions(desired, live) is sealed
-    assert has_additions(desired, None) is False
+    live = {
+        **desired,
+        "metadata": {**POLICY["metadata"], "annotations": annotations},
+        "spec": {**POLICY["spec"], **extra},
+        "status": {"any": "thing"},
+    }
+    assert sealing_patch(desired, live) == patch
+    assert sealing_patch(desired, None) == {}

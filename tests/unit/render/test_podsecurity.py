@@ -406,3 +406,34 @@ def test_merge_patch_turns_live_into_wanted(
 ) -> None:
     assert merge_patch(live, wanted) == patch
     assert apply_merge_patch(live, patch) == wanted
+
+
+BYPASS = {
+    "inbound port left out": ("traffic.sidecar.istio.io/excludeInboundPorts", "8080"),
+    "inbound ports narrowed": ("traffic.sidecar.istio.io/includeInboundPorts", "9090"),
+    "outbound range left out": ("traffic.sidecar.istio.io/excludeOutboundIPRanges", "0.0.0.0/0"),
+    "no redirection": ("sidecar.istio.io/interceptionMode", "NONE"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BYPASS))
+@pytest.mark.parametrize("mesh", [True, False], ids=["meshed", "not meshed"])
+def test_annotations_that_route_around_the_sidecar_are_reverted_in_the_mesh(
+    make_spec: ServiceFactory, case: str, mesh: bool
+) -> None:
+    key, value = BYPASS[case]
+    deployment = build_deployment(
+        name="api", namespace="shop", spec=make_spec(), owner=service_body(), checksum="c",
+        mesh=mesh,
+    )  # fmt: skip
+    template = deployment["spec"]["template"]
+    assert harden(template).violations == []
+    _annotate(key, value)(template)
+    hardened = harden(template)
+    if mesh:
+        assert [(v.path, v.control) for v in hardened.violations] == [
+            (f"spec.template.metadata.annotations[{key}]", "Mesh bypass")
+        ]
+        assert key not in hardened.template["metadata"]["annotations"]
+    else:  # outside the mesh the annotation means nothing
+        assert hardened.violations == []
