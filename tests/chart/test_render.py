@@ -436,3 +436,26 @@ def test_shards_are_deployments_with_disjoint_namespaces_and_their_own_leases(
     )  # fmt: skip
     assert overlap.returncode != 0
     assert "namespace x is in two shards" in overlap.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        (
+            ["shards[0].name=a", "shards[0].namespaces={x}", "shards[1].name=a",
+             "shards[1].namespaces={y}"],
+            "two shards are named a",
+        ),
+        (["watch.namespaces={z}", "shards[0].name=a", "shards[0].namespaces={x}"],
+         "shards and watch.namespaces: set one"),
+        (["leaderElection.renewDeadline=20"], "renewDeadline must be shorter than"),
+        (["leaderElection.retryPeriod=12"], "retryPeriod must be shorter than"),
+    ],
+    ids=["duplicate shard names", "shards and watched namespaces", "deadline", "retry period"],
+)  # fmt: skip
+def test_values_the_operator_would_refuse_fail_the_install(
+    helm: Helm, values: list[str], reason: str
+) -> None:
+    result = helm.template(*[arg for value in values for arg in ("--set", value)])
+    assert result.returncode != 0
+    assert reason in result.stderr

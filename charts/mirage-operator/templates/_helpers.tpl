@@ -83,7 +83,15 @@ app.kubernetes.io/part-of: mirage
 {{/* The namespaces watched, as a JSON list: every shard's, else watch.namespaces. */}}
 {{- define "mirage-operator.watched" -}}
 {{- $all := list -}}
+{{- $names := list -}}
+{{- if and .Values.shards .Values.watch.namespaces -}}
+{{- fail "shards and watch.namespaces: set one; with shards, each shard's namespaces are watched" -}}
+{{- end -}}
 {{- range .Values.shards -}}
+{{- if has .name $names -}}
+{{- fail (printf "shards: two shards are named %s; each names its Deployment and its Lease" .name) -}}
+{{- end -}}
+{{- $names = append $names .name -}}
 {{- range .namespaces -}}
 {{- if has . $all -}}
 {{- fail (printf "shards: namespace %s is in two shards; each namespace belongs to one" .) -}}
