@@ -54,7 +54,6 @@ one, so ``team`` never matches ``team-a``'s roles."""
 MOUNTS: Mapping[str, str] = {"secret": "kv-v2", "kv": "kv-v1", "database": "database"}
 """The secrets engines the platform mounts (mount path to engine)."""
 
-ENGINES = frozenset({"kv-v2", "kv-v1", "database"})
 
 MONITORING_LABELS: tuple[tuple[str, str], ...] = (("release", "kube-prometheus-stack"),)
 """Labels on every ServiceMonitor and PrometheusRule the operator writes; the Prometheus of

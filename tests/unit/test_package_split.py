@@ -36,13 +36,24 @@ def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.args[0].value
 
 
-def sandbox_imports(root: Path) -> list[str]:
+def imports_of(root: Path, package: str) -> list[str]:
     return [
         f"{path.relative_to(REPO)}:{line}: {module}"
         for path in sorted(root.rglob("*.py"))
         for line, module in imported_modules(path)
-        if module == "mirage_sandbox" or module.startswith("mirage_sandbox.")
+        if module == package or module.startswith(package + ".")
     ]
+
+
+def sandbox_imports(root: Path) -> list[str]:
+    return imports_of(root, "mirage_sandbox")
+
+
+def test_the_typed_models_import_nothing_from_the_builders() -> None:
+    """``api/`` is the types; ``render/`` builds from them, never the reverse (issue 13)."""
+    api = REPO / "operator" / "mirage_operator" / "api"
+    assert imports_of(api, "mirage_operator.render") == []
+    assert imports_of(REPO / "operator" / "mirage_operator" / "render", "mirage_operator.api")
 
 
 def test_no_operator_module_imports_the_sandbox() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirage_operator.api import defaults, k8svalidation, names, slo, vaultsecret
+from mirage_operator.crds import SECRET_SOURCE_FIELDS
 from mirage_operator.durations import parse_prometheus
 from mirage_operator.errors import Problem
 
@@ -27,7 +28,7 @@ class Port:
 
     name: str
     port: int
-    protocol: str = "TCP"
+    protocol: str
     app_protocol: str | None = None
 
 
@@ -364,14 +365,11 @@ def _jwt(raw: Mapping[str, Any]) -> Jwt:
     )
 
 
-_VAULT_SECRET_FIELDS = ("vault", "keys", "templates", "refreshInterval")
-
-
 def _secret(raw: Mapping[str, Any]) -> SecretRef:
     expose = raw["expose"]
     return SecretRef(
         name=raw["name"],
-        vault_spec={k: raw[k] for k in _VAULT_SECRET_FIELDS if k in raw},
+        vault_spec={k: raw[k] for k in SECRET_SOURCE_FIELDS if k in raw},
         expose_as=expose["mode"],
         env_prefix=expose.get("envPrefix"),
         env=tuple(EnvMapping(key=e["key"], name=e["name"]) for e in expose.get("env", ())),

@@ -5,7 +5,7 @@ does for the resources of its :class:`~.resources.Catalog`: uids, resourceVersio
 generations, managed fields, the status subresource, optimistic concurrency, finalizers and
 ``deletionTimestamp``, CRD schemas, dry runs. Every method is synchronous and atomic (one lock),
 so that the HTTP layer, the background controllers and tests in other threads can all use it.
-Errors are raised as :class:`~mirage_operator.errors.EmulatedAPIError` (a ``Status``).
+Errors are raised as :class:`~mirage_sandbox.errors.EmulatedAPIError` (a ``Status``).
 """
 
 from __future__ import annotations

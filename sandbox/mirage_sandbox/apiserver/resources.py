@@ -353,13 +353,6 @@ class Catalog:
                 return rt
         return candidates[0] if candidates else None
 
-    def storages(self) -> list[StorageKey]:
-        """Every distinct storage key currently served."""
-        seen: dict[StorageKey, None] = {}
-        for rt in self:
-            seen.setdefault(rt.storage, None)
-        return list(seen)
-
     def resolve(self, name: str) -> ResourceType:
         """Find a resource the way ``kubectl`` does: plural, singular, short name or kind,
         optionally qualified with ``.group`` (``deployments.apps``, ``msvc``)."""

@@ -1,6 +1,6 @@
 """``Status`` answers of the emulated API server, worded like kube-apiserver's.
 
-Each helper returns an :class:`~mirage_operator.errors.EmulatedAPIError` to raise; the HTTP
+Each helper returns an :class:`~mirage_sandbox.errors.EmulatedAPIError` to raise; the HTTP
 layer turns it into a ``Status`` object with the same ``reason``, ``code`` and ``details`` the
 real server sends (``k8s.io/apimachinery/pkg/api/errors``).
 """

@@ -146,11 +146,6 @@ class Store:
             items = self._objects.get(storage, {})
             return sum(1 for k in items if namespace is None or k[0] == namespace)
 
-    def storages(self) -> builtins.list[StorageKey]:
-        """Every storage key that holds or held objects."""
-        with self._lock:
-            return list(self._objects)
-
     def list_at(self, storage: StorageKey, revision: int) -> builtins.list[Obj]:
         """The objects of ``storage`` as they were at ``revision`` (a consistent snapshot),
         rebuilt by undoing later changes; :class:`RevisionGone` if the history is gone."""
