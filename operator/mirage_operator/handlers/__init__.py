@@ -15,8 +15,8 @@ from mirage_operator.config import Config
 from mirage_operator.handlers import activities, vaultsecret
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.handlers.mirageservice import ServiceReconciler
-from mirage_operator.handlers.reconciler import register_children_index, register_reconciler
 from mirage_operator.handlers.slo import SLOReconciler
+from mirage_operator.handlers.watches import register_children_index, register_reconciler
 
 
 def register(registry: kopf.OperatorRegistry, config: Config) -> OperatorContext:

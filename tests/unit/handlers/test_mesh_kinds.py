@@ -16,7 +16,7 @@ from mirage_operator.errors import KubernetesAPIError
 from mirage_operator.handlers import common
 from mirage_operator.handlers import mirageservice as service_handler
 from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.reconciler import RELIST_KEY, register_children_index
+from mirage_operator.handlers.watches import RELIST_KEY, register_children_index
 from mirage_operator.k8s.resources import Resource
 from mirage_operator.render.mirageservice import CHILD_KINDS, OPTIONAL_CHILD_KINDS
 from tests.unit.handlers.fakes import Connection, FakeKube

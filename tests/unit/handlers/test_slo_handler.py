@@ -15,7 +15,7 @@ from mirage_operator.config import Config
 from mirage_operator.handlers import common
 from mirage_operator.handlers import slo as handler
 from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.reconciler import register_reconciler
+from mirage_operator.handlers.watches import register_reconciler
 from mirage_operator.k8s.children import ChildIndex
 from tests.unit.handlers.fakes import Connection, FakeKube
 

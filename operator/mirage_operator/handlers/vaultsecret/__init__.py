@@ -42,9 +42,9 @@ import kopf
 from mirage_operator import GROUP, VERSION
 from mirage_operator.handlers import common
 from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.reconciler import register_reconciler
 from mirage_operator.handlers.vaultsecret.reconciler import VaultSecretReconciler
 from mirage_operator.handlers.vaultsecret.sources import holds_lease
+from mirage_operator.handlers.watches import register_reconciler
 from mirage_operator.k8s.ownership import ADOPTED_BY_ANNOTATION
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 from mirage_operator.vault import VaultClient
