@@ -1,5 +1,8 @@
 """One source type per secrets engine: everything in a VaultSecret's reconcile that differs
-between ``spec.vault.engine`` values lives here, and nowhere else.
+between ``spec.vault.engine`` values lives here. Outside the reconcile, the engine still
+decides how a spec is checked (``api/vaultsecret.py``), which globs apply
+(``vault/policy.py``), the Vault request (``vault/client.py``) and the tenant's policy
+(``tenancy.py``).
 
 A source answers, for its engine: why a reconcile reads Vault (:meth:`Source.read_reasons`),
 how it reads and what it keeps between reads (:meth:`Source.read`, :meth:`Source.lease`),
