@@ -17,6 +17,7 @@ from mirage_operator.k8s.children import (
     sealing_patch,
     with_intent_hash,
 )
+from mirage_sandbox.apiserver.patch import merge_patch as apply_merge_patch
 
 DESIRED: dict[str, Any] = {
     "apiVersion": "apps/v1",
@@ -292,20 +293,8 @@ def test_removal_patch_turns_the_live_spec_into_the_desired_one(
     live_spec: dict[str, Any], patch: dict[str, Any]
 ) -> None:
     assert removal_patch(POLICY["spec"], live_spec) == patch
-    assert merge(live_spec, patch) == POLICY["spec"]
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies a JSON merge patch (the referee of the patch)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
+    # The emulated API server's RFC 7386 merge is the referee.
+    assert apply_merge_patch(live_spec, patch) == POLICY["spec"]
 
 
 def test_lists_are_replaced_whole() -> None:
