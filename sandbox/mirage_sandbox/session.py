@@ -284,7 +284,7 @@ class Sandbox:
         while True:
             rows = self.rows()
             done = sum(r.converged for r in rows)
-            line = f"converging: {done}/{len(rows)} ready"
+            line = f"converging: {sum(r.ready == 'True' for r in rows)}/{len(rows)} ready"
             if line != last:
                 out.write(("\r" if interactive else "") + line + ("" if interactive else "\n"))
                 out.flush()
@@ -306,7 +306,7 @@ async def run_sandbox(
     port: int = 0,
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the sandbox with ``documents`` applied; 0 when every Mirage resource converged
+    """Run the sandbox with ``documents`` applied; 0 when every Mirage resource is Ready
     (or ``keep`` until interrupted). Raises :class:`StartupError` when it cannot start."""
     sandbox = Sandbox(workdir=workdir, config=config)
     try:
@@ -321,7 +321,8 @@ async def run_sandbox(
             out.write(f"refused by the API: {line}\n")
         rows = await sandbox.converge(wait_seconds=wait_seconds, out=out)
         out.write(format_table(rows) + "\n")
-        converged = bool(rows) and all(r.converged for r in rows) and not refused
+        # A resource settled on InvalidSpec stops the wait but is not a success.
+        converged = bool(rows) and all(r.ready == "True" for r in rows) and not refused
         if keep:
             out.write(
                 f"\nkeeping the sandbox running; in another shell:\n"

@@ -149,3 +149,23 @@ def test_documents_the_api_refuses_are_reported_and_the_rest_applied(tmp_path: P
     ]
     assert re.search(r"MirageService +default +good +True", result.stdout), result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_resource_the_operator_refuses_fails_the_run(tmp_path: Path) -> None:
+    """Accepted by the API but refused by the operator (InvalidSpec): the wait ends, the run
+    fails, and the table says why."""
+    (tmp_path / "refused.yaml").write_text(
+        "apiVersion: mirage.dev/v1alpha1\nkind: MirageService\nmetadata: {name: good}\n"
+        "spec: {image: nginx:1}\n"
+        "---\napiVersion: mirage.dev/v1alpha1\nkind: MirageService\nmetadata: {name: meshy}\n"
+        "spec: {image: nginx:1, mesh: {resilience: {connectionPool: {maxConnections: 5}}}}\n"
+    )
+    result = subprocess.run(
+        [str(MIRAGE), "sandbox", "--workdir", str(tmp_path / "w"), "--timeout", "60",
+         "refused.yaml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    assert re.search(r"MirageService +default +meshy +False +InvalidSpec", result.stdout)
+    assert re.search(r"MirageService +default +good +True", result.stdout), result.stdout
+    assert "converging: 1/2 ready" in result.stdout
