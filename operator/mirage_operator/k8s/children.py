@@ -31,6 +31,7 @@ from mirage_operator.k8s.client import KubeClient
 from mirage_operator.k8s.handover import HANDED_OVER
 from mirage_operator.k8s.ownership import conflicting_owner, controller_of, foreign_owner
 from mirage_operator.quantity import QuantityError, parse_quantity
+from mirage_operator.render.podsecurity import merge_patch
 
 INTENT_ANNOTATION = "mirage.dev/intent-hash"
 
@@ -112,19 +113,6 @@ write NetworkPolicy's ``protocol`` and ``policyTypes``; the Istio and Traefik CR
 defaults), so the live spec equals the desired one at rest."""
 
 
-def removal_patch(desired: Any, live: Any) -> Any:
-    """A JSON merge patch (RFC 7386) that turns ``live`` into ``desired``: what ``live`` has
-    beyond ``desired`` is set to ``null``, maps are patched key by key, anything else (lists
-    included, which a merge patch replaces whole) is ``desired``'s value."""
-    if not (isinstance(desired, Mapping) and isinstance(live, Mapping)):
-        return desired
-    patch: dict[str, Any] = {key: None for key in live if key not in desired}
-    for key, value in desired.items():
-        if key not in live or not (is_subset(value, live[key]) and is_subset(live[key], value)):
-            patch[key] = removal_patch(value, live.get(key))
-    return patch
-
-
 def _is_enforcement_annotation(key: str) -> bool:
     """Istio's annotations on a policy change whether it is enforced (``istio.io/dry-run``
     only logs what it would deny): on a sealed child only the operator may set them."""
@@ -139,7 +127,7 @@ def sealing_patch(desired: Mapping[str, Any], live: Mapping[str, Any] | None) ->
         return {}
     patch: dict[str, Any] = {}
     if not is_subset(live.get("spec", {}), desired.get("spec", {})):
-        patch["spec"] = removal_patch(desired.get("spec", {}), live.get("spec", {}))
+        patch["spec"] = merge_patch(live.get("spec", {}), desired.get("spec", {}))
     ours = desired["metadata"].get("annotations") or {}
     added = {
         key: None

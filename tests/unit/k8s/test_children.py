@@ -13,10 +13,10 @@ from mirage_operator.k8s.children import (
     ChildIndex,
     is_subset,
     needs_apply,
-    removal_patch,
     sealing_patch,
     with_intent_hash,
 )
+from mirage_operator.render.podsecurity import merge_patch
 from mirage_sandbox.apiserver.patch import merge_patch as apply_merge_patch
 
 DESIRED: dict[str, Any] = {
@@ -289,10 +289,10 @@ POLICY = {
     ],
     ids=["map key", "top-level field", "changed and added", "removed"],
 )
-def test_removal_patch_turns_the_live_spec_into_the_desired_one(
+def test_the_merge_patch_turns_the_live_spec_into_the_desired_one(
     live_spec: dict[str, Any], patch: dict[str, Any]
 ) -> None:
-    assert removal_patch(POLICY["spec"], live_spec) == patch
+    assert merge_patch(live_spec, POLICY["spec"]) == patch
     # The emulated API server's RFC 7386 merge is the referee.
     assert apply_merge_patch(live_spec, patch) == POLICY["spec"]
 
@@ -300,7 +300,7 @@ def test_removal_patch_turns_the_live_spec_into_the_desired_one(
 def test_lists_are_replaced_whole() -> None:
     desired = {"rules": [{"to": [{"operation": {"notPaths": ["/healthz"]}}]}]}
     live = {"rules": [{"to": [{"operation": {"notPaths": ["/healthz"], "paths": ["/x"]}}]}]}
-    assert removal_patch(desired, live) == desired
+    assert merge_patch(live, desired) == desired
 
 
 @pytest.mark.parametrize(
