@@ -16,28 +16,15 @@ from mirage_operator import tenancy
 from mirage_operator.api.vaultsecret import VaultSource
 from mirage_operator.config import Config
 from mirage_operator.vault import Lease, VaultClient
-from mirage_operator.vault.tokenstore import StoredToken
 from tests.stacks.test_vault_referee import (  # noqa: F401 - pytest finds the fixture by name
     A,
     Referee,
     referee,
     request_token,
 )
+from tests.unit.vault.vaultkit import MemoryStore
 
 TOKEN_TTL = 6
-
-
-class MemoryStore:
-    """The token store two processes share (the Secret-backed one is tested end to end)."""
-
-    def __init__(self) -> None:
-        self.tokens: dict[str, StoredToken] = {}
-
-    async def load(self, key: str) -> StoredToken | None:
-        return self.tokens.get(key)
-
-    async def save(self, key: str, token: StoredToken) -> None:
-        self.tokens[key] = token
 
 
 async def test_the_next_process_keeps_the_issuers_token_and_lease_alive(

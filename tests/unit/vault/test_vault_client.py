@@ -22,9 +22,16 @@ from mirage_operator.errors import (
 )
 from mirage_operator.metrics import REGISTRY
 from mirage_operator.vault import Lease, VaultClient
-from mirage_operator.vault.tokenstore import StoredToken
 from mirage_sandbox.vault import EmulatedVault
-from tests.unit.vault.vaultkit import SA, TOKEN_MAX_TTL, TOKEN_TTL, FakeClock, Sleeps, TokenRequests
+from tests.unit.vault.vaultkit import (
+    SA,
+    TOKEN_MAX_TTL,
+    TOKEN_TTL,
+    FakeClock,
+    MemoryStore,
+    Sleeps,
+    TokenRequests,
+)
 
 KV2 = VaultSource(engine="kv-v2", mount="secret", path="team-a/app")
 KV1 = VaultSource(engine="kv-v1", mount="kv", path="team-a/app")
@@ -597,19 +604,6 @@ async def test_operator_mode_logs_in_with_the_configured_identity(
 
 
 # --- tokens kept across processes ----------------------------------------------------------
-
-
-class MemoryStore:
-    """A :class:`TokenStore` in a dict (the Secret-backed one is exercised end to end)."""
-
-    def __init__(self) -> None:
-        self.tokens: dict[str, StoredToken] = {}
-
-    async def load(self, key: str) -> StoredToken | None:
-        return self.tokens.get(key)
-
-    async def save(self, key: str, token: StoredToken) -> None:
-        self.tokens[key] = token
 
 
 async def test_a_new_process_renews_the_token_and_leases_the_last_one_kept(

@@ -12,12 +12,27 @@ import pytest
 from mirage_operator import tenancy
 from mirage_operator.config import Config
 from mirage_operator.vault import VaultClient
+from mirage_operator.vault.tokenstore import StoredToken
 from mirage_sandbox.vault import EmulatedVault, static_reviewer
 
 TENANTS = ("team-a", "team-b")
 TOKEN_TTL = 600
 TOKEN_MAX_TTL = 3600
 SA = "mirage-vault"
+
+
+class MemoryStore:
+    """A :class:`~mirage_operator.vault.tokenstore.TokenStore` in a dict, shared by the
+    processes of a test (the Secret-backed store is exercised end to end)."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, StoredToken] = {}
+
+    async def load(self, key: str) -> StoredToken | None:
+        return self.tokens.get(key)
+
+    async def save(self, key: str, token: StoredToken) -> None:
+        self.tokens[key] = token
 
 
 class FakeClock:
