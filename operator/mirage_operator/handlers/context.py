@@ -26,6 +26,12 @@ WORKERS = 16
 busy (a reconcile mostly waits on its applies), few enough that a cold start of thousands of
 objects does not hold thousands of half-done reconciles in memory."""
 
+COALESCE_AFTER = 10.0
+"""Timers at least this many seconds away are rounded up to a whole second of the loop's
+clock, so that the resyncs due within one second share one wake-up of the event loop: at
+rest each wake-up cost ~200 µs beyond the resync's own work (docs/adr/0026). A backoff or a
+resync 10 s or more away is at most 10 % later."""
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -52,6 +58,10 @@ class WorkQueue:
     def __init__(self, workers: int = WORKERS) -> None:
         self.workers = workers
         self.process: dict[str, Process] = {}
+        self.resync: dict[str, Callable[[ObjectKey], float | None]] = {}
+        """Per kind, what a timer asks before it queues a key: the seconds until the next
+        resync when a reconcile now would find nothing to do (no worker woken for it),
+        ``None`` to queue it."""
         self._ready: collections.deque[ObjectKey] = collections.deque()
         self._queued: set[ObjectKey] = set()
         self._active: set[ObjectKey] = set()
@@ -127,6 +137,8 @@ class WorkQueue:
             return
         loop = asyncio.get_running_loop()
         when = loop.time() + delay
+        if delay >= COALESCE_AFTER:
+            when = math.ceil(when)
         existing = self._timers.get(key)
         if existing is not None and existing[0] <= when:
             return
@@ -142,6 +154,12 @@ class WorkQueue:
     def _fire(self, key: ObjectKey) -> None:
         self._timers.pop(key, None)
         self._held.pop(key, None)
+        resync = self.resync.get(key[0])
+        if resync is not None and key not in self._active and key not in self._queued:
+            delay = resync(key)
+            if delay is not None:
+                self.add_after(key, delay)
+                return
         self.add(key)
 
     def _cancel_timer(self, key: ObjectKey) -> None:

@@ -99,11 +99,13 @@ class Reconciler(abc.ABC):
         self.jitter = jitter
         """0-1, spreads retries and resyncs (tests fix it)."""
         self.failures: dict[ObjectKey, int] = {}
-        self.fingerprints: dict[ObjectKey, tuple[str, frozenset[tuple[str, str, str]]]] = {}
+        self.fingerprints: dict[ObjectKey, tuple[str, int]] = {}
         """What the object and its children were when a reconcile last succeeded: a resync
         that finds the same needs no reconcile (nothing it reads has changed)."""
         self.stale: set[ObjectKey] = set()
         """Objects an event says must be reconciled, whatever their fingerprint."""
+        self._unchanged = metrics.RESYNCS.labels(kind=self.kind, result="unchanged")
+        self._reconciled = metrics.RESYNCS.labels(kind=self.kind, result="reconciled")
 
     @abc.abstractmethod
     async def reconcile(self, body: Mapping[str, Any], logger: kopf.Logger) -> float | None:
@@ -180,12 +182,23 @@ class Reconciler(abc.ABC):
         self.context.queue.forget(key)
         self.context.children.forget_owner(uid)
 
-    def _fingerprint(self, key: ObjectKey) -> tuple[str, frozenset[tuple[str, str, str]]] | None:
+    def _fingerprint(self, key: ObjectKey) -> tuple[str, int] | None:
         body = self.context.objects.get(key)
         if body is None:
             return None
         meta = body["metadata"]
-        return str(meta.get("resourceVersion")), self.context.children.versions(meta["uid"])
+        return str(meta.get("resourceVersion")), self.context.children.revision(meta["uid"])
+
+    def resync(self, key: ObjectKey) -> float | None:
+        """A resync of ``key`` that finds nothing changed since its last successful reconcile
+        (neither the object nor a child, and no event asking for one): the seconds until the
+        next resync. ``None`` when it must be reconciled. Dictionary lookups only: the work
+        queue calls it from the resync's timer, without waking a worker (docs/adr/0026)."""
+        last = self.fingerprints.get(key)
+        if last is None or key in self.stale or last != self._fingerprint(key):
+            return None
+        self._unchanged.inc()
+        return self.resync_delay()
 
     async def process(self, key: ObjectKey) -> Outcome:
         """The work queue's entry point: reconcile ``key`` as it is cached now."""
@@ -193,11 +206,10 @@ class Reconciler(abc.ABC):
         if body is None or body["metadata"].get("deletionTimestamp"):
             return Outcome(math.inf)
         if key not in self.stale:
-            unchanged = self.fingerprints.get(key) == self._fingerprint(key)
-            result = "unchanged" if unchanged else "reconciled"
-            metrics.RESYNCS.labels(kind=self.kind, result=result).inc()
-            if unchanged:
-                return Outcome(self.resync_delay())
+            delay = self.resync(key)
+            if delay is not None:
+                return Outcome(delay)
+            self._reconciled.inc()
         self.stale.discard(key)
         logger = ObjectLogger(log, key[1], key[2])
         outcome = await self.run(body, logger)

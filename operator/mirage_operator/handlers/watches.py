@@ -156,6 +156,7 @@ def register_reconciler(registry: kopf.OperatorRegistry, reconciler: Reconciler)
     """Register ``reconciler``'s kind: its watch, and its entry in the work queue."""
     context = reconciler.context
     context.queue.process[reconciler.kind] = reconciler.process
+    context.queue.resync[reconciler.kind] = reconciler.resync
     watch_objects(
         registry, context, reconciler.resource.plural, reconciler.touch, reconciler.forget
     )

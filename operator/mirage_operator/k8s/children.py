@@ -256,8 +256,8 @@ class ChildIndex:
     """Every child the operator manages, by the uid of its controller: a cache fed by watch
     events (kopf's initial listing included) and by the answers to the operator's own writes.
 
-    A resync reads only resourceVersions (a dictionary lookup); a reconcile unpacks the
-    children of its owner. ``update`` says whether an event can change its owner's
+    A resync reads only a revision number per owner (a dictionary lookup); a reconcile
+    unpacks the children of its owner. ``update`` says whether an event can change its owner's
     reconcile: not the echo of a write whose answer is already here, and not a status change
     of a kind whose status no owner reads.
     """
@@ -267,6 +267,10 @@ class ChildIndex:
         """uid → child, for every object of the child kinds a Mirage kind controls."""
         self._by_owner: dict[str, dict[tuple[str, str], str]] = {}
         """owner uid → (kind, name) → child uid."""
+        self._revisions: dict[str, int] = {}
+        """owner uid → the value of ``_clock`` when one of its children last changed."""
+        self._clock = 0
+        """Counts changes of children; never goes back, so a revision is never reused."""
         self._names: dict[tuple[str, str, str], tuple[str, str | None]] = {}
         """(kind, namespace, name) → uid and controller reference (JSON) of every object of
         the child kinds, whoever made it: whether a child's name is taken, without a GET."""
@@ -313,6 +317,7 @@ class ChildIndex:
         self._children[uid] = _Child(
             owner, name_key[1], key, version, packed, time.monotonic(), updates
         )
+        self._changed(owner)
         if before is not None and before.packed == packed:
             return None
         return owner
@@ -327,7 +332,12 @@ class ChildIndex:
             del children[child.key]
         if not children:
             self._by_owner.pop(child.owner, None)
+        self._changed(child.owner)
         return child.owner
+
+    def _changed(self, owner_uid: str) -> None:
+        self._clock += 1
+        self._revisions[owner_uid] = self._clock
 
     def remove(self, obj: Mapping[str, Any]) -> str | None:
         """Forget a deleted ``obj``; the uid of its owner (to reconcile), if it had one."""
@@ -355,17 +365,16 @@ class ChildIndex:
             for key, uid in self._by_owner.get(owner_uid, {}).items()
         }
 
-    def versions(self, owner_uid: str) -> frozenset[tuple[str, str, str]]:
-        """``(kind, name, resourceVersion)`` of each child: equal sets mean nothing changed."""
-        return frozenset(
-            (kind, name, str(self._children[uid].version))
-            for (kind, name), uid in self._by_owner.get(owner_uid, {}).items()
-        )
+    def revision(self, owner_uid: str) -> int:
+        """A number that changes whenever a child of ``owner_uid`` is stored in a new version
+        or dropped (0: none ever was): what a resync compares, in one dictionary lookup."""
+        return self._revisions.get(owner_uid, 0)
 
     def forget_owner(self, owner_uid: str) -> None:
         """Drop every child of a deleted owner (garbage collection deletes them anyway)."""
         for uid in list(self._by_owner.get(owner_uid, {}).values()):
             self._drop(uid)
+        self._revisions.pop(owner_uid, None)
 
     def relisted(self, uid: str) -> bool:
         """Whether a listing that reports ``uid`` (just stored by :meth:`update`) is not the

@@ -250,3 +250,28 @@ async def test_a_failing_child_slo_keeps_the_service_from_being_ready() -> None:
     await service.run()
     assert service.condition("Ready")["status"] == "True"
     assert service.condition("Degraded")["status"] == "False"
+
+
+@pytest.mark.usefixtures("no_deferral")
+async def test_a_resync_is_a_lookup_until_the_object_or_a_child_changes() -> None:
+    """After a successful reconcile a resync finds nothing to do without an API call; a new
+    version of a child, or an event asking for a reconcile, makes the next one reconcile."""
+    service = Service()
+    key = ("MirageService", NS, "api")
+    service.body["metadata"]["resourceVersion"] = "1"
+    service.context.objects[key] = service.body
+    assert service.reconciler.resync(key) is None  # never reconciled here
+    await service.reconciler.process(key)
+    writes = len(service.kube.writes)
+    assert service.reconciler.resync(key) == pytest.approx(
+        service.context.config.resync_interval, rel=0.11
+    )
+    outcome = await service.reconciler.process(key)  # a resync through the queue's worker
+    assert len(service.kube.writes) == writes
+    assert outcome.delay >= service.context.config.resync_interval
+    service.rolled_out()  # a child's new version
+    assert service.reconciler.resync(key) is None
+    await service.reconciler.process(key)
+    assert service.reconciler.resync(key) is not None
+    service.reconciler.touch(key)  # an event
+    assert service.reconciler.resync(key) is None

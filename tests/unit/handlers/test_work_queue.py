@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import math
 
-from mirage_operator.handlers.context import ObjectKey, Outcome, WorkQueue
+import pytest
+
+from mirage_operator.handlers.context import COALESCE_AFTER, ObjectKey, Outcome, WorkQueue
 
 
 async def test_a_key_wakes_one_worker_and_is_processed_once() -> None:
@@ -31,4 +33,53 @@ async def test_a_key_wakes_one_worker_and_is_processed_once() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
     assert done == [("K", "ns", "a")]
+    await queue.stop()
+
+
+async def test_a_timer_whose_resync_finds_nothing_to_do_wakes_no_worker() -> None:
+    """At rest a resync is the kind's lookup, called from the timer: no worker is woken and
+    no reconcile runs; the lookup's answer arms the next timer (docs/adr/0026)."""
+    queue = WorkQueue(workers=2)
+    processed: list[ObjectKey] = []
+    answers: dict[ObjectKey, float | None] = {
+        ("K", "ns", "quiet"): 30.0,
+        ("K", "ns", "dirty"): None,
+    }
+
+    async def process(key: ObjectKey) -> Outcome:
+        processed.append(key)
+        return Outcome(math.inf)
+
+    queue.process["K"] = process
+    queue.resync["K"] = answers.__getitem__
+    queue.ensure_started()
+    await asyncio.sleep(0)
+    for key in answers:
+        queue.add_after(key, 0.001)
+    for _ in range(100):
+        if processed:
+            break
+        await asyncio.sleep(0.001)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert processed == [("K", "ns", "dirty")]
+    when, _ = queue._timers[("K", "ns", "quiet")]
+    assert when - asyncio.get_running_loop().time() == pytest.approx(30.0, abs=1.0)
+    assert ("K", "ns", "dirty") not in queue._timers  # processed: its outcome said no timer
+    await queue.stop()
+
+
+async def test_timers_a_resync_away_share_a_wake_up_and_short_ones_keep_their_time() -> None:
+    """Resyncs due within the same second fire on one wake-up of the event loop (each cost
+    ~200 µs at rest); a short delay (a deferred status, a first retry) is not moved."""
+    queue = WorkQueue()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    second = math.floor(start) + COALESCE_AFTER + 1  # both due within this second
+    queue.add_after(("K", "ns", "a"), second + 0.1 - start)
+    queue.add_after(("K", "ns", "b"), second + 0.6 - start)
+    queue.add_after(("K", "ns", "short"), 1.3)
+    whens = {key[2]: when for key, (when, _) in queue._timers.items()}
+    assert whens["a"] == whens["b"] == second + 1
+    assert whens["short"] - start == pytest.approx(1.3, abs=0.05)
     await queue.stop()
