@@ -240,6 +240,8 @@ class Harness:
                     run.figures["vault_logins"] = vault_thread.vault.logins()
                     run.figures["vault_reads"] = vault_thread.vault.count("GET")
                     run.figures["vault_reads_minimum"] = run.size * run.secrets
+                    # One login per tenant (namespace): its token is kept and renewed.
+                    run.figures["vault_logins_minimum"] = run.namespaces
             finally:
                 operator.stop()
                 run.figures["peak_rss_mb"] = round(operator.peak_rss_mb, 1)
@@ -484,6 +486,12 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         f"- Machine: {report['machine']}",
         f"- Command: `{report['command']}`",
         "",
+        "## Targets (issue 10), from this run",
+        "",
+        "| target | measured | met? |",
+        "| --- | --- | --- |",
+        *(f"| {name} | {value} | {verdict} |" for name, value, verdict in targets(report)),
+        "",
         "## Cold convergence",
         "",
         "| operator | N | namespaces | secrets/svc | converge s | Ready | operator CPU s "
@@ -511,8 +519,9 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             lines.append(f"- {label}, new services: `{json.dumps(f['new_service_ready_seconds'])}`")
         if "vault_logins" in f:
             lines.append(
-                f"- {label}, Vault: {f['vault_logins']} logins, {f['vault_reads']} reads "
-                f"(minimum {f['vault_reads_minimum']} reads)"
+                f"- {label}, Vault: {f['vault_logins']} logins "
+                f"(minimum {f.get('vault_logins_minimum')}), {f['vault_reads']} reads "
+                f"(minimum {f['vault_reads_minimum']})"
             )
     for name, value in report.get("derived", {}).items():
         lines.append(f"- {name}: {value}")
@@ -528,6 +537,73 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             ]
     lines += ["", "Calls by verb and resource are in `results.json`.", ""]
     path.write_text("\n".join(lines))
+
+
+def _verdict(value: float | None, limit: float) -> str:
+    """``yes``, or by how much ``value`` misses the upper bound ``limit``."""
+    if value is None:
+        return "not measured"
+    if value <= limit:
+        return "yes"
+    return (
+        f"**missed** by {value - limit:.3g} ({value / limit:.2f}x the bound)"
+        if limit
+        else (f"**missed** ({value})")
+    )
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Issue 10's targets against this run's figures: (target, measured, verdict)."""
+    runs = {(r["operator"], r["size"], r["namespaces"], r["secrets"]): r["figures"]
+            for r in report["runs"]}  # fmt: skip
+    derived = report.get("derived", {})
+    rows: list[tuple[str, str, str]] = []
+
+    def row(name: str, value: float | None, limit: float, shown: str | None = None) -> None:
+        rows.append((name, shown or ("—" if value is None else f"{value}"), _verdict(value, limit)))
+
+    for n, ns in sorted({(k[1], k[2]) for k in runs if k[0] == "mirage" and not k[3]}):
+        ratio = derived.get(f"mirage wall ratio to baseline, N={n} ns={ns}")
+        if ratio is not None:
+            row(f"N={n}, {ns} namespace(s): wall ≤ 1.25x baseline", ratio, 1.25, f"{ratio}x")
+    for key, value in derived.items():
+        if key.startswith("mirage CPU per service N="):
+            row(f"{key.removeprefix('mirage ')} ≤ 1.2", value, 1.2, f"{value}x")
+    for (op, n, ns, secrets), figures in sorted(runs.items()):
+        steady = figures.get("steady")
+        if op != "mirage" or secrets or not steady:
+            continue
+        where = f"N={n}, {ns} namespace(s), {steady['seconds']:.0f} s at rest"
+        row(f"{where}: writes = 0", steady["writes"], 0)
+        row(f"{where}: LIST calls = 0", steady["lists"], 0)
+        row(f"{where}: < 1 % of a core", steady["core_percent"], 1.0, f"{steady['core_percent']} %")
+        latency = figures.get("new_service_ready_seconds")
+        if latency:
+            row(f"N={n}: p99 to Ready of {latency['count']} new services ≤ 1 s",
+                latency["p99"], 1.0, f"{latency['p99']} s (p50 {latency['p50']} s)")  # fmt: skip
+    for (op, n, ns, secrets), figures in sorted(runs.items()):
+        if op == "mirage" and n == 1000 and not secrets:
+            row(f"N=1000, {ns} namespace(s): peak RSS ≤ 250 MB", figures.get("peak_rss_mb"), 250,
+                f"{figures.get('peak_rss_mb')} MB")  # fmt: skip
+    growth = derived.get("mirage peak RSS growth per extra 1,000 services (MB)")
+    rows.append(("peak RSS growth per extra 1,000 services", f"{growth} MB", "stated"))
+    for (_, n, _, secrets), figures in sorted(runs.items()):
+        if secrets and "vault_logins" in figures:
+            rows.append((
+                f"Vault, N={n} with {secrets} secrets each: logins and reads at the minimum",
+                f"{figures['vault_logins']} logins (min {figures.get('vault_logins_minimum')}), "
+                f"{figures['vault_reads']} reads (min {figures['vault_reads_minimum']})",
+                "yes" if figures["vault_reads"] <= figures["vault_reads_minimum"]
+                and figures["vault_logins"] <= figures.get("vault_logins_minimum", 0)
+                else "**above the minimum**",
+            ))  # fmt: skip
+    render = report.get("render") or {}
+    if render.get("ratio_to_helm") is not None:
+        row(f"`mirage render` of {render['services']}: CPU ≤ `helm template`",
+            render["ratio_to_helm"], 1.0,
+            f"{render['ratio_to_helm']}x ({render['mirage_render_cpu_seconds']} s vs "
+            f"{render['helm_template_cpu_seconds']} s)")  # fmt: skip
+    return rows
 
 
 def derived(runs: list[Run]) -> dict[str, Any]:
@@ -578,8 +654,8 @@ def _growth(runs: list[Run], operator: str) -> dict[str, Any]:
 def _parse(argv: Iterable[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--sizes", default="100,1000,3000", help="N list, one namespace")
-    parser.add_argument("--spread", default="1000", help="N list spread over N/10 namespaces")
-    parser.add_argument("--baseline-sizes", default="100,1000", help="N list for the baseline")
+    parser.add_argument("--spread", default="1000,3000", help="N list spread over N/10 namespaces")
+    parser.add_argument("--baseline-sizes", default="100,1000,3000", help="N list for the baseline")
     parser.add_argument("--steady", type=float, default=120.0, help="steady-state seconds")
     parser.add_argument("--latency", type=int, default=50, help="new services after N=1000")
     parser.add_argument("--vault-size", type=int, default=100, help="N with 2 secrets (0: skip)")
