@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.sandbox.conftest import DEPLOY, WIDGETS, Kube, deployment, widget
@@ -195,3 +199,50 @@ async def test_removing_the_last_item_drops_the_list(kube: Kube) -> None:
     await apply(kube, f"{WIDGETS}/ll", widget("ll", ports=[{"name": "http", "port": 80}]), "alice")
     answer = await apply(kube, f"{WIDGETS}/ll", widget("ll"), "alice")
     assert "ports" not in answer.body["spec"]
+
+
+ENCODINGS: dict[str, Callable[[Any], str]] = {
+    "yaml": yaml.safe_dump,
+    "json": json.dumps,
+    "indented-json": functools.partial(json.dumps, indent=2),
+}
+
+
+async def test_an_apply_body_in_json_or_yaml_stores_the_same_object(kube: Kube) -> None:
+    """Clients send JSON under the apply-patch+yaml type; the emulated API decodes it with the
+    JSON decoder (its speed), which must store what the YAML decoder stores."""
+    stored = {}
+    for name, encode in ENCODINGS.items():
+        body = deployment(name, replicas=3)
+        body["spec"]["template"]["metadata"]["labels"] = {"app": "same"}
+        body["spec"]["selector"] = {"matchLabels": {"app": "same"}}
+        body["metadata"]["labels"] = {"app": "same"}
+        body["metadata"]["annotations"] = {"note": 'ünïcode \\ "quoted"', "empty": ""}
+        answer = await kube.patch(f"{DEPLOY}/{name}", encode(body), APPLY, fieldManager="m")
+        assert answer.status == 201, answer.body
+        stored[name] = {
+            "spec": answer.body["spec"],
+            "labels": answer.body["metadata"]["labels"],
+            "annotations": answer.body["metadata"]["annotations"],
+        }
+    assert stored["json"] == stored["yaml"] == stored["indented-json"]
+    assert stored["json"]["annotations"]["note"] == 'ünïcode \\ "quoted"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"apiVersion": "apps/v1", "kind": "Deployment", "kind": "Deployment"}',
+        '{"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": NaN}}',
+    ],
+    ids=["duplicate-key", "nan"],
+)
+async def test_json_the_json_rules_do_not_decide_goes_to_the_yaml_decoder(
+    kube: Kube, text: str
+) -> None:
+    """A duplicate key or NaN is not taken from the JSON decoder: the answer is the YAML
+    decoder's, as for the same text sent as YAML."""
+    as_json = await kube.patch(f"{DEPLOY}/odd", text, APPLY, fieldManager="m")
+    as_yaml = await kube.patch(f"{DEPLOY}/odd", "# yaml\n" + text, APPLY, fieldManager="m")
+    assert as_json.status == as_yaml.status >= 400
+    assert as_json.body["message"] == as_yaml.body["message"].replace("line 2", "line 1")

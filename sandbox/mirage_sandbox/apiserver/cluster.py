@@ -1011,11 +1011,42 @@ def _parse_patch_body(body: Any) -> Any:
     return copy.deepcopy(body)
 
 
+class _NotPlainJSON(ValueError):
+    """Text that JSON rules alone do not decide: left to the YAML decoder."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _NotPlainJSON("a duplicate key")
+    return obj
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotPlainJSON(name)  # NaN and Infinity are not JSON
+
+
+def _plain_json(text: str) -> Any:
+    """``text`` decoded as JSON, which the API server's YAML decoder reads the same way and
+    clients send under the apply-patch+yaml type (kubectl, kopf, the operator); ``None``
+    for anything else (YAML, duplicate keys, NaN, nesting past the interpreter's limit),
+    which the bounded YAML loader decides. The C JSON decoder is ~20x the YAML composer's
+    speed: in the benchmark, decoding apply bodies was 18 % of the emulated API's CPU."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _parse_apply_body(body: Any) -> Obj:
     if isinstance(body, (bytes, str)):
         try:
             text = body if isinstance(body, str) else yamlsafe.decode(body, source="body")
-            parsed = yamlsafe.load_one(text, source="the apply configuration")
+            parsed = _plain_json(text)
+            if parsed is None:
+                parsed = yamlsafe.load_one(text, source="the apply configuration")
         except yamlsafe.YAMLInputError as exc:
             raise status.bad_request(f"error decoding YAML: {exc}") from None
     else:
