@@ -140,6 +140,8 @@ def expected_config(values: dict[str, Any], ca_path: str) -> dict[str, Any]:
         "operator_namespace": NAMESPACE,
         "field_manager": operator["fieldManager"],
         "resync_interval": float(operator["resyncInterval"]),
+        "kube_api_qps": float(operator["kubeAPIQPS"]),
+        "kube_api_burst": int(operator["kubeAPIBurst"]),
         "metrics_port": values["metrics"]["port"] if values["metrics"]["enabled"] else 0,
         "log_level": operator["logLevel"],
         "log_format": operator["logFormat"],

@@ -25,7 +25,13 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
             info = await asyncio.to_thread(connection_info, settings)
         except StartupError as exc:
             raise kopf.PermanentError(str(exc)) from None
-        await context.kube.connect(info, login=lambda: connection_info(settings))
+        config = context.config
+        await context.kube.connect(
+            info,
+            login=lambda: connection_info(settings),
+            qps=config.kube_api_qps,
+            burst=config.kube_api_burst,
+        )
         return context.kube.identified(info)
 
     @kopf.on.startup(registry=registry)

@@ -48,13 +48,9 @@ LIST_PAGE = 500
 """Objects per page of a list (client-go's pager reads 500 too)."""
 
 MAX_IN_FLIGHT = 32
-"""Requests under way at once. The connection pool holds as many connections, so a request
-never waits in aiohttp's pool: it waits here, before its timeout starts (docs/adr/0020)."""
-REQUESTS_PER_SECOND = 200.0
-BURST = 400
-"""Client-side token bucket: a ceiling far above what a cold start of thousands of objects
-needs on average, so that only a runaway loop meets it, long before the API server's
-priority-and-fairness (which limits seats in flight, not rate) would (docs/adr/0020)."""
+"""Requests under way at once: what API priority and fairness counts (seats in flight, not
+rate). The connection pool holds as many connections, so a request never waits in aiohttp's
+pool: it waits here, before its timeout starts (docs/adr/0020)."""
 
 
 class TokenBucket:
@@ -109,7 +105,11 @@ class KubeClient:
         user_agent: str = USER_AGENT,
         may_write: Callable[[], bool] | None = None,
         login: Callable[[], kopf.ConnectionInfo] | None = None,
+        qps: float = 0.0,
+        burst: int = 1,
     ) -> None:
+        """``qps`` > 0 rate-limits requests client-side (``qps`` a second, ``burst`` at once
+        after a pause); 0 leaves only the bound on requests in flight."""
         self._info = info
         self._user_agent = user_agent
         self._may_write = may_write
@@ -122,7 +122,7 @@ class KubeClient:
         self._session: _Session | None = None
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._bucket = TokenBucket(REQUESTS_PER_SECOND, BURST)
+        self._bucket = TokenBucket(qps, max(burst, 1)) if qps > 0 else None
 
     async def _acquire(self) -> _Session:
         """The current session, counted as in use until ``release``."""
@@ -207,7 +207,8 @@ class KubeClient:
         """The session used, and the answer's status, body and Retry-After."""
         session = await self._acquire()
         try:
-            await self._bucket.take()
+            if self._bucket is not None:
+                await self._bucket.take()
             async with (
                 self._slots,
                 session.http.request(
@@ -454,13 +455,21 @@ class KubeConnection:
         info: kopf.ConnectionInfo,
         *,
         login: Callable[[], kopf.ConnectionInfo] | None = None,
+        qps: float = 0.0,
+        burst: int = 1,
     ) -> None:
         """Bind to fresh credentials, closing the client they replace; ``login`` reads them
-        again when the API server refuses them (401)."""
-        old, self._client = (
-            self._client,
-            KubeClient(info, user_agent=self.user_agent, may_write=self.may_write, login=login),
+        again when the API server refuses them (401); ``qps`` and ``burst`` as
+        :class:`KubeClient` takes them."""
+        client = KubeClient(
+            info,
+            user_agent=self.user_agent,
+            may_write=self.may_write,
+            login=login,
+            qps=qps,
+            burst=burst,
         )
+        old, self._client = self._client, client
         if old is not None:
             await old.close()
 

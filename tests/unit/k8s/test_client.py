@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from mirage_operator.errors import KubernetesAPIError
+from mirage_operator.config import Config
+from mirage_operator.errors import ConfigError, KubernetesAPIError
 from mirage_operator.k8s import resources
 from mirage_operator.k8s.client import LIST_PAGE, KubeClient, KubeConnection
 
@@ -199,3 +200,55 @@ async def test_connect_closes_the_session_it_replaces_once_idle(api: API) -> Non
 
     await connection.client.get(resources.CONFIG_MAP, namespace="shop", name="a")
     await connection.close()
+
+
+async def test_the_client_side_rate_limit_holds_requests_beyond_the_burst(api: API) -> None:
+    fake = api.fake
+    fake.token = "old"
+    # A bucket that refills once in ~17 minutes: the burst goes out, the next request waits.
+    config = Config.from_env({"MIRAGE_KUBE_API_QPS": "0.001", "MIRAGE_KUBE_API_BURST": "3"})
+    connection = KubeConnection()
+    await connection.connect(
+        _info(api.url, "old"), qps=config.kube_api_qps, burst=config.kube_api_burst
+    )
+    client = connection.client
+    api.clients.append(client)
+    burst = [client.get(resources.CONFIG_MAP, namespace="shop", name=f"b{i}") for i in range(3)]
+    assert len(await asyncio.gather(*burst)) == 3
+    late = asyncio.create_task(client.get(resources.CONFIG_MAP, namespace="shop", name="late"))
+    for _ in range(20):  # the loop turns that would let the request reach the server
+        await asyncio.sleep(0)
+    assert not late.done()
+    assert [path.rsplit("/", 1)[1] for path, _, _ in fake.requests] == ["b0", "b1", "b2"]
+    late.cancel()
+
+
+async def test_without_a_rate_limit_only_the_requests_in_flight_are_bounded(api: API) -> None:
+    fake = api.fake
+    fake.token = "old"
+    client = KubeClient(_info(api.url, "old"), qps=0)
+    api.clients.append(client)
+    names = [f"n{i}" for i in range(100)]
+    got = await asyncio.gather(
+        *(client.get(resources.CONFIG_MAP, namespace="shop", name=n) for n in names)
+    )
+    assert [g["metadata"]["name"] for g in got if g] == names
+    assert len(fake.requests) == 100
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MIRAGE_KUBE_API_QPS", "-1"),
+        ("MIRAGE_KUBE_API_QPS", "inf"),
+        ("MIRAGE_KUBE_API_QPS", "nan"),
+        ("MIRAGE_KUBE_API_QPS", "fast"),
+        ("MIRAGE_KUBE_API_BURST", "0"),
+        ("MIRAGE_KUBE_API_BURST", "1.5"),
+    ],
+)
+def test_a_rate_limit_that_is_no_number_of_requests_is_refused_at_start(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Config.from_env({variable: value})
