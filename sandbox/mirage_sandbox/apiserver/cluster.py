@@ -698,15 +698,13 @@ class Cluster:
             return WriteResult(to_view(rt, stored), warnings, deleted=True)
         change = "ADDED" if old is None else "MODIFIED"
         stored = self.store.commit(rt.storage, change, new, old)
+        revision = self.store.revision
         self._after(rt, change, stored)
-        return WriteResult(
-            to_view(
-                rt,
-                self._stored(rt, _meta(stored).get("namespace"), _meta(stored)["name"]) or stored,
-            ),
-            warnings,
-            created=old is None,
-        )
+        if self.store.revision != revision:  # what ``_after`` wrote is part of the answer
+            stored = (
+                self._stored(rt, _meta(stored).get("namespace"), _meta(stored)["name"]) or stored
+            )
+        return WriteResult(to_view(rt, stored), warnings, created=old is None)
 
     @staticmethod
     def _deletion_done(rt: ResourceType, obj: Obj) -> bool:

@@ -1,0 +1,52 @@
+"""The kopf settings the operator makes: the diff-base kopf builds for each event only where a
+change handler reads it (docs/adr/0020, amendment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+import pytest
+
+from mirage_operator.config import Config
+from mirage_operator.handlers import register
+from mirage_operator.handlers.activities import CHANGE_HANDLED_KINDS, ChangeHandledDiffBase
+from mirage_operator.k8s import resources
+
+PREFIX, KEY = "mirage.dev", "last-handled-configuration"
+
+
+def _body(kind: str) -> kopf.Body:
+    raw: dict[str, Any] = {
+        "apiVersion": "mirage.dev/v1alpha1" if kind == "VaultSecret" else "apps/v1",
+        "kind": kind,
+        "metadata": {"name": "a", "namespace": "shop", "labels": {"app": "a"}},
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a"}]}}},
+        "status": {"replicas": 2},
+    }
+    return kopf.Body(raw)
+
+
+def test_every_kind_with_a_change_handler_gets_its_diff_base() -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry, Config())
+    plurals = {
+        h.selector.any_name or h.selector.plural for h in registry._changing.get_all_handlers()
+    }
+    by_plural = {r.plural: r.kind for r in vars(resources).values() if hasattr(r, "plural")}
+    assert plurals and {by_plural[p] for p in plurals} <= CHANGE_HANDLED_KINDS
+
+
+@pytest.mark.parametrize("kind", sorted(CHANGE_HANDLED_KINDS))
+def test_a_change_handled_kind_gets_kopfs_own_essence(kind: str) -> None:
+    ours = ChangeHandledDiffBase(kinds=CHANGE_HANDLED_KINDS, prefix=PREFIX, key=KEY)
+    kopfs = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX, key=KEY)
+    essence = ours.build(body=_body(kind))
+    assert essence == kopfs.build(body=_body(kind))
+    assert essence["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "ConfigMap", "MirageService"])
+def test_other_kinds_get_an_empty_essence(kind: str) -> None:
+    ours = ChangeHandledDiffBase(kinds=CHANGE_HANDLED_KINDS, prefix=PREFIX, key=KEY)
+    assert ours.build(body=_body(kind)) == {}
