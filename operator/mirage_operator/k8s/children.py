@@ -37,13 +37,14 @@ INTENT_ANNOTATION = "mirage.dev/intent-hash"
 
 
 def with_intent_hash(desired: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``desired`` annotated with the SHA-256 of its canonical JSON."""
-    digest = hashlib.sha256(
-        json.dumps(desired, sort_keys=True, separators=(",", ":")).encode()
+    """A copy of ``desired`` annotated with the SHA-256 of its canonical JSON (the copy is
+    read back from that JSON: one encoding for both)."""
+    canonical = json.dumps(desired, sort_keys=True, separators=(",", ":"))
+    body: dict[str, Any] = json.loads(canonical)
+    body["metadata"].setdefault("annotations", {})[INTENT_ANNOTATION] = hashlib.sha256(
+        canonical.encode()
     ).hexdigest()
-    body = json.loads(json.dumps(desired))
-    body["metadata"].setdefault("annotations", {})[INTENT_ANNOTATION] = digest
-    return dict(body)
+    return body
 
 
 def _quantity(value: Any) -> Decimal | None:
