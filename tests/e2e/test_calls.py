@@ -1,7 +1,7 @@
 """What the operator costs the API server, counted from the emulator's request log (issue 10):
 children are read from watches (no LIST or GET in a reconcile), a cold start writes each child
-once and the status once, kopf writes nothing on the objects, and a resync at rest calls
-nothing. Emulator only: a real cluster keeps no request log."""
+once and each object's status once and posts no Event, kopf writes nothing on the objects, and
+a resync at rest calls nothing. Emulator only: a real cluster keeps no request log."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.e2e.kube import wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 SERVICES = 3
+SLO = {"name": "avail", "objective": 99.9, "sli": {"preset": {"type": "http-availability"}}}
 
 
 def _calls(cluster: Cluster, ns: str, since: float) -> collections.Counter[tuple[str, str, str]]:
@@ -48,15 +49,16 @@ def test_a_reconcile_reads_nothing_and_writes_the_minimum(
     cluster: Cluster, ns: str, change: str
 ) -> None:
     names = [f"svc{i}" for i in range(SERVICES)]
+    slos = {"monitoring": {"slos": [SLO]}}
     if change == "update":
         for name in names:
-            cluster.kube.apply(service(name, ns))
+            cluster.kube.apply(service(name, ns, **slos))
         for name in names:
             wait_ready(cluster.kube, ns, name)
         assert_steady(cluster, ns)
     start = time.time()
     for name in names:
-        cluster.kube.apply(service(name, ns, image=f"registry.example/app:{change}"))
+        cluster.kube.apply(service(name, ns, image=f"registry.example/app:{change}", **slos))
     for name in names:
         wait_ready(cluster.kube, ns, name)
     assert_steady(cluster, ns)
@@ -64,16 +66,25 @@ def test_a_reconcile_reads_nothing_and_writes_the_minimum(
     assert not [c for c in calls if c[0] in ("get", "list", "watch")], calls
     # kopf keeps no finalizer, progress or diff-base on a MirageService: no write of its own.
     assert calls[("patch", "mirageservices", "")] == 0, calls
-    # One apply per child that changes (all of them on create, the Deployment on update),
-    # and one status write (the first status waits for the Deployment's rollout).
-    changed = CHILDREN if change == "create" else ("Deployment",)
+    # The minimum: one apply per child that changes (on create all of them, the SLO's own
+    # included; on update the Deployment) and one status write per object that changes (the
+    # first status waits for the Deployment's rollout and the SLO's report).
+    if change == "create":
+        changed = (*CHILDREN, "ServiceLevelObjective", "PrometheusRule", "ConfigMap")
+        reported = ("mirageservices", "servicelevelobjectives")
+    else:
+        changed, reported = ("Deployment",), ("mirageservices",)
     for kind in changed:
         plural = {"PodDisruptionBudget": "poddisruptionbudgets", "NetworkPolicy": "networkpolicies"}
         resource = plural.get(kind, kind.lower() + "s")
         assert calls[("patch", resource, "")] == SERVICES, (kind, calls)
-    assert calls[("patch", "mirageservices", "status")] <= SERVICES * 2, calls
+    for resource in reported:
+        assert calls[("patch", resource, "status")] == SERVICES, (resource, calls)
+    # Events: a creation is told by status, not by an Event; a change by one `Applied` Event.
+    events = calls[("create", "events", "")]
+    assert events == (0 if change == "create" else SERVICES), calls
     writes = sum(n for (verb, _, _), n in calls.items() if verb != "get")
-    assert writes <= SERVICES * (len(changed) + 2), calls
+    assert writes == SERVICES * (len(changed) + len(reported)) + events, calls
 
 
 def test_resyncs_at_rest_call_nothing(cluster: Cluster, ns: str) -> None:

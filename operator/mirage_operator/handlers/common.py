@@ -26,8 +26,15 @@ def post_event(
 
 
 def post_sync_events(body: Mapping[str, Any], result: SyncResult) -> None:
-    """One Event per kind of thing ``converge_children`` did: applied, restored, deleted."""
-    if result.applied:
+    """One Event per kind of thing ``converge_children`` did: applied, restored, deleted.
+
+    The Event policy of every kind (docs/adr/0020, amendment of 2026-12-02): the creation of
+    an object's children by its first sync (no child known yet) posts no ``Applied`` Event —
+    the object's status reports it (``Ready``, its children), and an Event is a write that
+    the minimum of issue 10 (one apply per child, one status write per object) has no room
+    for. Every later apply (a spec change, a rotation), every restored drift and every
+    deletion posts its Event, as do failures and the other warnings."""
+    if result.applied and not result.initial:
         post_event(body, "Applied", "applied " + ", ".join(result.applied))
     if result.restored:
         post_event(body, "DriftCorrected", "restored " + ", ".join(result.restored), warning=True)

@@ -145,6 +145,12 @@ class WorkQueue:
         self._cancel_timer(key)
         self._timers[key] = (when, loop.call_at(when, self._fire, key))
 
+    def pending(self, key: ObjectKey) -> bool:
+        """Whether a reconcile of ``key`` is under way or due without a timer: queued for a
+        worker, running (and, if an event came meanwhile, queued again right after). A key
+        waiting only for a timer — a backoff after a failure, a resync — is not pending."""
+        return key in self._queued or key in self._active
+
     def forget(self, key: ObjectKey) -> None:
         """Drop every trace of ``key`` (its object is gone)."""
         self._cancel_timer(key)

@@ -29,7 +29,8 @@ from mirage_operator.render.status import build_service_status, get_condition
 
 STATUS_DEFERRAL = 2.0
 """Seconds the first status of a new generation may wait for the children just written to
-report theirs (docs/adr/0020)."""
+report theirs (docs/adr/0020), unless the only ones missing are custom resources whose
+reconcile is under way in the operator's own work queue (:meth:`ServiceReconciler._hold_status`)."""
 SETTLING = frozenset({"Creating", "RollingOut", "ChildNotReady"})
 """Ready reasons of a service on its way to Ready (not of a failure)."""
 
@@ -49,19 +50,26 @@ def secret_state(
     return macs, pending
 
 
-def children_state(observed: Observed) -> tuple[list[str], list[str]]:
-    """(failing, settling) child custom resources: Ready is not True, or Ready has not been
-    reported yet for their generation. A parent is not Ready while a child it owns is not."""
-    failing, settling = [], []
+def children_state(observed: Observed) -> tuple[list[str], list[tuple[str, str]]]:
+    """(failing, settling) child custom resources: ``Kind/name (reason)`` of those whose Ready
+    is not True, ``(kind, name)`` of those that have not reported Ready for their generation
+    yet. A parent is not Ready while a child it owns is not."""
+    failing: list[str] = []
+    settling: list[tuple[str, str]] = []
     for (kind, child_name), child in sorted(observed.items()):
         if kind in ("VaultSecret", "ServiceLevelObjective"):
             ready = get_condition(child, "Ready")
             generation = child["metadata"].get("generation")
             if ready is None or child.get("status", {}).get("observedGeneration") != generation:
-                settling.append(f"{kind}/{child_name} (Pending)")
+                settling.append((kind, child_name))
             elif ready.get("status") != "True":
                 failing.append(f"{kind}/{child_name} ({ready.get('reason')})")
     return failing, settling
+
+
+def is_ready(status: Mapping[str, Any]) -> bool:
+    """Whether ``status`` says ``Ready=True``."""
+    return (get_condition({"status": status}, "Ready") or {}).get("status") == "True"
 
 
 class ServiceReconciler(Reconciler):
@@ -84,13 +92,23 @@ class ServiceReconciler(Reconciler):
         old_status: Mapping[str, Any],
         status: Mapping[str, Any],
         failing: list[str],
+        *,
+        awaited: bool = False,
     ) -> float | None:
         """``None`` to write ``status`` now; else not to write it, and reconcile again in that
         many seconds (0: at the regular resync). While a generation is only on its way to
         Ready (children just written, a rollout in progress) its status is written once: when
         the children have reported, or after ``STATUS_DEFERRAL`` at the latest — not at each
         step of the rollout (replicas becoming ready one by one), then once more when it is
-        Ready or fails."""
+        Ready or fails.
+
+        ``awaited``: the service would be Ready but for child custom resources whose own
+        reconcile is queued or running in this operator's work queue. Their reports will come
+        (a child's status change reconciles its owner), so the deferral does not expire: at a
+        cold start of thousands a child waits in the queue behind the other services for
+        longer than ``STATUS_DEFERRAL``, and a ``Progressing`` status written meanwhile would
+        be a second status write (docs/adr/0020, amendment of 2026-12-02). The regular resync
+        re-checks, should a report not come."""
         ready = get_condition({"status": status}, "Ready") or {}
         if ready.get("status") == "True" or failing or ready.get("reason") not in SETTLING:
             self.settling.pop(key, None)
@@ -104,6 +122,8 @@ class ServiceReconciler(Reconciler):
         if seen != generation:
             self.settling[key] = (generation, clock)
             since = clock
+        if awaited:
+            return self.resync_delay()
         wait = STATUS_DEFERRAL - (clock - since)
         if wait <= 0:
             self.settling.pop(key, None)
@@ -169,17 +189,32 @@ class ServiceReconciler(Reconciler):
             for d in desired
         ]
         failing, settling = children_state(current)
-        status = build_service_status(
-            generation=generation,
-            old_status=old_status,
-            deployment=deployment,
-            children=children,
-            pending_secrets=pending,
-            failing_children=failing + settling + hardening.unreverted(),
-            checksum=pod_checksum(spec=spec, secret_macs=macs),
-            now=now(),
+        unreported = [f"{kind}/{child} (Pending)" for kind, child in settling]
+
+        def status_with(problems: list[str]) -> dict[str, Any]:
+            return build_service_status(
+                generation=generation,
+                old_status=old_status,
+                deployment=deployment,
+                children=children,
+                pending_secrets=pending,
+                failing_children=problems,
+                checksum=pod_checksum(spec=spec, secret_macs=macs),
+                now=now(),
+            )
+
+        status = status_with(failing + unreported + hardening.unreverted())
+        queue = self.context.queue
+        # Ready but for child custom resources whose reconcile is under way in our own queue?
+        awaited = (
+            bool(settling)
+            and not failing
+            and all(queue.pending((kind, namespace, child)) for kind, child in settling)
+            and is_ready(status_with(hardening.unreverted()))
         )
-        hold = self._hold_status(key_of(body), generation, old_status, status, failing)
+        hold = self._hold_status(
+            key_of(body), generation, old_status, status, failing, awaited=awaited
+        )
         if hold:
             return hold
         if hold is None:

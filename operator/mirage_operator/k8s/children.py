@@ -165,6 +165,9 @@ class SyncResult:
     failed: dict[str, KubernetesAPIError] = field(default_factory=dict)
     """``Kind/name`` → why the API server refused to write it (the other children were
     still converged)."""
+    initial: bool = False
+    """No child was known before this sync (``known`` was empty): the owner's first, whose
+    applies create its children."""
 
     def raise_failure(self) -> None:
         """Raise the first failure (a permanent one before transient ones), if any."""
@@ -422,20 +425,21 @@ async def converge_children(
     (the others are converged) and reported by :class:`ChildOwnedElsewhere` at the end.
 
     ``known`` names the ``(kind, name)`` children that existed after the previous sync, so
-    that one found missing or changed counts as restored drift. ``keep`` names children to
-    leave alone although not desired this round (a Deployment held back until its secrets
-    are synced). A child that another owner controls is not written:
-    :class:`ChildNameConflictError` names it once the others are converged. A child the API
-    server refuses is recorded in ``failed`` and the others are still converged. Each
-    apply's answer goes into ``index`` (when given), so that the watch echo of the write is
-    recognised and a reconcile before the echo does not write again. Whether an object of a
-    child's name exists that ``owner`` does not control comes from ``index`` (which the
-    watches tell of every object of the child kinds), else from a GET.
+    that one found missing or changed counts as restored drift; none known makes the sync the
+    owner's first (:attr:`SyncResult.initial`). ``keep`` names children to leave alone
+    although not desired this round (a Deployment held back until its secrets are synced).
+    A child that another owner controls is not written: :class:`ChildNameConflictError`
+    names it once the others are converged. A child the API server refuses is recorded in
+    ``failed`` and the others are still converged. Each apply's answer goes into ``index``
+    (when given), so that the watch echo of the write is recognised and a reconcile before
+    the echo does not write again. Whether an object of a child's name exists that ``owner``
+    does not control comes from ``index`` (which the watches tell of every object of the
+    child kinds), else from a GET.
     """
     namespace = owner["metadata"]["namespace"]
-    result = SyncResult()
-    wanted = {_key(d): with_intent_hash(d) for d in desired}
     known_keys = set(known)
+    result = SyncResult(initial=not known_keys)
+    wanted = {_key(d): with_intent_hash(d) for d in desired}
     foreigners: list[str] = []
     conflicts: list[Problem] = []
 

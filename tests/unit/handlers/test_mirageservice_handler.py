@@ -139,7 +139,7 @@ def test_children_state_names_failing_and_unreported_children_but_not_other_kind
     }
     failing, settling = children_state(observed)
     assert failing == ["VaultSecret/b (Why)"]
-    assert settling == ["ServiceLevelObjective/c (Pending)", "ServiceLevelObjective/d (Pending)"]
+    assert settling == [("ServiceLevelObjective", "c"), ("ServiceLevelObjective", "d")]
 
 
 @pytest.mark.usefixtures("no_deferral")
@@ -275,3 +275,68 @@ async def test_a_resync_is_a_lookup_until_the_object_or_a_child_changes() -> Non
     assert service.reconciler.resync(key) is not None
     service.reconciler.touch(key)  # an event
     assert service.reconciler.resync(key) is None
+
+
+@pytest.mark.usefixtures("no_deferral")
+async def test_creating_the_children_posts_no_event_and_a_change_does(
+    events: list[tuple[str, str]],
+) -> None:
+    """The creation is reported by status (Ready, children); a later apply by an Event."""
+    service = Service()
+    await service.run()
+    service.rolled_out()
+    await service.run()
+    assert service.condition("Ready")["status"] == "True"
+    assert [c["kind"] for c in service.body["status"]["children"]]
+    assert events == []
+    service.edit(image="registry.example/app:2")
+    await service.run()
+    ((reason, message),) = events
+    assert reason == "Applied" and "Deployment/api" in message
+
+
+SLO = {"name": "avail", "objective": 99.9, "sli": {"preset": {"type": "http-availability"}}}
+
+
+@pytest.mark.parametrize(
+    ("slo_reconcile", "rolled_out", "written"),
+    [
+        # Ready but for the SLO, whose reconcile waits in the operator's queue: its report
+        # will come (a cold start of thousands queues it behind the other services).
+        ("queued", True, False),
+        # A rollout in progress: the deferral's bound holds, Progressing is written.
+        ("queued", False, True),
+        # The SLO's reconcile failed and is held in its backoff: no report is on its way.
+        ("held in a backoff", True, True),
+    ],
+)
+async def test_an_expired_deferral_still_waits_for_a_child_reconcile_under_way_here(
+    monkeypatch: pytest.MonkeyPatch, slo_reconcile: str, rolled_out: bool, written: bool
+) -> None:
+    service = Service(monitoring={"slos": [SLO]})
+    queue = service.context.queue  # its workers are not started: what is queued stays there
+    delay = await service.run()
+    assert 0 < delay <= mirageservice.STATUS_DEFERRAL and "status" not in service.body
+    if rolled_out:
+        service.rolled_out()
+    slo = ("ServiceLevelObjective", NS, "api-avail")
+    if slo_reconcile == "queued":
+        queue.add(slo)
+    else:
+        queue.add_after(slo, 30.0)
+    monkeypatch.setattr(mirageservice, "STATUS_DEFERRAL", 0.0)  # its time has passed
+    try:
+        delay = await service.run()
+        assert ("status" in service.body) is written
+        if not written:
+            # Re-checked at the regular resync at the latest; the SLO's report comes first.
+            assert delay >= service.context.config.resync_interval
+            service.report("ServiceLevelObjective", "api-avail", "True", "RulesApplied")
+            await service.run()
+            assert service.condition("Ready")["status"] == "True"
+            assert service.kube.writes.count(("status", "MirageService", "api")) == 1
+        else:
+            ready = service.condition("Ready")
+            assert (ready["status"], ready["reason"]) == ("False", "ChildNotReady")
+    finally:
+        await queue.stop()

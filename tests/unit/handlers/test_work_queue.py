@@ -83,3 +83,52 @@ async def test_timers_a_resync_away_share_a_wake_up_and_short_ones_keep_their_ti
     assert whens["a"] == whens["b"] == second + 1
     assert whens["short"] - start == pytest.approx(1.3, abs=0.05)
     await queue.stop()
+
+
+async def test_a_key_is_pending_while_queued_running_or_due_again_not_while_held() -> None:
+    """``pending``: a reconcile of the key is queued or under way (an owner may wait for its
+    report); a key waiting for a timer — a failure's backoff, a resync — is not pending."""
+    queue = WorkQueue(workers=1)
+    gate = asyncio.Event()
+    failing, slow, behind, timed = (("K", "ns", n) for n in ("failing", "slow", "behind", "timed"))
+    runs: list[ObjectKey] = []
+    seen_by_behind: list[bool] = []
+
+    async def process(key: ObjectKey) -> Outcome:
+        runs.append(key)
+        if key == failing:
+            return Outcome(60.0, hold=True)  # a failure: held in its backoff
+        if key == slow and runs.count(slow) == 1:
+            await gate.wait()
+        if key == behind:
+            seen_by_behind.append(queue.pending(slow))
+        return Outcome(math.inf)
+
+    queue.process["K"] = process
+    queue.ensure_started()
+    try:
+        queue.add(failing)
+        assert queue.pending(failing)  # queued
+        while failing not in runs:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)
+        queue.add(failing)  # an event during the backoff waits for it
+        assert not queue.pending(failing)
+
+        queue.add(slow)
+        queue.add(behind)
+        while slow not in runs:
+            await asyncio.sleep(0.001)
+        assert queue.pending(slow) and queue.pending(behind)  # running; queued behind it
+        queue.add(slow)  # an event while it runs: due again right after
+        queue.add_after(timed, 30.0)
+        assert not queue.pending(timed)  # a timer only
+        assert not queue.pending(("K", "ns", "unknown"))
+        gate.set()
+        while runs.count(slow) < 2:
+            await asyncio.sleep(0.001)
+        assert seen_by_behind == [True]  # queued again while ``behind`` ran
+        await asyncio.sleep(0)
+        assert not queue.pending(slow) and not queue.pending(behind)
+    finally:
+        await queue.stop()
