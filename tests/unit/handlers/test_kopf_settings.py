@@ -1,16 +1,23 @@
-"""The kopf settings the operator makes: the diff-base kopf builds for each event only where a
-change handler reads it (docs/adr/0020, amendment)."""
+"""The kopf settings the operator makes at startup: the diff-base kopf builds for each event
+only where a change handler reads it, and how long an idle object's event worker lives
+(docs/adr/0020, amendments)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
 import pytest
+from kopf._core.intents.causes import Activity
 
 from mirage_operator.config import Config
 from mirage_operator.handlers import register
-from mirage_operator.handlers.activities import CHANGE_HANDLED_KINDS, ChangeHandledDiffBase
+from mirage_operator.handlers.activities import (
+    CHANGE_HANDLED_KINDS,
+    IDLE_WORKER_TIMEOUT,
+    ChangeHandledDiffBase,
+)
 from mirage_operator.k8s import resources
 
 PREFIX, KEY = "mirage.dev", "last-handled-configuration"
@@ -50,3 +57,15 @@ def test_a_change_handled_kind_gets_kopfs_own_essence(kind: str) -> None:
 def test_other_kinds_get_an_empty_essence(kind: str) -> None:
     ours = ChangeHandledDiffBase(kinds=CHANGE_HANDLED_KINDS, prefix=PREFIX, key=KEY)
     assert ours.build(body=_body(kind)) == {}
+
+
+async def test_startup_makes_the_settings() -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry, Config(metrics_port=0))
+    settings = kopf.OperatorSettings()
+    (startup,) = registry._activities.get_handlers(activity=Activity.STARTUP)
+    await startup.fn(settings=settings, logger=logging.getLogger(__name__))
+    assert isinstance(settings.persistence.diffbase_storage, ChangeHandledDiffBase)
+    assert settings.persistence.diffbase_storage.kinds == CHANGE_HANDLED_KINDS
+    assert settings.queueing.idle_timeout == IDLE_WORKER_TIMEOUT < 5.0  # kopf's default
+    assert settings.watching.server_timeout == 300
