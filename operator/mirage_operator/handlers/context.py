@@ -245,6 +245,10 @@ class OperatorContext:
     answers (whichever is newer), without managedFields (:func:`cacheable`): what a reconcile
     reads instead of a GET."""
 
+    store_child: Callable[[Mapping[str, Any]], None] = lambda _: None
+    """Store a version of an object of a child kind in ``children`` and reconcile its owner if
+    that can change the owner's outcome (set by the children's watch registration)."""
+
     def cache_answer(self, key: ObjectKey, sent: Mapping[str, Any], answer: Any) -> None:
         """Cache ``answer`` (the object after the operator's write to ``sent``) unless another
         version arrived meanwhile: its watch echo is then recognised as nothing new."""

@@ -119,7 +119,10 @@ class Reconciler(abc.ABC):
 
     async def write_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
         """Patch ``status`` unless the object already says it; whether it wrote. The answer
-        replaces the cached body, so that its watch echo is recognised as nothing new."""
+        replaces the cached body, so that its watch echo is recognised as nothing new; when
+        the object is itself a child (an SLO of a MirageService) it goes into the child index
+        too, and its owner is reconciled at once: the owner's status waits for this one, and
+        the child watch's echo may come after the owner's next reconcile."""
         if not status_differs(self.last_status(body), status):
             return False
         meta = body["metadata"]
@@ -127,6 +130,8 @@ class Reconciler(abc.ABC):
             self.status_resource, namespace=meta["namespace"], name=meta["name"], status=status
         )
         self.context.cache_answer(key_of(body), body, answer)
+        if isinstance(answer, dict) and answer.get("metadata", {}).get("ownerReferences"):
+            self.context.store_child(answer)
         return True
 
     def failed_status(

@@ -93,16 +93,20 @@ def register_children_index(
                 return reconciler, (reconciler.kind, namespace, str(ref.get("name")))
         return None
 
+    def store_child(raw: Mapping[str, Any]) -> None:
+        found = owner_key(raw)
+        # Objects of others are kept too, by name only: a child's name may be taken.
+        if context.children.update(raw) is not None and found is not None:
+            found[0].touch(found[1])
+
     async def index_child(body: kopf.Body, **_: Any) -> None:
         # Called for every version of every object of the child kinds (kopf's index handlers
         # run before anything else and hold other handlers back until the initial listing
         # is done); only objects a Mirage kind controls are kept.
         context.queue.ensure_started()
-        raw = dict(body)
-        found = owner_key(raw)
-        # Objects of others are kept too, by name only: a child's name may be taken.
-        if context.children.update(raw) is not None and found is not None:
-            found[0].touch(found[1])
+        store_child(dict(body))
+
+    context.store_child = store_child
 
     async def on_child_event(event: kopf.RawEvent, **_: Any) -> None:
         raw = event["object"]
