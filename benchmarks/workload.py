@@ -60,3 +60,17 @@ def rendered(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Every object ``mirage render`` makes of ``body`` (the MirageService's direct children
     and, for each child SLO, its own children), without owner references."""
     return render_document(body, config=Config())
+
+
+STATUS_KINDS = ("MirageService", "ServiceLevelObjective", "VaultSecret")
+"""The kinds whose status the operator writes: one write each at least, the Ready one."""
+
+
+def minimum_writes(body: dict[str, Any]) -> int:
+    """The fewest writes that take ``body`` from nothing to Ready: one apply (or create) of
+    each object ``mirage render`` makes of it — its children, its SLOs' children, and for
+    each VaultSecret the Secret it fills (rendered as a preview of that Secret) — and one
+    status write of each custom resource among them and of the MirageService itself."""
+    objects = rendered(body)
+    statuses = 1 + sum(1 for obj in objects if obj["kind"] in STATUS_KINDS)
+    return len(objects) + statuses

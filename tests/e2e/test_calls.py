@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 from tests.e2e.conftest import Cluster, service, wait_ready
 from tests.e2e.helpers import CHILDREN, OPERATOR_AGENTS, assert_steady, wait_object_resyncs
 from tests.e2e.kube import wait_for
@@ -85,6 +86,71 @@ def test_a_reconcile_reads_nothing_and_writes_the_minimum(
     assert events == (0 if change == "create" else SERVICES), calls
     writes = sum(n for (verb, _, _), n in calls.items() if verb != "get")
     assert writes == SERVICES * (len(changed) + len(reported)) + events, calls
+
+
+def test_a_cold_start_with_secrets_gets_nothing_and_writes_the_minimum(
+    cluster: Cluster, tenant: str
+) -> None:
+    """A new service with two Vault secrets: no GET that answers 404 (no Secret is read
+    before it exists: the watch of the Secrets Mirage labels says none does, and the create
+    would fail on a name taken; docs/adr/0126), and one write per object and per status."""
+    emulator, vault = cluster.require_emulator(), cluster.require_vault()
+    names = ("s0", "s1")
+    for secret in names:
+        vault.put(f"{tenant}/web/{secret}", {"password": "p"})
+    start = time.time()
+    secrets = [{"name": n, "vault": {"path": f"{tenant}/web/{n}"}} for n in names]
+    cluster.kube.apply(service("web", tenant, secrets=secrets))
+    wait_ready(cluster.kube, tenant, "web")
+    for secret in names:
+        wait_ready(cluster.kube, tenant, f"web-{secret}", kind="VaultSecret")
+    assert_steady(cluster, tenant, resource="secrets", verb="get")
+    not_found = [
+        f"{r.method} {r.path}"
+        for r in emulator.requests
+        if r.time >= start
+        and r.status == 404
+        and r.namespace == tenant
+        and r.user_agent.startswith(OPERATOR_AGENTS)
+    ]
+    assert not_found == []
+    calls = _calls(cluster, tenant, start)
+    # Reads: only the Secrets that exist, by the VaultSecrets' resyncs (their data is not
+    # cached), never a LIST.
+    assert {c for c in calls if c[0] in ("get", "list")} <= {("get", "secrets", "")}, calls
+    for kind in CHILDREN:
+        plural = {"PodDisruptionBudget": "poddisruptionbudgets", "NetworkPolicy": "networkpolicies"}
+        assert calls[("patch", plural.get(kind, kind.lower() + "s"), "")] == 1, (kind, calls)
+    assert calls[("patch", "vaultsecrets", "")] == len(names), calls
+    assert calls[("create", "secrets", "")] == len(names), calls  # created, not read first
+    assert calls[("patch", "secrets", "")] == 0, calls
+    assert calls[("patch", "vaultsecrets", "status")] == len(names), calls
+    # The service's first status may be written before Ready: after STATUS_DEFERRAL, while
+    # its Deployment waits for the secrets (docs/adr/0020).
+    assert 1 <= calls[("patch", "mirageservices", "status")] <= 2, calls
+    assert calls[("patch", "mirageservices", "")] == 0, calls
+
+
+def test_the_operator_watches_only_the_secrets_mirage_labels(cluster: Cluster) -> None:
+    """The API server filters the operator's watch of Secrets (and the listing that starts
+    it) by Mirage's label: no other Secret, nor its data, reaches the operator."""
+    emulator = cluster.require_emulator()
+    start = time.time()
+    assert emulator.drop_watches()
+
+    def secret_streams() -> list[dict[str, str]]:
+        return [
+            r.query
+            for r in emulator.requests
+            if r.time >= start
+            and r.resource == "secrets"
+            and r.verb in ("watch", "list")
+            and r.user_agent.startswith(OPERATOR_AGENTS)
+        ]
+
+    wait_for(secret_streams, what="the watch of Secrets resumed")
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    assert all(query.get("labelSelector") == selector for query in secret_streams())
 
 
 def test_resyncs_at_rest_call_nothing(cluster: Cluster, ns: str) -> None:

@@ -117,6 +117,30 @@ def deployment_generation(kube: Kube, namespace: str, name: str) -> int:
     return int(body["metadata"]["generation"])
 
 
+@only_on("emulated")
+def test_a_label_dropped_from_the_spec_is_removed_from_the_created_secret(
+    cluster: Cluster, tenant: str
+) -> None:
+    """The Secret is created (a POST: its fields belong to the create's ``Update`` entry in
+    managedFields), then applied: an apply alone would keep a label the spec drops, since
+    the create still owns it; the operator removes it (docs/adr/0126)."""
+    kube, vault = cluster.kube, cluster.require_vault()
+    vault.put(f"{tenant}/app", {"password": secret_value()})
+    labels = {"team": "a", "tier": "db"}
+    kube.apply(vault_secret("app", tenant, f"{tenant}/app", destination={"labels": labels}))
+    wait_ready(kube, tenant, "app", kind="VaultSecret")
+    secret = kube.get("Secret", tenant, "app")
+    assert secret is not None and secret["metadata"]["labels"]["tier"] == "db"
+    kube.apply(vault_secret("app", tenant, f"{tenant}/app", destination={"labels": {"team": "a"}}))
+
+    def labels_now() -> dict[str, str] | None:
+        live = kube.get("Secret", tenant, "app") or {}
+        found = dict(live.get("metadata", {}).get("labels") or {})
+        return found if "tier" not in found else None
+
+    assert wait_for(labels_now, what="label tier removed")["team"] == "a"
+
+
 def test_rotation_rolls_the_service_deployment_exactly_once(cluster: Cluster, tenant: str) -> None:
     kube, vault = cluster.kube, cluster.require_vault()
     path = f"{tenant}/api/db"

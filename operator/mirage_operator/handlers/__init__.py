@@ -26,6 +26,6 @@ def register(registry: kopf.OperatorRegistry, config: Config) -> OperatorContext
     owners = [ServiceReconciler(context), SLOReconciler(context)]
     for owner in owners:
         register_reconciler(registry, owner)
-    register_children_index(registry, context, owners)
-    vaultsecret.register(registry, context)
+    # A VaultSecret's Secret is a child in the index too (its metadata: docs/adr/0126).
+    register_children_index(registry, context, [*owners, vaultsecret.register(registry, context)])
     return context

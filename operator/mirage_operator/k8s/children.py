@@ -5,7 +5,9 @@ Each desired object carries the hash of its own intent in an annotation. A child
 changed (the hash differs, which also covers fields we stopped setting), or when someone else
 changed a field we set (drift). The live children come from :class:`ChildIndex`, fed by the
 operator's watches and by the answers to its own applies: a reconcile makes no read call, and
-with nothing changed it makes no call at all (docs/adr/0020).
+with nothing changed it makes no call at all (docs/adr/0020). A child whose name an object the
+watches cannot see may hold (a Secret: only Mirage's are watched) is created with a POST, which
+the API server refuses instead of taking that object over (docs/adr/0126).
 """
 
 from __future__ import annotations
@@ -168,6 +170,10 @@ class SyncResult:
     initial: bool = False
     """No child was known before this sync (``known`` was empty): the owner's first, whose
     applies create its children."""
+    taken: list[tuple[str, str]] = field(default_factory=list)
+    """``(kind, name)`` of each child to create whose name an object the index does not hold
+    turned out to have (the create answered 409 AlreadyExists): not written, and nothing was
+    deleted, so that the caller can read that object and decide."""
 
     def raise_failure(self) -> None:
         """Raise the first failure (a permanent one before transient ones), if any."""
@@ -186,6 +192,10 @@ Observed = dict[tuple[str, str], dict[str, Any]]
 STATUS_KINDS = frozenset({"Deployment", "VaultSecret", "ServiceLevelObjective"})
 """Children whose status an owner reads (rollout, Ready): a change of their status may change
 the owner's; any other child's status is nobody's business here."""
+
+UNCACHED_FIELDS: Mapping[str, frozenset[str]] = {"Secret": frozenset({"data", "stringData"})}
+"""Fields the index never keeps, by kind: a Secret's values stay out of the operator's
+long-lived memory (its reconcile reads the one Secret it writes when it needs the data)."""
 
 
 def _name_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -209,8 +219,9 @@ def _packed(obj: Mapping[str, Any]) -> bytes:
     and without its resourceVersion (kept beside it, so that two versions that differ in
     nothing else pack alike). managedFields is most of an object's size; only the apply entries
     of a kind with a field to hand over are read (k8s.handover). A status is read only of the
-    kinds in ``STATUS_KINDS``. Compressed JSON is a tenth of the decoded objects' memory
-    (a dashboard ConfigMap's 17 kB of JSON packs into 2 kB; docs/adr/0025)."""
+    kinds in ``STATUS_KINDS``; a Secret's data is never kept (``UNCACHED_FIELDS``). Compressed
+    JSON is a tenth of the decoded objects' memory (a dashboard ConfigMap's 17 kB of JSON packs
+    into 2 kB; docs/adr/0025)."""
     meta = {k: v for k, v in obj["metadata"].items() if k not in _UNPACKED}
     if obj.get("kind") in HANDED_OVER:
         meta["managedFields"] = [
@@ -218,7 +229,12 @@ def _packed(obj: Mapping[str, Any]) -> bytes:
             for entry in obj["metadata"].get("managedFields") or ()
             if entry.get("operation") == "Apply" and not entry.get("subresource")
         ]
-    kept = {k: v for k, v in obj.items() if k != "status" or obj.get("kind") in STATUS_KINDS}
+    dropped = UNCACHED_FIELDS.get(str(obj.get("kind")), frozenset())
+    kept = {
+        k: v
+        for k, v in obj.items()
+        if (k != "status" or obj.get("kind") in STATUS_KINDS) and k not in dropped
+    }
     # Not sorted (a fifth of the cost): the API server writes an object's fields in one order.
     text = json.dumps({**kept, "metadata": meta}, separators=(",", ":"))
     return zlib.compress(text.encode(), 1)
@@ -408,6 +424,27 @@ def observe_children(index: ChildIndex, *, owner: Mapping[str, Any]) -> Observed
     return index.owned_by(owner["metadata"]["uid"])
 
 
+def _written(
+    result: SyncResult,
+    index: ChildIndex | None,
+    key: tuple[str, str],
+    live: dict[str, Any],
+    *,
+    drifted: bool,
+) -> None:
+    """Record the API server's answer to a write of the child ``key`` (into ``index`` too, so
+    that the watch echo of the write is recognised)."""
+    if index is not None:
+        index.update(live)
+    name = f"{key[0]}/{key[1]}"
+    result.live[key] = live
+    result.applied.append(name)
+    metrics.CHILDREN_APPLIED.labels(kind=key[0]).inc()
+    if drifted:
+        result.restored.append(name)
+        metrics.DRIFT_CORRECTIONS.labels(kind=key[0]).inc()
+
+
 async def converge_children(
     kube: KubeClient,
     *,
@@ -418,6 +455,7 @@ async def converge_children(
     known: Iterable[tuple[str, str]] = (),
     keep: Iterable[tuple[str, str]] = (),
     index: ChildIndex | None = None,
+    create: Iterable[tuple[str, str]] = (),
 ) -> SyncResult:
     """Apply what differs in ``desired``; delete observed children that are not desired.
 
@@ -435,17 +473,39 @@ async def converge_children(
     the echo does not write again. Whether an object of a child's name exists that ``owner``
     does not control comes from ``index`` (which the watches tell of every object of the
     child kinds), else from a GET.
+
+    ``create`` names desired children not in ``observed`` whose name an object neither
+    ``observed`` nor ``index`` can tell of may hold (a Secret: the watch sees only Mirage's).
+    Each is created with a POST, never applied: the API server refuses it (409 AlreadyExists)
+    when the name is taken, instead of the apply taking that object over, and no GET is
+    spent on a name that is almost always free. A refused one is listed in ``taken``, and
+    then nothing is deleted: the caller reads that object and decides (docs/adr/0126).
     """
     namespace = owner["metadata"]["namespace"]
     known_keys = set(known)
     result = SyncResult(initial=not known_keys)
     wanted = {_key(d): with_intent_hash(d) for d in desired}
+    to_create = set(create)
     foreigners: list[str] = []
     conflicts: list[Problem] = []
 
     for key, body in wanted.items():
         resource = resources.for_kind(body["apiVersion"], body["kind"])
         live = observed.get(key)
+        if live is None and key in to_create:
+            name = f"{key[0]}/{key[1]}"
+            try:
+                created = await kube.create(
+                    resource, namespace=namespace, body=body, field_manager=field_manager
+                )
+            except KubernetesAPIError as error:
+                if error.status == 409 and error.api_reason == "AlreadyExists":
+                    result.taken.append(key)
+                else:
+                    result.failed[name] = error.about(f"creating {name}")
+                continue
+            _written(result, index, key, created, drifted=key in known_keys)
+            continue
         if live is None:
             # Not owned (yet): an object of this name someone else made is never taken over.
             live = (
@@ -475,14 +535,7 @@ async def converge_children(
             except KubernetesAPIError as error:
                 result.failed[name] = error.about(f"applying {name}")
                 continue
-            if index is not None:
-                index.update(applied)
-            result.live[key] = applied
-            result.applied.append(name)
-            metrics.CHILDREN_APPLIED.labels(kind=key[0]).inc()
-            if drifted:
-                result.restored.append(name)
-                metrics.DRIFT_CORRECTIONS.labels(kind=key[0]).inc()
+            _written(result, index, key, applied, drifted=drifted)
         elif live is not None:
             result.live[key] = live
         live = result.live.get(key)
@@ -511,7 +564,10 @@ async def converge_children(
                 metrics.DRIFT_CORRECTIONS.labels(kind=key[0]).inc()
 
     spared = set(wanted) | set(keep)
-    for key, item in observed.items():
+    # A child to create found its name taken: nothing goes before the caller has decided (a
+    # VaultSecret's previous Secret stays until its new destination is written).
+    gone: Observed = {} if result.taken else observed
+    for key, item in gone.items():
         if key in spared or item["metadata"].get("deletionTimestamp"):
             continue
         name = f"{key[0]}/{key[1]}"

@@ -345,10 +345,17 @@ class KubeClient:
         namespace: str | None,
         body: Mapping[str, Any],
         name: str | None = None,
+        field_manager: str | None = None,
     ) -> dict[str, Any]:
-        """POST ``body`` to the collection (or to a subresource of ``name``)."""
+        """POST ``body`` to the collection (or to a subresource of ``name``). Unlike an apply,
+        it fails (409 AlreadyExists) when an object of that name exists."""
         self._check(resource, "create")
-        return await self._object("POST", resource.path(namespace=namespace, name=name), body=body)
+        return await self._object(
+            "POST",
+            resource.path(namespace=namespace, name=name),
+            params={"fieldManager": field_manager} if field_manager else None,
+            body=body,
+        )
 
     async def replace(
         self, resource: Resource, *, namespace: str | None, name: str, body: Mapping[str, Any]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from mirage_operator.errors import KubernetesAPIError
@@ -27,14 +28,22 @@ class FakeKube:
     """Just enough of ``KubeClient``: objects in a dict, every write recorded.
 
     ``fail`` maps a write ``(verb, kind)`` to how many of its next calls answer 503.
+    ``gets`` records each GET as ``(kind, name, found)``; ``watchers`` are called with each
+    object written or deleted through it (``deleted``), as a watch would deliver it.
     """
 
     def __init__(self, *, serves_prometheus_rules: bool = True) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, str]] = []
+        self.gets: list[tuple[str, str, bool]] = []
+        self.watchers: list[Callable[[dict[str, Any], bool], None]] = []
         self.serves_prometheus_rules = serves_prometheus_rules
         self.fail: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1)
+
+    def _notify(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
+        for watcher in self.watchers:
+            watcher(copy.deepcopy(obj), deleted)
 
     def _served(self, resource: Resource) -> None:
         if resource.kind == "PrometheusRule" and not self.serves_prometheus_rules:
@@ -51,12 +60,38 @@ class FakeKube:
         meta = body["metadata"]
         meta.setdefault("uid", f"uid-{next(self._ids)}")
         self.objects[(body["kind"], meta.get("namespace", ""), meta["name"])] = body
+        self._notify(body)
         return body
 
     async def get(self, resource: Resource, *, namespace: str | None, name: str) -> Any:
         self._served(resource)
         found = self.objects.get((resource.kind, namespace or "", name))
+        self.gets.append((resource.kind, name, found is not None))
         return copy.deepcopy(found)
+
+    async def create(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None,
+        body: Any,
+        name: str | None = None,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
+        """POST: 409 AlreadyExists when an object of the name exists, as the API server."""
+        self._served(resource)
+        meta = body["metadata"]
+        key = (body["kind"], namespace or "", meta["name"])
+        if key in self.objects:
+            raise KubernetesAPIError(
+                409, f'{resource.plural} "{meta["name"]}" already exists', reason="AlreadyExists"
+            )
+        self._write("create", body["kind"], meta["name"])
+        live = copy.deepcopy(body)
+        live["metadata"]["uid"] = f"uid-{next(self._ids)}"
+        self.objects[key] = live
+        self._notify(live)
+        return copy.deepcopy(live)
 
     async def list(
         self, resource: Resource, *, namespace: str | None, label_selector: str | None = None
@@ -83,6 +118,7 @@ class FakeKube:
             self.objects.get(key, {}).get("metadata", {}).get("uid", f"uid-{next(self._ids)}")
         )
         self.objects[key] = live
+        self._notify(live)
         return copy.deepcopy(live)
 
     async def patch_status(
@@ -102,13 +138,16 @@ class FakeKube:
             return None
         self._write("patch", resource.kind, name)
         merge(obj, copy.deepcopy(patch))
+        self._notify(obj)
         return copy.deepcopy(obj)
 
     async def delete(
         self, resource: Resource, *, namespace: str | None, name: str, uid: str | None = None
     ) -> None:
         self._write("delete", resource.kind, name)
-        self.objects.pop((resource.kind, namespace or "", name), None)
+        gone = self.objects.pop((resource.kind, namespace or "", name), None)
+        if gone is not None:
+            self._notify(gone, deleted=True)
 
     async def request_token(
         self, namespace: str, service_account: str, audience: str, expiration_seconds: int

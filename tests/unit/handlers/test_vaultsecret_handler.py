@@ -18,8 +18,11 @@ from prometheus_client import generate_latest
 from mirage_operator.config import Config
 from mirage_operator.handlers import common, vaultsecret
 from mirage_operator.handlers.context import OperatorContext
+from mirage_operator.handlers.vaultsecret import destination
 from mirage_operator.handlers.vaultsecret import reconciler as handler
+from mirage_operator.k8s.children import INTENT_ANNOTATION
 from mirage_operator.metrics import REGISTRY
+from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 from mirage_operator.render.secret import HMAC_KEY_FIELD, secret_mac
 from mirage_operator.render.vaultsecret import restart_annotation
 from mirage_operator.template_worker import TemplateRunner
@@ -30,6 +33,14 @@ from tests.unit.handlers.fakes import Connection, FakeKube
 from tests.unit.vault.vaultkit import TOKEN_MAX_TTL, FakeClock, Sleeps
 
 LOGGER = logging.getLogger("test.vaultsecret")
+
+
+def watched(obj: dict[str, Any]) -> bool:
+    """Whether the operator's watch of Secrets shows ``obj`` (docs/adr/0126)."""
+    labels = obj["metadata"].get("labels") or {}
+    return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY)
+
+
 NS = "team-a"
 PASSWORD = "pw-7Qe2-never-shown"
 ROTATED = "pw-rotated-9Kd1-never-shown"
@@ -56,11 +67,26 @@ class Harness:
         )
         self.clients.append(client)
         context = OperatorContext(config=merged, kube=cast(Any, Connection(self.kube)))
+        # The initial listing of the watch of Secrets: those Mirage labels.
+        for (kind, _, _), obj in self.kube.objects.items():
+            if kind == "Secret" and watched(obj):
+                context.children.update(copy.deepcopy(obj))
         reconciler = handler.VaultSecretReconciler(
             context, vault=client, clock=self.clock, jitter=lambda: 1.0
         )
         self.runners.append(reconciler.templates)
         return reconciler
+
+    def watch(self, obj: dict[str, Any], deleted: bool) -> None:
+        """The operator's watch of Secrets, as the API server filters it (Mirage's label):
+        an event of each change reaches the current process's index."""
+        if obj["kind"] != "Secret":
+            return
+        index = self.reconciler.context.children
+        if deleted or not watched(obj):  # gone, or no longer matching the selector
+            index.remove(obj)
+        else:
+            index.update(obj)
 
     def create(self, name: str = "app", **spec: Any) -> dict[str, Any]:
         body = {
@@ -133,6 +159,7 @@ async def harness(
     )
     made = Harness(kube, vault, clock, config, events, reconciler=cast(Any, None))
     made.reconciler = made.new_reconciler()
+    kube.watchers.append(made.watch)
     yield made
     for client in made.clients:
         await client.close()
@@ -167,6 +194,108 @@ async def test_first_sync_writes_the_secret_and_status_without_restarting(h: Har
     assert delay == pytest.approx(60)
     # The Secret's creation is the VaultSecret's first sync: its status says so, no Event.
     assert h.events == []
+
+
+def secret_gets(h: Harness) -> list[tuple[str, bool]]:
+    """(name, found) of each GET of a Secret in the tenant's namespace so far (the HMAC key
+    lives in the operator's)."""
+    return [
+        (name, found)
+        for kind, name, found in h.kube.gets
+        if kind == "Secret" and name != "mirage-hmac-key"
+    ]
+
+
+async def test_a_first_sync_creates_the_secret_without_reading_it_first(h: Harness) -> None:
+    """No Secret is known (the index of Secrets Mirage labels holds none): none is read, the
+    Secret is created, and the create would fail on a name taken (docs/adr/0126)."""
+    h.create()
+    await h.sync()
+    assert secret_gets(h) == []
+    assert [w for w in h.kube.writes if w[1] == "Secret" and w[2] == "app"] == [
+        ("create", "Secret", "app")
+    ]
+    # Later reconciles read the Secret they know (its data is not in the index).
+    h.clock.advance(61)
+    await h.sync()
+    assert secret_gets(h) == [("app", True)]
+
+
+@pytest.mark.parametrize("spec", [{"destination": {"overwrite": True}}])
+async def test_a_secret_that_may_be_someone_elses_is_read_before_vault(
+    h: Harness, spec: dict[str, Any]
+) -> None:
+    """Where reading Vault first would come too late (``overwrite`` expects a Secret Mirage
+    did not create), the Secret is read before Vault, as before."""
+    h.create(**spec)
+    await h.sync()
+    assert secret_gets(h) == [("app", False)]
+    assert h.condition("Ready")["status"] == "True"
+
+
+async def test_a_secret_of_its_own_that_lost_mirages_label_is_restored(h: Harness) -> None:
+    """Out of the watch's sight (someone removed the label), the Secret looks gone: the
+    create finds the name taken, the Secret is read, it is this VaultSecret's, and the
+    apply restores it."""
+    h.create()
+    await h.sync()
+    secret = h.kube.objects[("Secret", NS, "app")]
+    del secret["metadata"]["labels"][MANAGED_BY_LABEL]
+    h.watch(secret, False)  # the watch reports it gone from the selection
+    h.clock.advance(61)
+    await h.sync()
+    restored = h.secret()
+    assert restored is not None and watched(restored)
+    assert h.data() == {"username": "app", "password": PASSWORD}
+    assert h.condition("Ready")["status"] == "True"
+    assert h.reconciler.memory[NS, "app"].taken is None
+
+
+def test_what_a_create_set_and_the_spec_dropped_is_patched_away() -> None:
+    """A created Secret's fields belong to the create's ``Update`` entry in managedFields as
+    well as to later applies, so an apply that drops a label does not remove it: the patch
+    removes what the operator's create set and the spec no longer asks for, and data keys
+    Vault does not hold; never a label of someone else's (end to end, with the emulator's
+    field management: tests/e2e/test_vaultsecret.py)."""
+    manager = Config().field_manager
+    live = {
+        "metadata": {
+            "labels": {"team": "a", "tier": "db", MANAGED_BY_LABEL: MANAGED_BY, "owner": "ops"},
+            "annotations": {"note": "x", INTENT_ANNOTATION: "h"},
+            "managedFields": [
+                {
+                    "manager": manager,
+                    "operation": "Update",
+                    "fieldsV1": {
+                        "f:metadata": {
+                            "f:labels": {"f:team": {}, "f:tier": {}, f"f:{MANAGED_BY_LABEL}": {}},
+                            "f:annotations": {"f:note": {}, f"f:{INTENT_ANNOTATION}": {}},
+                        }
+                    },
+                },
+                {
+                    "manager": "kubectl-label",
+                    "operation": "Update",
+                    "fieldsV1": {"f:metadata": {"f:labels": {"f:owner": {}}}},
+                },
+                {
+                    "manager": manager,
+                    "operation": "Apply",
+                    "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}, "f:tier": {}}}},
+                },
+            ],
+        },
+        "data": {"password": "cA==", "added": "eA=="},
+    }
+    desired = {
+        "metadata": {"labels": {"team": "a", MANAGED_BY_LABEL: MANAGED_BY}},
+        "data": {"password": "cA=="},
+    }
+    assert destination.stale_fields(desired, live, manager) == {
+        "data": {"added": None},
+        "metadata": {"labels": {"tier": None}, "annotations": {"note": None}},
+    }
+    assert destination.stale_fields({**desired, "data": live["data"]}, live, "other") == {}
 
 
 async def test_steady_state_costs_no_vault_call_and_no_write(h: Harness) -> None:
@@ -596,6 +725,24 @@ async def test_values_never_reach_status_events_logs_or_metrics(
 def h(harness: Harness) -> Harness:
     """Short name for the harness."""
     return harness
+
+
+async def test_the_api_server_sends_the_operator_only_the_secrets_mirage_labels() -> None:
+    """kopf filters by ``labels=`` in the operator, after every Secret of the cluster (data
+    included) has come over the wire; the watch's own label selector keeps them out."""
+    registry = kopf.OperatorRegistry()
+    vaultsecret.register(registry, OperatorContext(config=Config()))
+    (startup,) = [
+        h for h in registry._activities.get_all_handlers() if h.id == "secret-watch-selector"
+    ]
+    settings = kopf.OperatorSettings()
+    await startup.fn(settings=settings)
+    secrets = kopf.Resource("", "v1", "secrets", kind="Secret")
+    assert settings.watching.label_selectors.collect(secrets) == [
+        f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    ]
+    deployments = kopf.Resource("apps", "v1", "deployments", kind="Deployment")
+    assert settings.watching.label_selectors.collect(deployments) == []
 
 
 def test_register_adds_a_deletion_handler_and_the_watchers_but_no_daemon() -> None:

@@ -250,6 +250,22 @@ def test_index_keeps_what_a_reconcile_reads_and_hands_out_copies() -> None:
     ]
 
 
+def test_index_keeps_no_secret_data() -> None:
+    """A Secret is in the index by its metadata alone: its values never stay in the
+    operator's memory (docs/adr/0126). A change of the data alone is no news to the index
+    (the VaultSecret's own Secret watch handler wakes it: its resourceVersion changed)."""
+    index = ChildIndex()
+    secret = _child("Secret", "db", "o", "1", type="Opaque", data={"password": "c2VjcmV0"})
+    secret["stringData"] = {"password": "secret"}
+    assert index.update(secret) == "o"
+    stored = index.owned_by("o")[("Secret", "db")]
+    assert "data" not in stored and "stringData" not in stored
+    assert stored["type"] == "Opaque" and stored["metadata"]["uid"] == "Secret-db"
+    edited = _child("Secret", "db", "o", "2", type="Opaque", data={"password": "b3RoZXI="})
+    assert index.update(edited) is None
+    assert index.named("Secret", "", "db") is not None
+
+
 # --- sealed kinds: additions are drift -------------------------------------------------------
 
 POLICY = {

@@ -88,3 +88,42 @@ async def test_converge_children_never_takes_a_foreign_object_over(
     else:
         assert "ConfigMap/shop-config" in message and why in message
         assert caught.value.reason == "ChildOwnedElsewhere"
+
+
+async def test_a_child_to_create_is_never_applied_over_an_object_of_its_name() -> None:
+    """A child whose name an object the index cannot see may hold (a Secret without
+    Mirage's label) is created with a POST: refused when the name is taken, the object is
+    left as it is, reported in ``taken``, and nothing observed is deleted (docs/adr/0126)."""
+    kube = FakeKube()
+    before = copy.deepcopy(kube.put(_object("Secret", "shop-db")))
+    previous = kube.put(
+        _object("Secret", "old-db", ownerReferences=[{**OURS, "uid": "u-shop", "controller": True}])
+    )
+    key = ("Secret", "shop-db")
+    result = await converge_children(
+        kube,
+        owner=OWNER,
+        desired=[{**_object("Secret", "shop-db"), "data": {"mine": "1"}}],
+        observed={("Secret", "old-db"): previous},
+        field_manager="mirage",
+        create={key},
+    )
+    assert result.taken == [key] and not result.applied and not result.deleted
+    assert kube.objects[("Secret", "team-a", "shop-db")] == before
+    assert ("Secret", "team-a", "old-db") in kube.objects  # kept until the caller decides
+    assert kube.gets == []  # no read spent on a name that is almost always free
+
+    del kube.objects[("Secret", "team-a", "shop-db")]
+    result = await converge_children(
+        kube,
+        owner=OWNER,
+        desired=[{**_object("Secret", "shop-db"), "data": {"mine": "1"}}],
+        observed={("Secret", "old-db"): previous},
+        field_manager="mirage",
+        known={key},
+        create={key},
+    )
+    assert result.applied == ["Secret/shop-db"] and result.restored == ["Secret/shop-db"]
+    assert result.deleted == ["Secret/old-db"]
+    assert kube.writes == [("create", "Secret", "shop-db"), ("delete", "Secret", "old-db")]
+    assert kube.objects[("Secret", "team-a", "shop-db")]["data"] == {"mine": "1"}

@@ -29,6 +29,9 @@ class Memory:
     secret_version: str | None = None
     """resourceVersion of the Secret as the operator last wrote it (its watch echo is not
     a reason to reconcile)."""
+    taken: str | None = None
+    """A destination name a create found taken by a Secret without Mirage's label (which the
+    watch does not show): read before Vault from then on, until a write succeeds."""
 
 
 class Memories(dict[tuple[str, str], Memory]):

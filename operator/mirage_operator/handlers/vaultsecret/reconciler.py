@@ -4,7 +4,8 @@ it, reports its failures in status and schedules its retries).
 :meth:`VaultSecretReconciler.reconcile`: parse and admit the spec → the allowed-path check →
 the HMAC key (:mod:`.hmackey`) → the destination Secret, live (:mod:`.destination`) → why read
 Vault, then read it (the engine's source, :mod:`.sources`) → templates (a worker process) →
-write the Secret (:mod:`.destination`) → restart the targets if the data changed
+write the Secret (:mod:`.destination`: created when none was known, then read and checked if
+its name was taken after all) → restart the targets if the data changed
 (:mod:`.restarts`) → status (:func:`~mirage_operator.render.vaultsecret.synced_status`) → when to
 run again (the source). :meth:`VaultSecretReconciler.release` revokes a lease on delete.
 
@@ -24,7 +25,12 @@ import kopf
 
 from mirage_operator.api.validation import admit
 from mirage_operator.api.vaultsecret import VaultSecretSpec
-from mirage_operator.errors import InvalidSpecError, VaultError, VaultPathNotAllowed
+from mirage_operator.errors import (
+    InvalidSpecError,
+    TransientError,
+    VaultError,
+    VaultPathNotAllowed,
+)
 from mirage_operator.handlers import common
 from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome
 from mirage_operator.handlers.reconciler import Reconciler, key_of
@@ -57,7 +63,9 @@ class VaultSecretReconciler(Reconciler):
     kind = "VaultSecret"
     resource = resources.VAULT_SECRET
     status_resource = resources.VAULT_SECRET_STATUS
-    child_kinds = ()
+    child_kinds = (("v1", "Secret"),)
+    """Its Secret, in the index by its metadata alone (docs/adr/0126); the watch sees only the
+    Secrets Mirage labels."""
     refused_writes_retried = True
 
     def __init__(
@@ -143,8 +151,17 @@ class VaultSecretReconciler(Reconciler):
         source = source_for(self.vault, namespace, spec.vault)
         key = await self.hmac_key.get(synced_before=bool(old.get("secretMAC")))
         secret_name = spec.secret_name(name)
-        observed, adopted = await destination.observe(kube, body, spec, old.get("secretName"))
-        live = observed.get(("Secret", secret_name))
+        # A Secret the index does not hold is not read but created after the Vault read (the
+        # create fails on a name taken). It is read first where that read comes too late:
+        # a Secret expected to be someone else's (overwrite), a read of Vault that issues
+        # credentials, or a name a create already found taken (docs/adr/0126).
+        check_first = (
+            spec.destination.overwrite or source.holds_lease or memory.taken == secret_name
+        )
+        found = await destination.observe(
+            self.context, body, spec, old.get("secretName"), check_first=check_first
+        )
+        live = found.live
         live_mac = secret_mac(key, live.get("data") or {}) if live is not None else None
 
         force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
@@ -167,11 +184,30 @@ class VaultSecretReconciler(Reconciler):
         rendered = (
             await self.templates.render_all(spec.templates, read.data) if read is not None else {}
         )
-        desired = destination.desired_secret(body, spec, read, live, rendered, adopted=adopted)
-        mac = secret_mac(key, desired["data"])
+        desired = destination.desired_secret(
+            body, spec, read, live, rendered, adopted=found.adopted
+        )
         # A Secret synced before that is found missing or changed is drift.
         known = bool(old.get("secretMAC"))
-        result, written = await destination.write(self.context, body, desired, observed, known)
+        outcome = await destination.write(self.context, body, desired, found, known)
+        if outcome is None:
+            # The name is taken by a Secret without Mirage's label: read it, and write it only
+            # if it may be written (raises otherwise, before anything is written).
+            memory.taken = secret_name
+            found = await destination.observe(
+                self.context, body, spec, old.get("secretName"), check_first=True
+            )
+            live = found.live
+            live_mac = secret_mac(key, live.get("data") or {}) if live is not None else None
+            desired = destination.desired_secret(
+                body, spec, read, live, rendered, adopted=found.adopted
+            )
+            outcome = await destination.write(self.context, body, desired, found, known)
+            if outcome is None:
+                raise TransientError(f"Secret {secret_name} was created meanwhile", delay=1.0)
+        memory.taken = None
+        result, written = outcome
+        mac = secret_mac(key, desired["data"])
         if written is not None:
             memory.secret_version = written["metadata"].get("resourceVersion")
         common.post_sync_events(body, result)
