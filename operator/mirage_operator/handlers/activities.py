@@ -14,9 +14,16 @@ from aiohttp import web
 from mirage_operator.errors import StartupError
 from mirage_operator.handlers.context import OperatorContext
 from mirage_operator.metrics import start_metrics_server
+from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 FieldSpec = str | tuple[str, ...] | list[str] | None
 """A field path as kopf's storages take it."""
+
+SECRET_WATCH_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+"""The only Secrets the operator watches: those it labels (every Secret it writes, its HMAC
+key and kept tokens). The API server filters the watch and its listings by it; kopf's
+``labels=`` handler filters are applied in the operator, after every Secret of the cluster,
+data included, has arrived (docs/adr/0126)."""
 
 CHANGE_HANDLED_KINDS = frozenset({"VaultSecret"})
 """Kinds with a kopf change handler (a VaultSecret's deletion, handlers/vaultsecret)."""
@@ -78,6 +85,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         )
         settings.posting.level = logging.INFO
         settings.watching.server_timeout = 300
+        settings.watching.label_selectors["v1", "secrets"] = SECRET_WATCH_SELECTOR
         settings.queueing.idle_timeout = IDLE_WORKER_TIMEOUT
         if context.config.metrics_port:
             try:

@@ -16,6 +16,7 @@ from mirage_operator.handlers import register
 from mirage_operator.handlers.activities import (
     CHANGE_HANDLED_KINDS,
     IDLE_WORKER_TIMEOUT,
+    SECRET_WATCH_SELECTOR,
     ChangeHandledDiffBase,
 )
 from mirage_operator.k8s import resources
@@ -69,3 +70,10 @@ async def test_startup_makes_the_settings() -> None:
     assert settings.persistence.diffbase_storage.kinds == CHANGE_HANDLED_KINDS
     assert settings.queueing.idle_timeout == IDLE_WORKER_TIMEOUT < 5.0  # kopf's default
     assert settings.watching.server_timeout == 300
+    # The API server sends only the Secrets Mirage labels (docs/adr/0126): kopf's labels=
+    # filters in the operator, after every Secret of the cluster, data included, arrived.
+    secrets = kopf.Resource("", "v1", "secrets", kind="Secret")
+    assert settings.watching.label_selectors.collect(secrets) == [SECRET_WATCH_SELECTOR]
+    assert SECRET_WATCH_SELECTOR == "app.kubernetes.io/managed-by=mirage-operator"
+    deployments = kopf.Resource("apps", "v1", "deployments", kind="Deployment")
+    assert settings.watching.label_selectors.collect(deployments) == []

@@ -727,24 +727,6 @@ def h(harness: Harness) -> Harness:
     return harness
 
 
-async def test_the_api_server_sends_the_operator_only_the_secrets_mirage_labels() -> None:
-    """kopf filters by ``labels=`` in the operator, after every Secret of the cluster (data
-    included) has come over the wire; the watch's own label selector keeps them out."""
-    registry = kopf.OperatorRegistry()
-    vaultsecret.register(registry, OperatorContext(config=Config()))
-    (startup,) = [
-        h for h in registry._activities.get_all_handlers() if h.id == "secret-watch-selector"
-    ]
-    settings = kopf.OperatorSettings()
-    await startup.fn(settings=settings)
-    secrets = kopf.Resource("", "v1", "secrets", kind="Secret")
-    assert settings.watching.label_selectors.collect(secrets) == [
-        f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    ]
-    deployments = kopf.Resource("apps", "v1", "deployments", kind="Deployment")
-    assert settings.watching.label_selectors.collect(deployments) == []
-
-
 def test_register_adds_a_deletion_handler_and_the_watchers_but_no_daemon() -> None:
     registry = kopf.OperatorRegistry()
     vaultsecret.register(registry, OperatorContext(config=Config()))

@@ -50,9 +50,6 @@ from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 from mirage_operator.vault import VaultClient
 from mirage_operator.vault.tokenstore import SecretTokenStore
 
-SECRET_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-"""The only Secrets the operator watches: those it labels (every Secret it writes)."""
-
 
 def _holds_lease(spec: kopf.Spec, **_: Any) -> bool:
     return holds_lease((spec.get("vault") or {}).get("engine"))
@@ -92,13 +89,8 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
         async with context.serializer.lock((kind, namespace, name)):
             await reconciler.release(body, retry=retry, logger=logger)
 
-    @kopf.on.startup(registry=registry, id="secret-watch-selector")
-    async def watch_only_mirage_secrets(settings: kopf.OperatorSettings, **_: Any) -> None:
-        # The API server filters the watch of Secrets (and its listings) by Mirage's label:
-        # no other Secret of the cluster, nor its data, reaches the operator. kopf's
-        # ``labels=`` filters below are client-side only (docs/adr/0126).
-        settings.watching.label_selectors["v1", "secrets"] = SECRET_SELECTOR
-
+    # The API server sends only Secrets with this label (activities.SECRET_WATCH_SELECTOR,
+    # docs/adr/0126); the filter below is kopf's, in the operator.
     @kopf.on.event(
         "",
         "v1",
