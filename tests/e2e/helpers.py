@@ -62,7 +62,20 @@ def passes(cluster: Cluster, kind: str) -> float:
     """How many times the operator has gone over a ``kind`` object (its /metrics): periodic
     resyncs plus successful reconciles. An object whose secrets refresh more often than the
     resync interval is reconciled on that clock and never resyncs."""
-    text = requests.get(f"http://127.0.0.1:{cluster.operator.metrics_port}/metrics", timeout=5)
+    url = f"http://127.0.0.1:{cluster.operator.metrics_port}/metrics"
+    answers: list[requests.Response] = []
+
+    def answered() -> bool:
+        # A restarted operator serves /metrics once its startup ran: the objects may all be
+        # Ready (converged by the process before it) sooner than that.
+        try:
+            answers.append(requests.get(url, timeout=5))
+        except requests.ConnectionError:
+            return False
+        return True
+
+    wait_for(answered, timeout=30, what="the operator's /metrics")
+    text = answers[-1]
     return sum(
         sample.value
         for family in text_string_to_metric_families(text.text)
