@@ -151,6 +151,10 @@ class WorkQueue:
         waiting only for a timer — a backoff after a failure, a resync — is not pending."""
         return key in self._queued or key in self._active
 
+    def held(self, key: ObjectKey) -> bool:
+        """Whether ``key`` waits out a failure's backoff (its next reconcile is a retry)."""
+        return key in self._held and key not in self._queued and key not in self._active
+
     def forget(self, key: ObjectKey) -> None:
         """Drop every trace of ``key`` (its object is gone)."""
         self._cancel_timer(key)

@@ -102,8 +102,9 @@ class ServiceReconciler(Reconciler):
         step of the rollout (replicas becoming ready one by one), then once more when it is
         Ready or fails.
 
-        ``awaited``: the service would be Ready but for child custom resources whose own
-        reconcile is queued or running in this operator's work queue. Their reports will come
+        ``awaited``: the service would be Ready but for child custom resources of ours whose
+        own reconcile is queued or running in this operator's work queue, or not yet queued by
+        their watch (not held in a failure's backoff). Their reports will come
         (a child's status change reconciles its owner), so the deferral does not expire: at a
         cold start of thousands a child waits in the queue behind the other services for
         longer than ``STATUS_DEFERRAL``, and a ``Progressing`` status written meanwhile would
@@ -205,11 +206,13 @@ class ServiceReconciler(Reconciler):
 
         status = status_with(failing + unreported + hardening.unreverted())
         queue = self.context.queue
-        # Ready but for child custom resources whose reconcile is under way in our own queue?
+        # Ready but for child custom resources of ours whose report is certain to come: their
+        # reconcile is queued, running, or not yet queued by their watch — anything but a
+        # failure's backoff.
         awaited = (
             bool(settling)
             and not failing
-            and all(queue.pending((kind, namespace, child)) for kind, child in settling)
+            and not any(queue.held((kind, namespace, child)) for kind, child in settling)
             and is_ready(status_with(hardening.unreverted()))
         )
         hold = self._hold_status(

@@ -5,6 +5,7 @@ that is not Ready keeps the service from being Ready."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import logging
@@ -306,6 +307,8 @@ SLO = {"name": "avail", "objective": 99.9, "sli": {"preset": {"type": "http-avai
         ("queued", True, False),
         # A rollout in progress: the deferral's bound holds, Progressing is written.
         ("queued", False, True),
+        # Not queued yet: its watch event (the echo of the service's apply) is on its way.
+        ("not delivered yet", True, False),
         # The SLO's reconcile failed and is held in its backoff: no report is on its way.
         ("held in a backoff", True, True),
     ],
@@ -322,7 +325,8 @@ async def test_an_expired_deferral_still_waits_for_a_child_reconcile_under_way_h
     slo = ("ServiceLevelObjective", NS, "api-avail")
     if slo_reconcile == "queued":
         queue.add(slo)
-    else:
+    elif slo_reconcile == "held in a backoff":  # as a worker leaves a failed reconcile
+        queue._held[slo] = asyncio.get_running_loop().time() + 30.0
         queue.add_after(slo, 30.0)
     monkeypatch.setattr(mirageservice, "STATUS_DEFERRAL", 0.0)  # its time has passed
     try:
