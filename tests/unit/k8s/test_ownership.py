@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mirage_operator.errors import ChildNameConflictError, ChildOwnedElsewhere, MirageError
-from mirage_operator.k8s.children import converge_children
+from mirage_operator.k8s.children import SyncResult, converge_children
 from mirage_operator.k8s.ownership import foreign_owner
 from tests.unit.handlers.fakes import FakeKube
 
@@ -100,29 +100,26 @@ async def test_a_child_to_create_is_never_applied_over_an_object_of_its_name() -
         _object("Secret", "old-db", ownerReferences=[{**OURS, "uid": "u-shop", "controller": True}])
     )
     key = ("Secret", "shop-db")
-    result = await converge_children(
-        kube,
-        owner=OWNER,
-        desired=[{**_object("Secret", "shop-db"), "data": {"mine": "1"}}],
-        observed={("Secret", "old-db"): previous},
-        field_manager="mirage",
-        create={key},
-    )
+
+    async def sync(**known: Any) -> SyncResult:
+        return await converge_children(
+            kube,
+            owner=OWNER,
+            desired=[{**_object("Secret", "shop-db"), "data": {"mine": "1"}}],
+            observed={("Secret", "old-db"): previous},
+            field_manager="mirage",
+            create={key},
+            **known,
+        )
+
+    result = await sync()
     assert result.taken == [key] and not result.applied and not result.deleted
     assert kube.objects[("Secret", "team-a", "shop-db")] == before
     assert ("Secret", "team-a", "old-db") in kube.objects  # kept until the caller decides
     assert kube.gets == []  # no read spent on a name that is almost always free
 
     del kube.objects[("Secret", "team-a", "shop-db")]
-    result = await converge_children(
-        kube,
-        owner=OWNER,
-        desired=[{**_object("Secret", "shop-db"), "data": {"mine": "1"}}],
-        observed={("Secret", "old-db"): previous},
-        field_manager="mirage",
-        known={key},
-        create={key},
-    )
+    result = await sync(known={key})
     assert result.applied == ["Secret/shop-db"] and result.restored == ["Secret/shop-db"]
     assert result.deleted == ["Secret/old-db"]
     assert kube.writes == [("create", "Secret", "shop-db"), ("delete", "Secret", "old-db")]
