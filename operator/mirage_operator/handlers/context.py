@@ -153,7 +153,7 @@ class WorkQueue:
 
     def held(self, key: ObjectKey) -> bool:
         """Whether ``key`` waits out a failure's backoff (its next reconcile is a retry)."""
-        return key in self._held and key not in self._queued and key not in self._active
+        return key in self._held and not self.pending(key)
 
     def forget(self, key: ObjectKey) -> None:
         """Drop every trace of ``key`` (its object is gone)."""

@@ -29,8 +29,9 @@ from mirage_operator.render.status import build_service_status, get_condition
 
 STATUS_DEFERRAL = 2.0
 """Seconds the first status of a new generation may wait for the children just written to
-report theirs (docs/adr/0020), unless the only ones missing are custom resources whose
-reconcile is under way in the operator's own work queue (:meth:`ServiceReconciler._hold_status`)."""
+report theirs (docs/adr/0020), unless the only ones missing are custom resources of ours
+whose report is certain to come: not held in a failure's backoff
+(:meth:`ServiceReconciler._hold_status`)."""
 SETTLING = frozenset({"Creating", "RollingOut", "ChildNotReady"})
 """Ready reasons of a service on its way to Ready (not of a failure)."""
 

@@ -161,15 +161,17 @@ class VaultSecretReconciler(Reconciler):
         found = await destination.observe(
             self.context, body, spec, old.get("secretName"), check_first=check_first
         )
-        live = found.live
-        live_mac = secret_mac(key, live.get("data") or {}) if live is not None else None
+
+        def live_mac(found: destination.Destination) -> str | None:
+            live = found.live
+            return secret_mac(key, live.get("data") or {}) if live is not None else None
 
         force = (meta.get("annotations") or {}).get(FORCE_SYNC_ANNOTATION)
         facts = Facts(
             generation=generation,
             force_sync=force,
             status=old,
-            live_mac=live_mac,
+            live_mac=live_mac(found),
             first_check=not memory.checked,
             synced_at=memory.synced_at or parse_time(old.get("lastSyncTime")),
             refresh_interval=spec.refresh_interval,
@@ -184,27 +186,24 @@ class VaultSecretReconciler(Reconciler):
         rendered = (
             await self.templates.render_all(spec.templates, read.data) if read is not None else {}
         )
-        desired = destination.desired_secret(
-            body, spec, read, live, rendered, adopted=found.adopted
-        )
         # A Secret synced before that is found missing or changed is drift.
         known = bool(old.get("secretMAC"))
-        outcome = await destination.write(self.context, body, desired, found, known)
-        if outcome is None:
-            # The name is taken by a Secret without Mirage's label: read it, and write it only
-            # if it may be written (raises otherwise, before anything is written).
-            memory.taken = secret_name
-            found = await destination.observe(
-                self.context, body, spec, old.get("secretName"), check_first=True
-            )
-            live = found.live
-            live_mac = secret_mac(key, live.get("data") or {}) if live is not None else None
+        for attempt in range(2):
+            if attempt:
+                # The name is taken by a Secret without Mirage's label: read it, and write it
+                # only if it may be written (raises otherwise, before anything is written).
+                memory.taken = secret_name
+                found = await destination.observe(
+                    self.context, body, spec, old.get("secretName"), check_first=True
+                )
             desired = destination.desired_secret(
-                body, spec, read, live, rendered, adopted=found.adopted
+                body, spec, read, found.live, rendered, adopted=found.adopted
             )
             outcome = await destination.write(self.context, body, desired, found, known)
-            if outcome is None:
-                raise TransientError(f"Secret {secret_name} was created meanwhile", delay=1.0)
+            if outcome is not None:
+                break
+        else:
+            raise TransientError(f"Secret {secret_name} was created meanwhile", delay=1.0)
         memory.taken = None
         result, written = outcome
         mac = secret_mac(key, desired["data"])
@@ -214,7 +213,7 @@ class VaultSecretReconciler(Reconciler):
 
         # The MAC the workloads last saw: status (written last, so a crash before it repeats
         # the restart, which is idempotent), or the live data for a Secret not synced before.
-        baseline = old.get("secretMAC") or live_mac
+        baseline = old.get("secretMAC") or live_mac(found)
         if baseline is not None and baseline != mac and spec.rollout_restart_targets:
             await restart_targets(kube, body, spec.rollout_restart_targets, mac)
 
