@@ -298,7 +298,11 @@ def _liveness_url(_: click.Context, __: click.Parameter, value: str) -> str:
 def run(liveness: str) -> None:
     """Run the operator against the current kubeconfig or in-cluster config."""
     from mirage_operator.handlers import register
-    from mirage_operator.handlers.activities import connection_info, failure_cause
+    from mirage_operator.handlers.activities import (
+        connection_info,
+        failure_cause,
+        tune_garbage_collector,
+    )
     from mirage_operator.k8s.client import KubeClient
     from mirage_operator.leadership import WarmStandby, beside, elector_for, run_elected, warm_up
     from mirage_operator.shards import report_unowned
@@ -332,6 +336,7 @@ def run(liveness: str) -> None:
             await client.close()
 
     duty = survey if config.shard_namespaces else None
+    tune_garbage_collector()
     try:
         if config.leader_election:
             elector = elector_for(config, info, context)

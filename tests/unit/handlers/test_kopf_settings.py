@@ -1,20 +1,27 @@
 """The kopf settings the operator makes at startup: the diff-base kopf builds for each event
-only where a change handler reads it, and how long an idle object's event worker lives
-(docs/adr/0020, amendments)."""
+only where a change handler reads it, and how long an idle object's event worker lives; and
+the process's garbage-collector settings (docs/adr/0020, amendments)."""
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
+import yaml
+from click.testing import CliRunner
 from kopf._core.intents.causes import Activity
 
+from mirage_operator import cli
 from mirage_operator.config import Config
 from mirage_operator.handlers import register
 from mirage_operator.handlers.activities import (
     CHANGE_HANDLED_KINDS,
+    GC_THRESHOLDS,
     IDLE_WORKER_TIMEOUT,
     SECRET_WATCH_SELECTOR,
     ChangeHandledDiffBase,
@@ -77,3 +84,45 @@ async def test_startup_makes_the_settings() -> None:
     assert SECRET_WATCH_SELECTOR == "app.kubernetes.io/managed-by=mirage-operator"
     deployments = kopf.Resource("apps", "v1", "deployments", kind="Deployment")
     assert settings.watching.label_selectors.collect(deployments) == []
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """The process's garbage-collector settings, restored after the test."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+@pytest.mark.usefixtures("collector")
+def test_run_tunes_the_garbage_collector_before_the_operator_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    gc.unfreeze()
+    seen: list[tuple[tuple[int, ...], int]] = []
+
+    async def operator(**_: Any) -> None:
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+
+    monkeypatch.setattr(kopf, "operator", operator)
+    env = {"KUBECONFIG": str(kubeconfig), "MIRAGE_LEADER_ELECTION": "false"}
+    result = CliRunner().invoke(cli.main, ["run", "--liveness", ""], env=env)
+
+    assert result.exit_code == 0, result.output
+    [(thresholds, frozen)] = seen
+    assert thresholds == GC_THRESHOLDS != (700, 10, 10)
+    assert frozen > 0  # the objects alive at start are out of every collection's reach
