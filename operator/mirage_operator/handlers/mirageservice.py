@@ -32,6 +32,15 @@ STATUS_DEFERRAL = 2.0
 report theirs (docs/adr/0020), unless the only ones missing are custom resources of ours
 whose report is certain to come: not held in a failure's backoff
 (:meth:`ServiceReconciler._hold_status`)."""
+CONTROLLER_DEFERRAL = 30.0
+"""Seconds the first status of a new generation may wait for the Deployment controller to
+report on the Deployment's generation (``status.observedGeneration``; Kubernetes API
+conventions): before it has, a status could only say "not rolled out yet". At a cold start of
+1,000 services in one namespace the (emulated) controller-manager's report came more than
+``STATUS_DEFERRAL`` after the apply for most services, and each of them wrote a
+``ChildNotReady`` status before ``Ready``: 14.9 status-inclusive writes per service against 13
+(docs/adr/0020, amendment "the Deployment controller's report"). Bounded, because a cluster
+whose controller-manager is down must still get a status."""
 SETTLING = frozenset({"Creating", "RollingOut", "ChildNotReady"})
 """Ready reasons of a service on its way to Ready (not of a failure)."""
 
@@ -68,6 +77,15 @@ def children_state(observed: Observed) -> tuple[list[str], list[tuple[str, str]]
     return failing, settling
 
 
+def unobserved(deployment: Mapping[str, Any] | None) -> bool:
+    """Whether the Deployment controller has not reported on ``deployment``'s current
+    generation yet (``status.observedGeneration`` behind ``metadata.generation``)."""
+    if deployment is None or deployment["metadata"].get("generation") is None:
+        return False
+    observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+    return bool(observed < deployment["metadata"]["generation"])
+
+
 def is_ready(status: Mapping[str, Any]) -> bool:
     """Whether ``status`` says ``Ready=True``."""
     return (get_condition({"status": status}, "Ready") or {}).get("status") == "True"
@@ -95,6 +113,7 @@ class ServiceReconciler(Reconciler):
         failing: list[str],
         *,
         awaited: bool = False,
+        unreported: bool = False,
     ) -> float | None:
         """``None`` to write ``status`` now; else not to write it, and reconcile again in that
         many seconds (0: at the regular resync). While a generation is only on its way to
@@ -110,7 +129,11 @@ class ServiceReconciler(Reconciler):
         cold start of thousands a child waits in the queue behind the other services for
         longer than ``STATUS_DEFERRAL``, and a ``Progressing`` status written meanwhile would
         be a second status write (docs/adr/0020, amendment of 2026-12-02). The regular resync
-        re-checks, should a report not come."""
+        re-checks, should a report not come.
+
+        ``unreported``: the Deployment controller has not reported on the Deployment's
+        generation yet; the deferral lasts up to ``CONTROLLER_DEFERRAL`` for it (its status
+        event reconciles the service)."""
         ready = get_condition({"status": status}, "Ready") or {}
         if ready.get("status") == "True" or failing or ready.get("reason") not in SETTLING:
             self.settling.pop(key, None)
@@ -126,6 +149,8 @@ class ServiceReconciler(Reconciler):
             since = clock
         if awaited:
             return self.resync_delay()
+        if unreported and clock - since < CONTROLLER_DEFERRAL:
+            return min(self.resync_delay(), CONTROLLER_DEFERRAL - (clock - since))
         wait = STATUS_DEFERRAL - (clock - since)
         if wait <= 0:
             self.settling.pop(key, None)
@@ -217,7 +242,13 @@ class ServiceReconciler(Reconciler):
             and is_ready(status_with(hardening.unreverted()))
         )
         hold = self._hold_status(
-            key_of(body), generation, old_status, status, failing, awaited=awaited
+            key_of(body),
+            generation,
+            old_status,
+            status,
+            failing,
+            awaited=awaited,
+            unreported=unobserved(deployment),
         )
         if hold:
             return hold

@@ -17,7 +17,12 @@ from mirage_operator.api.mirageservice import MirageServiceSpec
 from mirage_operator.config import Config
 from mirage_operator.handlers import mirageservice
 from mirage_operator.handlers.context import OperatorContext
-from mirage_operator.handlers.mirageservice import ServiceReconciler, children_state, secret_state
+from mirage_operator.handlers.mirageservice import (
+    ServiceReconciler,
+    children_state,
+    secret_state,
+    unobserved,
+)
 from mirage_operator.render.mirageservice import pod_checksum
 from mirage_operator.render.workload import CHECKSUM_ANNOTATION
 from tests.unit.handlers.fakes import Connection, FakeKube
@@ -344,3 +349,58 @@ async def test_an_expired_deferral_still_waits_for_a_child_reconcile_under_way_h
             assert (ready["status"], ready["reason"]) == ("False", "ChildNotReady")
     finally:
         await queue.stop()
+
+
+@pytest.mark.parametrize(
+    ("deployment", "expected"),
+    [
+        (None, False),  # held back for its secrets: nothing to report on
+        ({"metadata": {}}, False),  # no generation to compare
+        ({"metadata": {"generation": 1}}, True),  # just created, no status yet
+        ({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}}, True),
+        ({"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}, False),
+    ],
+)
+def test_a_deployment_is_unobserved_until_its_controller_reports_its_generation(
+    deployment: dict[str, Any] | None, expected: bool
+) -> None:
+    assert unobserved(deployment) is expected
+
+
+@pytest.mark.parametrize(
+    ("controller", "bound_passed", "written"),
+    [
+        # The controller has not reported on the new Deployment: the status waits for it.
+        ("not reported", False, False),
+        # ...but not beyond its own bound (a cluster whose controller-manager is down).
+        ("not reported", True, True),
+        # Reported, replicas not ready yet: a rollout in progress, written after the deferral.
+        ("rolling out", False, True),
+    ],
+)
+async def test_a_new_services_status_waits_for_the_deployment_controllers_report(
+    monkeypatch: pytest.MonkeyPatch, controller: str, bound_passed: bool, written: bool
+) -> None:
+    service = Service()
+    delay = await service.run()
+    assert 0 < delay <= mirageservice.STATUS_DEFERRAL and "status" not in service.body
+    deployment = service.kube.objects[("Deployment", NS, "api")]
+    deployment["metadata"].update(generation=1, resourceVersion=str(next(_versions)))
+    if controller == "rolling out":
+        deployment["status"] = {"observedGeneration": 1, "updatedReplicas": 0}
+    service.context.children.update(deployment)
+    monkeypatch.setattr(mirageservice, "STATUS_DEFERRAL", 0.0)  # its time has passed
+    if bound_passed:
+        monkeypatch.setattr(mirageservice, "CONTROLLER_DEFERRAL", 0.0)
+
+    delay = await service.run()
+
+    assert ("status" in service.body) is written
+    if written:
+        assert service.condition("Ready")["status"] == "False"
+        return
+    assert 0 < delay <= mirageservice.CONTROLLER_DEFERRAL
+    service.rolled_out()  # the controller's report reconciles the service
+    await service.run()
+    assert service.condition("Ready")["status"] == "True"
+    assert service.kube.writes.count(("status", "MirageService", "api")) == 1
