@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from mirage_operator.cli import dump_yaml, main
 from tests.conftest import REPO
+from tests.unit.factories import write_kubeconfig
 
 EXAMPLES = str(REPO / "examples")
 
@@ -457,19 +458,7 @@ def test_command_line_mistakes_are_one_line(
 @pytest.mark.parametrize("endpoint", ["metrics", "liveness"])
 def test_run_on_a_busy_port_stops_in_one_line(tmp_path: Path, endpoint: str) -> None:
     """In a pod 0.0.0.0 is right; a port already taken stops the operator with the cause."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "c",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig")
     with socket.socket() as busy:
         busy.bind(("0.0.0.0", 0))
         busy.listen()

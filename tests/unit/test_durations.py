@@ -20,6 +20,7 @@ import yaml
 from mirage_operator import durations
 from mirage_operator.durations import DurationError
 from tests.conftest import require_tool
+from tests.unit.factories import write_kubeconfig
 
 GO_CORPUS = [
     "0", "-0", "+0", "1s", "90s", "1h30m", "1.5h", "1h1h", "30m1h", "+5s", "1.s", "3000ms",
@@ -108,20 +109,10 @@ def go_referee(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[floa
     handler = type("Handler", (_TokenAPI,), {"requests": requests})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    kubeconfig = tmp_path_factory.mktemp("durations") / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}
-                ],
-                "users": [{"name": "u", "user": {"token": "x"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "c",
-            }
-        )
+    kubeconfig = write_kubeconfig(
+        tmp_path_factory.mktemp("durations") / "kubeconfig",
+        server=f"http://127.0.0.1:{server.server_port}",
+        token="x",
     )
 
     def run(index: int) -> tuple[float | None, str]:

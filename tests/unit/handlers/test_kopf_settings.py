@@ -12,7 +12,6 @@ from typing import Any
 
 import kopf
 import pytest
-import yaml
 from click.testing import CliRunner
 from kopf._core.intents.causes import Activity
 
@@ -27,6 +26,7 @@ from mirage_operator.handlers.activities import (
     ChangeHandledDiffBase,
 )
 from mirage_operator.k8s import resources
+from tests.unit.factories import write_kubeconfig
 
 PREFIX, KEY = "mirage.dev", "last-handled-configuration"
 
@@ -99,19 +99,7 @@ def collector() -> Iterator[None]:
 def test_run_tunes_the_garbage_collector_before_the_operator_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "c",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig")
     gc.unfreeze()
     seen: list[tuple[tuple[int, ...], int]] = []
 
