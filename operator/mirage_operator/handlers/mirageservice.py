@@ -113,7 +113,7 @@ class ServiceReconciler(Reconciler):
         failing: list[str],
         *,
         awaited: bool = False,
-        unreported: bool = False,
+        deployment_unobserved: bool = False,
     ) -> float | None:
         """``None`` to write ``status`` now; else not to write it, and reconcile again in that
         many seconds (0: at the regular resync). While a generation is only on its way to
@@ -131,7 +131,7 @@ class ServiceReconciler(Reconciler):
         be a second status write (docs/adr/0020, amendment of 2026-12-02). The regular resync
         re-checks, should a report not come.
 
-        ``unreported``: the Deployment controller has not reported on the Deployment's
+        ``deployment_unobserved``: the Deployment controller has not reported on the Deployment's
         generation yet; the deferral lasts up to ``CONTROLLER_DEFERRAL`` for it (its status
         event reconciles the service)."""
         ready = get_condition({"status": status}, "Ready") or {}
@@ -149,7 +149,7 @@ class ServiceReconciler(Reconciler):
             since = clock
         if awaited:
             return self.resync_delay()
-        if unreported and clock - since < CONTROLLER_DEFERRAL:
+        if deployment_unobserved and clock - since < CONTROLLER_DEFERRAL:
             return min(self.resync_delay(), CONTROLLER_DEFERRAL - (clock - since))
         wait = STATUS_DEFERRAL - (clock - since)
         if wait <= 0:
@@ -248,7 +248,7 @@ class ServiceReconciler(Reconciler):
             status,
             failing,
             awaited=awaited,
-            unreported=unobserved(deployment),
+            deployment_unobserved=unobserved(deployment),
         )
         if hold:
             return hold

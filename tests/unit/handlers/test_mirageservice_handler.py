@@ -74,17 +74,21 @@ class Service:
     def synced(self, secret: str, mac: str) -> None:
         self.report("VaultSecret", f"api-{secret}", "True", "SecretSynced", secretMAC=mac)
 
-    def rolled_out(self) -> None:
-        """The Deployment controller reports every replica of the current spec ready."""
+    def deployment_reported(self, status: dict[str, Any] | None) -> None:
+        """A new version of the Deployment (generation 1) reaches the index, with ``status``
+        as its controller wrote it (``None``: the controller has not reported yet)."""
         deployment = self.kube.objects[("Deployment", NS, "api")]
         deployment["metadata"].update(generation=1, resourceVersion=str(next(_versions)))
-        want = deployment["spec"].get("replicas", 1)
-        deployment["status"] = {
-            "observedGeneration": 1,
-            "updatedReplicas": want,
-            "readyReplicas": want,
-        }
+        if status is not None:
+            deployment["status"] = status
         self.context.children.update(deployment)
+
+    def rolled_out(self) -> None:
+        """The Deployment controller reports every replica of the current spec ready."""
+        want = self.kube.objects[("Deployment", NS, "api")]["spec"].get("replicas", 1)
+        self.deployment_reported(
+            {"observedGeneration": 1, "updatedReplicas": want, "readyReplicas": want}
+        )
 
     def condition(self, type_: str) -> dict[str, Any]:
         conditions = self.body["status"]["conditions"]
@@ -384,11 +388,8 @@ async def test_a_new_services_status_waits_for_the_deployment_controllers_report
     service = Service()
     delay = await service.run()
     assert 0 < delay <= mirageservice.STATUS_DEFERRAL and "status" not in service.body
-    deployment = service.kube.objects[("Deployment", NS, "api")]
-    deployment["metadata"].update(generation=1, resourceVersion=str(next(_versions)))
-    if controller == "rolling out":
-        deployment["status"] = {"observedGeneration": 1, "updatedReplicas": 0}
-    service.context.children.update(deployment)
+    rolling_out = {"observedGeneration": 1, "updatedReplicas": 0}
+    service.deployment_reported(rolling_out if controller == "rolling out" else None)
     monkeypatch.setattr(mirageservice, "STATUS_DEFERRAL", 0.0)  # its time has passed
     if bound_passed:
         monkeypatch.setattr(mirageservice, "CONTROLLER_DEFERRAL", 0.0)
