@@ -59,6 +59,9 @@ class Compiled:
     uses_old_self: bool
     error: str | None
     tree: lark.Tree[Any] | None = None
+    selected: frozenset[str] | None = None
+    """The fields the rule selects from ``self`` and ``oldSelf`` (CEL's escaped names), when
+    it reads them only as ``self.<field>``; ``None`` when it reads either whole."""
 
 
 _ENVIRONMENT: list[celpy.Environment] = []
@@ -162,6 +165,21 @@ def _uses_old_self(tree: lark.Tree[Any]) -> bool:
     )
 
 
+def _selected_fields(tree: lark.Tree[Any]) -> frozenset[str] | None:
+    """The names in ``self.<name>`` and ``oldSelf.<name>``, if every use of either is one."""
+    uses = sum(
+        1
+        for node in tree.find_data("ident")
+        if node.children and str(node.children[0]) in ("self", "oldSelf")
+    )
+    selected = [
+        str(node.children[1])
+        for node in tree.find_data("member_dot")
+        if isinstance(node.children[0], lark.Tree) and _self_path(node.children[0]) == []
+    ]
+    return frozenset(selected) if len(selected) == uses else None
+
+
 def _syntax_error(text: str, line: int, column: int) -> str:
     lines = text.splitlines() or [""]
     row = lines[min(line, len(lines)) - 1]
@@ -193,7 +211,7 @@ def compile_rule(text: str) -> Compiled:
         program = env.program(tree, functions=FUNCTIONS)
     except Exception as exc:
         return Compiled(None, False, f"ERROR: <input>: {exc}")
-    return Compiled(program, _uses_old_self(tree), None, tree)
+    return Compiled(program, _uses_old_self(tree), None, tree, _selected_fields(tree))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,9 +499,40 @@ def _canonical(value: Any) -> str | None:
         return None
 
 
+_SELECTED: dict[int, tuple[Mapping[str, Any], frozenset[str] | None]] = {}
+
+
+def _selected_by(schema: Mapping[str, Any]) -> frozenset[str] | None:
+    """The fields of ``self`` that ``schema``'s rules and message expressions select (CEL's
+    names), ``None`` if one reads ``self`` whole or does not compile."""
+    cached = _SELECTED.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    fields: frozenset[str] | None = frozenset()
+    for rule in schema.get("x-kubernetes-validations") or ():
+        for text in (rule.get("rule"), rule.get("messageExpression")):
+            if fields is not None and text:
+                selected = compile_rule(str(text)).selected
+                fields = None if selected is None else fields | selected
+    if len(_SELECTED) > _RULE_CACHE_LIMIT:
+        _SELECTED.clear()
+    _SELECTED[id(schema)] = (schema, fields)
+    return fields
+
+
+def _project(value: Any, fields: frozenset[str] | None) -> Any:
+    """``value`` with only the properties the rules select: converting and keying the rest
+    (a whole resource, for a rule on its name) was most of the rules' cost."""
+    if fields is None or not isinstance(value, Mapping):
+        return value
+    return {k: v for k, v in value.items() if k in fields or escape_property(k) in fields}
+
+
 def _run_rules(
     schema: Mapping[str, Any], value: Any, old: Any, path: str, root: bool, out: list[Problem]
 ) -> None:
+    fields = _selected_by(schema)
+    value, old = _project(value, fields), _project(old, fields)
     held_key = None
     if old is None and (canonical := _canonical(value)) is not None:
         held_key = (id(schema), root, canonical)

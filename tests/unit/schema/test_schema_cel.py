@@ -527,3 +527,80 @@ def test_failures_and_other_schemas_are_never_taken_from_memory() -> None:
     ratchet = _schema("self.n >= oldSelf.n")
     assert validate_rules(ratchet, {"n": 5}, {"n": 1}) == []
     assert validate_rules(ratchet, {"n": 5}, {"n": 9}) != []
+
+
+@pytest.mark.parametrize(
+    ("rule", "selected"),
+    [
+        ("has(self.a) && self.b.c == 1", {"a", "b"}),
+        ("self.x__dash__y == oldSelf.z", {"x__dash__y", "z"}),
+        ("self.a.all(s, s.self == 1)", {"a"}),  # 'self' as a field name is not self
+        ("size(self) > 0", None),
+        ("self.all(k, k != 'x')", None),
+        ("self['a'] == 1", None),
+        ("self == oldSelf", None),
+        ("[1].all(self, self > 0)", None),
+    ],
+)
+def test_fields_a_rule_selects_from_self(rule: str, selected: set[str] | None) -> None:
+    expected = None if selected is None else frozenset(selected)
+    assert compile_rule(rule).selected == expected
+
+
+def _two_fields(rule: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "big-list": {"type": "array"}, "m": {}},
+        "additionalProperties": False,
+        "x-kubernetes-validations": [{"rule": rule, "message": "too big", **extra}],
+    }
+
+
+def test_rules_see_only_the_fields_they_select(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+    real = cel.to_cel
+
+    def spy(schema: Any, value: Any, *, root: bool = False) -> Any:
+        seen.append(value)
+        return real(schema, value, root=root)
+
+    monkeypatch.setattr(cel, "to_cel", spy)
+    value = {"n": 1, "big-list": list(range(100)), "m": "x"}
+    assert validate_rules(_two_fields("self.n < 10"), value) == []
+    assert seen[0] == {"n": 1}  # the first conversion is of self (the rest recurse)
+    # A message expression's fields are converted too, and escaped names map back.
+    seen.clear()
+    schema = _two_fields(
+        "self.n < 1", messageExpression="'list of ' + string(size(self.big__dash__list))"
+    )
+    [problem] = validate_rules(schema, value)
+    assert "list of 100" in problem.reason
+    assert seen[0] == {"n": 1, "big-list": list(range(100))}
+    # A rule reading self whole sees all of it.
+    seen.clear()
+    assert validate_rules(_two_fields("size(self) == 3"), value) == []
+    assert seen[0] == value
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "holds"),
+    [
+        ("has(self.n) && self.n > 0", {"m": 1}, False),
+        ("!has(self.n)", {"m": 1, "big-list": []}, True),
+        ("self.n == 1", {"n": 1, "m": 2}, True),
+        ("size(self) == 2", {"n": 1, "m": 2}, True),
+    ],
+)
+def test_projection_keeps_every_verdict(rule: str, value: dict[str, Any], holds: bool) -> None:
+    assert (validate_rules(_two_fields(rule), value) == []) is holds
+
+
+def test_values_differing_outside_the_selected_fields_share_a_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    schema = _two_fields("self.n < 10")
+    assert validate_rules(schema, {"n": 1, "m": "a"}) == []
+    calls: list[Any] = []
+    monkeypatch.setattr(cel, "_evaluate_rules", lambda *args: calls.append(args))
+    assert validate_rules(schema, {"n": 1, "m": "b"}) == []
+    assert calls == []
