@@ -155,7 +155,6 @@ class Harness:
         self.resync = resync
         self.timeout = timeout
         self.profile = profile
-        self.hot_spots: list[dict[str, Any]] = []
 
     async def _wait_all_ready(
         self, api: APIServer, names: list[tuple[str, str, str]], deadline: float
@@ -403,13 +402,16 @@ class Profiler:
             stderr=subprocess.DEVNULL,
         )
 
-    def stop(self, top: int = 15) -> list[dict[str, Any]]:
-        """The ``top`` functions by share of samples they were on the stack (inclusive), and
-        by share they were running themselves (self)."""
+    def stop(self, top: int = 15) -> dict[str, list[dict[str, Any]]]:
+        """Where the samples were: the ``top`` functions by share of samples they were running
+        themselves (``self``), each with its share on the stack (``inclusive``); the ``top``
+        of Mirage's own functions by inclusive share (which of its paths cost most); and the
+        self share of each package (first component of the frame's module path)."""
         self.popen.send_signal(signal.SIGINT)
         self.popen.wait(60)
         inclusive: collections.Counter[str] = collections.Counter()
         own: collections.Counter[str] = collections.Counter()
+        packages: collections.Counter[str] = collections.Counter()
         total = 0
         for line in self.path.read_text().splitlines():
             stack, _, count_text = line.rpartition(" ")
@@ -417,25 +419,38 @@ class Profiler:
                 continue
             count = int(count_text)
             total += count
-            frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
-                      + ")" for f in stack.split(";") if f]  # fmt: skip
+            # One row per function: py-spy names each line of it apart.
+            frames = [
+                f.rpartition(":")[0] + ")" if f.endswith(")") else f for f in stack.split(";") if f
+            ]
             for frame in set(frames):
                 inclusive[frame] += count
             if frames:
                 own[frames[-1]] += count
-        return (
-            [
-                {
-                    "function": name,
-                    "inclusive_percent": round(100 * n / total, 1),
-                    "self_percent": round(100 * own[name] / total, 1),
-                }
-                for name, n in inclusive.most_common(top * 4)
-                if n < 0.9 * total  # the event loop and the CLI are on every stack
-            ][:top]
-            if total
-            else []
-        )
+                where = frames[-1].rpartition(" (")[2].rstrip(")")
+                packages[where.split("/", 1)[0]] += count
+        if not total:
+            return {"self": [], "mirage_inclusive": [], "packages": []}
+
+        def share(n: int) -> float:
+            return round(100 * n / total, 1)
+
+        def row(frame: str) -> dict[str, Any]:
+            return {
+                "function": frame,
+                "inclusive_percent": share(inclusive[frame]),
+                "self_percent": share(own[frame]),
+            }
+
+        mirage = [f for f, _ in inclusive.most_common() if "mirage_operator/" in f]
+        return {
+            "self": [row(f) for f, _ in own.most_common(top)],
+            # The CLI and the event loop's entry are on every stack: they say nothing.
+            "mirage_inclusive": [row(f) for f in mirage if inclusive[f] < 0.9 * total][:top],
+            "packages": [
+                {"package": k, "self_percent": share(n)} for k, n in packages.most_common(top)
+            ],
+        }
 
 
 def render_cpu(size: int, workdir: Path, mirage: str) -> dict[str, Any]:
@@ -552,13 +567,30 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     if "render" in report:
         lines += ["", "## Offline render", "", f"`{json.dumps(report['render'])}`"]
     for run in report["runs"]:
-        if run["figures"].get("hot_spots"):
-            lines += ["", f"## Profile: {run['operator']} N={run['size']}, cold convergence", "",
-                      "| function | inclusive % | self % |", "| --- | --- | --- |"]  # fmt: skip
+        spots = run["figures"].get("hot_spots")
+        if not spots:
+            continue
+        lines += ["", f"## Profile: {run['operator']} N={run['size']}, cold convergence"]
+        for title, key in (
+            ("Hot spots (self time)", "self"),
+            ("Mirage's functions by inclusive time", "mirage_inclusive"),
+        ):
+            lines += [
+                "",
+                f"{title}:",
+                "",
+                "| function | inclusive % | self % |",
+                "| --- | --- | --- |",
+            ]
             lines += [
                 f"| `{h['function']}` | {h['inclusive_percent']} | {h['self_percent']} |"
-                for h in run["figures"]["hot_spots"]
+                for h in spots[key]
             ]
+        lines += [
+            "",
+            "Self time by package: "
+            + ", ".join(f"{p['package']} {p['self_percent']} %" for p in spots["packages"]),
+        ]
     lines += ["", "Calls by verb and resource are in `results.json`.", ""]
     path.write_text("\n".join(lines))
 
@@ -578,8 +610,10 @@ def _verdict(value: float | None, limit: float) -> str:
 
 def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Issue 10's targets against this run's figures: (target, measured, verdict)."""
-    runs = {(r["operator"], r["size"], r["namespaces"], r["secrets"]): r["figures"]
-            for r in report["runs"]}  # fmt: skip
+    runs = {
+        (r["operator"], r["size"], r["namespaces"], r["secrets"]): r["figures"]
+        for r in report["runs"]
+    }
     derived = report.get("derived", {})
     rows: list[tuple[str, str, str]] = []
 
@@ -597,8 +631,12 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         if op == "mirage" and "writes_per_service" in figures:
             least, wrote = figures["writes_per_service_minimum"], figures["writes_per_service"]
             shown = f"{wrote} (minimum {least}; errors {figures.get('errors')})"
-            row(f"N={n}, {ns} namespace(s), {secrets} secrets: writes per service", wrote, least,
-                shown)  # fmt: skip
+            row(
+                f"N={n}, {ns} namespace(s), {secrets} secrets: writes per service",
+                wrote,
+                least,
+                shown,
+            )
     for (op, n, ns, secrets), figures in sorted(runs.items()):
         steady = figures.get("steady")
         if op != "mirage" or secrets or not steady:
@@ -609,30 +647,45 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         row(f"{where}: < 1 % of a core", steady["core_percent"], 1.0, f"{steady['core_percent']} %")
         latency = figures.get("new_service_ready_seconds")
         if latency:
-            row(f"N={n}: p99 to Ready of {latency['count']} new services ≤ 1 s",
-                latency["p99"], 1.0, f"{latency['p99']} s (p50 {latency['p50']} s)")  # fmt: skip
+            row(
+                f"N={n}: p99 to Ready of {latency['count']} new services ≤ 1 s",
+                latency["p99"],
+                1.0,
+                f"{latency['p99']} s (p50 {latency['p50']} s)",
+            )
     for (op, n, ns, secrets), figures in sorted(runs.items()):
         if op == "mirage" and n == 1000 and not secrets:
-            row(f"N=1000, {ns} namespace(s): peak RSS ≤ 250 MB", figures.get("peak_rss_mb"), 250,
-                f"{figures.get('peak_rss_mb')} MB")  # fmt: skip
+            row(
+                f"N=1000, {ns} namespace(s): peak RSS ≤ 250 MB",
+                figures.get("peak_rss_mb"),
+                250,
+                f"{figures.get('peak_rss_mb')} MB",
+            )
     growth = derived.get("mirage peak RSS growth per extra 1,000 services (MB)")
     rows.append(("peak RSS growth per extra 1,000 services", f"{growth} MB", "stated"))
     for (_, n, _, secrets), figures in sorted(runs.items()):
         if secrets and "vault_logins" in figures:
-            rows.append((
-                f"Vault, N={n} with {secrets} secrets each: logins and reads at the minimum",
-                f"{figures['vault_logins']} logins (min {figures.get('vault_logins_minimum')}), "
-                f"{figures['vault_reads']} reads (min {figures['vault_reads_minimum']})",
-                "yes" if figures["vault_reads"] <= figures["vault_reads_minimum"]
-                and figures["vault_logins"] <= figures.get("vault_logins_minimum", 0)
-                else "**above the minimum**",
-            ))  # fmt: skip
+            rows.append(
+                (
+                    f"Vault, N={n} with {secrets} secrets each: logins and reads at the minimum",
+                    f"{figures['vault_logins']} logins "
+                    f"(min {figures.get('vault_logins_minimum')}), "
+                    f"{figures['vault_reads']} reads (min {figures['vault_reads_minimum']})",
+                    "yes"
+                    if figures["vault_reads"] <= figures["vault_reads_minimum"]
+                    and figures["vault_logins"] <= figures.get("vault_logins_minimum", 0)
+                    else "**above the minimum**",
+                )
+            )
     render = report.get("render") or {}
     if render.get("ratio_to_helm") is not None:
-        row(f"`mirage render` of {render['services']}: CPU ≤ `helm template`",
-            render["ratio_to_helm"], 1.0,
+        row(
+            f"`mirage render` of {render['services']}: CPU ≤ `helm template`",
+            render["ratio_to_helm"],
+            1.0,
             f"{render['ratio_to_helm']}x ({render['mirage_render_cpu_seconds']} s vs "
-            f"{render['helm_template_cpu_seconds']} s)")  # fmt: skip
+            f"{render['helm_template_cpu_seconds']} s)",
+        )
     return rows
 
 
@@ -732,7 +785,7 @@ async def main(argv: Iterable[str]) -> None:
     )
     runs: list[Run] = []
     sizes = _sizes(args.sizes)
-    latency_size = 1000 if 1000 in sizes else max(sizes)
+    latency_size = 1000 if 1000 in sizes else max(sizes, default=0)
     plan = [Run("baseline", n, 1) for n in _sizes(args.baseline_sizes)]
     # The checkout to compare runs right after each size, under much the same machine load.
     plan += [
