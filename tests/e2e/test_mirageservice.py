@@ -169,11 +169,26 @@ def test_invalid_spec_is_reported_once_without_retry_storm(cluster: Cluster, ns:
 
 
 def test_operator_restart_midway_converges_without_duplicates(cluster: Cluster, ns: str) -> None:
-    kube = cluster.kube
+    kube, api = cluster.kube, cluster.require_emulator()
+    # Held midway: svc1's and svc2's Services cannot be applied until the crash, so the kill
+    # lands with those two part-made, whatever the operator's speed.
+    held = [
+        api.fail("patch", "services", namespace=ns, name=f"svc{i}", code=503, times=10_000)
+        for i in (1, 2)
+    ]
     for index in range(3):
         kube.apply(service(f"svc{index}", ns))
-    wait_for(lambda: kube.list("Deployment", ns), what="first child")
-    cluster.operator.restart(kill=True)
+    wait_for(
+        lambda: (
+            all(rule.hits for rule in held)
+            and all(kube.get("Deployment", ns, name) for name in ("svc1", "svc2"))
+        ),
+        what="svc1 and svc2 part-made",
+    )
+    assert [kube.get("Service", ns, name) for name in ("svc1", "svc2")] == [None, None]
+    cluster.operator.stop(kill=True)
+    api.faults.clear()
+    cluster.operator.start()
     for index in range(3):
         wait_ready(kube, ns, f"svc{index}", timeout=45)
     for kind in CHILDREN:
