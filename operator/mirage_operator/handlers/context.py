@@ -26,6 +26,14 @@ WORKERS = 16
 busy (a reconcile mostly waits on its applies), few enough that a cold start of thousands of
 objects does not hold thousands of half-done reconciles in memory."""
 
+FOLLOW_UPS_PER_NEW = 4
+"""Follow-ups (a key whose children reported, or whose timer came due) served for each new
+key (an object's own event) while both wait: a cold start of 3,000 services queued every
+child's report behind the 3,000 first reconciles, so each service's status came ~37 s after
+its children were applied, and the Deployment controller's report often came after
+``CONTROLLER_DEFERRAL`` (docs/adr/0020, amendment "two lanes"). Bounded, so that a stream of
+follow-ups cannot starve new objects."""
+
 COALESCE_AFTER = 10.0
 """Timers at least this many seconds away are rounded up to a whole second of the loop's
 clock, so that the resyncs due within one second share one wake-up of the event loop: at
@@ -63,6 +71,11 @@ class WorkQueue:
         resync when a reconcile now would find nothing to do (no worker woken for it),
         ``None`` to queue it."""
         self._ready: collections.deque[ObjectKey] = collections.deque()
+        """New keys: an object's own event."""
+        self._follow: collections.deque[ObjectKey] = collections.deque()
+        """Follow-ups: a key touched by its children's reports, or due by a timer."""
+        self._streak = 0
+        """Follow-ups served since the last new key."""
         self._queued: set[ObjectKey] = set()
         self._active: set[ObjectKey] = set()
         self._again: dict[ObjectKey, bool] = {}
@@ -76,7 +89,7 @@ class WorkQueue:
         self._tasks: list[asyncio.Task[None]] = []
 
     def __len__(self) -> int:
-        return len(self._ready)
+        return len(self._ready) + len(self._follow)
 
     def ensure_started(self) -> None:
         """Start the workers, once. Called from a kopf handler, so that they inherit kopf's
@@ -93,9 +106,9 @@ class WorkQueue:
     def resume(self, first: Callable[[ObjectKey], bool] = lambda _: False) -> None:
         """Reconcile the keys queued meanwhile (those ``first`` picks before the others), and
         every one after."""
-        self._ready = collections.deque(
-            sorted(self._ready, key=lambda key: not first(key))  # stable: FIFO otherwise
-        )
+        # Stable sorts: FIFO otherwise.
+        self._ready = collections.deque(sorted(self._ready, key=lambda key: not first(key)))
+        self._follow = collections.deque(sorted(self._follow, key=lambda key: not first(key)))
         self._open.set()
 
     async def stop(self) -> None:
@@ -110,8 +123,9 @@ class WorkQueue:
                 await task
         self._tasks = []
 
-    def add(self, key: ObjectKey, *, urgent: bool = False) -> None:
-        """Reconcile ``key`` soon; unless ``urgent``, not before a backoff it is held in."""
+    def add(self, key: ObjectKey, *, urgent: bool = False, follow_up: bool = False) -> None:
+        """Reconcile ``key`` soon; unless ``urgent``, not before a backoff it is held in. A
+        ``follow_up`` (see :data:`FOLLOW_UPS_PER_NEW`) goes before new keys."""
         loop = asyncio.get_running_loop()
         held = self._held.get(key, 0.0) - loop.time()
         if held > 0 and not urgent:
@@ -124,7 +138,7 @@ class WorkQueue:
             return
         self._cancel_timer(key)
         self._queued.add(key)
-        self._ready.append(key)
+        (self._follow if follow_up else self._ready).append(key)
         while self._idle:
             waiter = self._idle.popleft()
             if not waiter.done():
@@ -170,7 +184,7 @@ class WorkQueue:
             if delay is not None:
                 self.add_after(key, delay)
                 return
-        self.add(key)
+        self.add(key, follow_up=True)
 
     def _cancel_timer(self, key: ObjectKey) -> None:
         existing = self._timers.pop(key, None)
@@ -179,14 +193,14 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            while not self._ready:
+            while not len(self):
                 waiter = asyncio.get_running_loop().create_future()
                 self._idle.append(waiter)
                 await waiter
             await self._open.wait()
-            if not self._ready:  # another worker took it meanwhile
+            if not len(self):  # another worker took it meanwhile
                 continue
-            key = self._ready.popleft()
+            key = self._next()
             self._queued.discard(key)
             self._active.add(key)
             try:
@@ -202,8 +216,15 @@ class WorkQueue:
             else:
                 self._held.pop(key, None)
             if key in self._again:
-                self.add(key, urgent=self._again.pop(key))
+                self.add(key, urgent=self._again.pop(key), follow_up=True)
             self.add_after(key, outcome.delay)
+
+    def _next(self) -> ObjectKey:
+        if self._follow and (not self._ready or self._streak < FOLLOW_UPS_PER_NEW):
+            self._streak += 1
+            return self._follow.popleft()
+        self._streak = 0
+        return self._ready.popleft()
 
 
 @dataclass

@@ -173,11 +173,11 @@ class Reconciler(abc.ABC):
         interval = self.context.config.resync_interval
         return interval * (1 + RESYNC_JITTER * self.jitter())
 
-    def touch(self, key: ObjectKey, *, urgent: bool = False) -> None:
+    def touch(self, key: ObjectKey, *, urgent: bool = False, follow_up: bool = False) -> None:
         """An event says ``key`` must be reconciled: queue it (unless held in a backoff and
-        not ``urgent``)."""
+        not ``urgent``); ``follow_up`` for a child's report (see ``WorkQueue.add``)."""
         self.stale.add(key)
-        self.context.queue.add(key, urgent=urgent)
+        self.context.queue.add(key, urgent=urgent, follow_up=follow_up)
 
     def forget(self, key: ObjectKey, uid: str) -> None:
         """The object is gone: drop what this process kept of it."""

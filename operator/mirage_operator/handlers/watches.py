@@ -46,6 +46,8 @@ def watch_objects(
 
     The echo of the operator's own status write (a version already cached) is nothing new;
     a new generation, new annotations or a deletion are urgent (they cut a backoff short).
+    An object a Mirage resource controls (a service's SLO) is a follow-up of its owner's
+    reconcile, not new work (``WorkQueue.add``).
     """
 
     @kopf.on.event(GROUP, VERSION, plural, registry=registry, id=f"{plural}-events")
@@ -72,7 +74,14 @@ def watch_objects(
             or old_meta.get("annotations") != meta.get("annotations")
             or bool(meta.get("deletionTimestamp"))
         )
-        touch(key, urgent=urgent)
+        touch(key, urgent=urgent, follow_up=_mirage_owned(meta))
+
+
+def _mirage_owned(meta: Mapping[str, Any]) -> bool:
+    return any(
+        ref.get("controller") and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+        for ref in meta.get("ownerReferences") or ()
+    )
 
 
 def register_children_index(
@@ -97,7 +106,7 @@ def register_children_index(
         found = owner_key(raw)
         # Objects of others are kept too, by name only: a child's name may be taken.
         if context.children.update(raw) is not None and found is not None:
-            found[0].touch(found[1])
+            found[0].touch(found[1], follow_up=True)
 
     async def index_child(body: kopf.Body, **_: Any) -> None:
         # Called for every version of every object of the child kinds (kopf's index handlers
@@ -116,7 +125,7 @@ def register_children_index(
         if event["type"] == "DELETED" and context.children.remove(raw) is not None:
             found = owner_key(raw)
             if found is not None:
-                found[0].touch(found[1])
+                found[0].touch(found[1], follow_up=True)
 
     kinds = dict.fromkeys(kind for r in reconcilers for kind in r.child_kinds)
 
@@ -143,7 +152,7 @@ def register_children_index(
         for reconciler in reconcilers:
             for key, body in list(context.objects.items()):
                 if key[0] == reconciler.kind and body["metadata"].get("uid") in touched:
-                    reconciler.touch(key)
+                    reconciler.touch(key, follow_up=True)
         return Outcome(math.inf)
 
     context.queue.process[RELIST_KEY[0]] = repair

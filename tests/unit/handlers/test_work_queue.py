@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from mirage_operator.handlers.context import COALESCE_AFTER, ObjectKey, Outcome, WorkQueue
+from mirage_operator.handlers.context import (
+    COALESCE_AFTER,
+    FOLLOW_UPS_PER_NEW,
+    ObjectKey,
+    Outcome,
+    WorkQueue,
+)
 
 
 async def test_a_key_wakes_one_worker_and_is_processed_once() -> None:
@@ -126,10 +132,81 @@ async def test_a_key_is_pending_while_queued_running_or_due_again_not_while_held
         assert not queue.pending(("K", "ns", "unknown")) and not queue.held(("K", "ns", "unknown"))
         assert not queue.held(slow)
         gate.set()
-        while runs.count(slow) < 2:
+        while behind not in runs:
             await asyncio.sleep(0.001)
-        assert seen_by_behind == [True]  # queued again while ``behind`` ran
+        # Due again: run again before ``behind`` (a follow-up), and no longer pending after.
+        assert runs[-3:] == [slow, slow, behind]
+        assert seen_by_behind == [False]
         await asyncio.sleep(0)
         assert not queue.pending(slow) and not queue.pending(behind)
+    finally:
+        await queue.stop()
+
+
+async def test_follow_ups_go_before_new_keys_but_cannot_starve_them() -> None:
+    """A child's report (a follow-up) is served before the backlog of new objects, at most
+    FOLLOW_UPS_PER_NEW in a row while new keys wait."""
+    queue = WorkQueue(workers=1)
+    gate = asyncio.Event()
+    runs: list[str] = []
+
+    async def process(key: ObjectKey) -> Outcome:
+        if not runs:
+            await gate.wait()  # the first key holds the only worker while the rest queue
+        runs.append(key[2])
+        return Outcome(math.inf)
+
+    queue.process["K"] = process
+    queue.ensure_started()
+    try:
+        queue.add(("K", "ns", "first"))
+        while not queue._active:
+            await asyncio.sleep(0)
+        for i in range(3):
+            queue.add(("K", "ns", f"new{i}"))
+        follow_ups = FOLLOW_UPS_PER_NEW + 2
+        for i in range(follow_ups):
+            queue.add(("K", "ns", f"report{i}"), follow_up=True)
+        gate.set()
+        while len(runs) < 4 + follow_ups:
+            await asyncio.sleep(0.001)
+        reports = [f"report{i}" for i in range(follow_ups)]
+        assert runs == [
+            "first",
+            *reports[:FOLLOW_UPS_PER_NEW],
+            "new0",
+            *reports[FOLLOW_UPS_PER_NEW:],
+            "new1",
+            "new2",
+        ]
+    finally:
+        await queue.stop()
+
+
+async def test_a_key_due_by_its_timer_is_a_follow_up() -> None:
+    queue = WorkQueue(workers=1)
+    gate = asyncio.Event()
+    runs: list[str] = []
+
+    async def process(key: ObjectKey) -> Outcome:
+        if not runs:
+            await gate.wait()
+        runs.append(key[2])
+        return Outcome(math.inf)
+
+    queue.process["K"] = process
+    queue.ensure_started()
+    try:
+        queue.add(("K", "ns", "first"))
+        while not queue._active:
+            await asyncio.sleep(0)
+        queue.add(("K", "ns", "new"))
+        queue.add_after(("K", "ns", "timed"), 0.001)
+        while len(queue) < 2:
+            await asyncio.sleep(0.001)
+        gate.set()
+        while len(runs) < 3:
+            await asyncio.sleep(0.001)
+        assert runs == ["first", "timed", "new"]
     finally:
         await queue.stop()

@@ -107,7 +107,7 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> Vault
             and namespace
             and reconciler.memory.secret_changed(namespace, owner, body)
         ):
-            reconciler.touch((kind, namespace, owner))
+            reconciler.touch((kind, namespace, owner), follow_up=True)
 
     @kopf.on.cleanup(registry=registry, id="close-vault")
     async def close_vault(**_: Any) -> None:
