@@ -143,35 +143,48 @@ async def test_a_key_is_pending_while_queued_running_or_due_again_not_while_held
         await queue.stop()
 
 
+class _HeldWorker:
+    """A queue of one worker, held by its first key until :meth:`release`, recording the
+    order in which keys are reconciled."""
+
+    def __init__(self) -> None:
+        self.queue = WorkQueue(workers=1)
+        self.gate = asyncio.Event()
+        self.runs: list[str] = []
+        self.queue.process["K"] = self._process
+
+    async def _process(self, key: ObjectKey) -> Outcome:
+        if not self.runs:
+            await self.gate.wait()
+        self.runs.append(key[2])
+        return Outcome(math.inf)
+
+    async def hold(self) -> None:
+        self.queue.ensure_started()
+        self.queue.add(("K", "ns", "first"))
+        while not self.queue._active:
+            await asyncio.sleep(0)
+
+    async def release(self, runs: int) -> list[str]:
+        self.gate.set()
+        while len(self.runs) < runs:
+            await asyncio.sleep(0.001)
+        return self.runs
+
+
 async def test_follow_ups_go_before_new_keys_but_cannot_starve_them() -> None:
     """A child's report (a follow-up) is served before the backlog of new objects, at most
     FOLLOW_UPS_PER_NEW in a row while new keys wait."""
-    queue = WorkQueue(workers=1)
-    gate = asyncio.Event()
-    runs: list[str] = []
-
-    async def process(key: ObjectKey) -> Outcome:
-        if not runs:
-            await gate.wait()  # the first key holds the only worker while the rest queue
-        runs.append(key[2])
-        return Outcome(math.inf)
-
-    queue.process["K"] = process
-    queue.ensure_started()
+    held = _HeldWorker()
     try:
-        queue.add(("K", "ns", "first"))
-        while not queue._active:
-            await asyncio.sleep(0)
+        await held.hold()
         for i in range(3):
-            queue.add(("K", "ns", f"new{i}"))
+            held.queue.add(("K", "ns", f"new{i}"))
         follow_ups = FOLLOW_UPS_PER_NEW + 2
         for i in range(follow_ups):
-            queue.add(("K", "ns", f"report{i}"), follow_up=True)
-        gate.set()
-        while len(runs) < 4 + follow_ups:
-            await asyncio.sleep(0.001)
+            held.queue.add(("K", "ns", f"report{i}"), follow_up=True)
         reports = [f"report{i}" for i in range(follow_ups)]
-        assert runs == [
+        assert await held.release(4 + follow_ups) == [
             "first",
             *reports[:FOLLOW_UPS_PER_NEW],
             "new0",
@@ -180,33 +193,17 @@ async def test_follow_ups_go_before_new_keys_but_cannot_starve_them() -> None:
             "new2",
         ]
     finally:
-        await queue.stop()
+        await held.queue.stop()
 
 
 async def test_a_key_due_by_its_timer_is_a_follow_up() -> None:
-    queue = WorkQueue(workers=1)
-    gate = asyncio.Event()
-    runs: list[str] = []
-
-    async def process(key: ObjectKey) -> Outcome:
-        if not runs:
-            await gate.wait()
-        runs.append(key[2])
-        return Outcome(math.inf)
-
-    queue.process["K"] = process
-    queue.ensure_started()
+    held = _HeldWorker()
     try:
-        queue.add(("K", "ns", "first"))
-        while not queue._active:
-            await asyncio.sleep(0)
-        queue.add(("K", "ns", "new"))
-        queue.add_after(("K", "ns", "timed"), 0.001)
-        while len(queue) < 2:
+        await held.hold()
+        held.queue.add(("K", "ns", "new"))
+        held.queue.add_after(("K", "ns", "timed"), 0.001)
+        while len(held.queue) < 2:
             await asyncio.sleep(0.001)
-        gate.set()
-        while len(runs) < 3:
-            await asyncio.sleep(0.001)
-        assert runs == ["first", "timed", "new"]
+        assert await held.release(3) == ["first", "timed", "new"]
     finally:
-        await queue.stop()
+        await held.queue.stop()
