@@ -322,6 +322,8 @@ class Harness:
         # status writes per service (its own and one SLO's) and none of the VaultSecrets':
         # the Vault variant's minimum said 17 per service with 2 secrets; it is 19.
         minimum = sum(workload.minimum_writes(b) for b in created)
+        if run.secrets:
+            minimum += run.namespaces  # one TokenRequest per tenant, for its Vault login
         ready = sum(_ready(api.find("mirageservices", n, ns)) for ns, n in names)
         calls = sum(by_call.values())
         run.figures.update(
@@ -679,13 +681,16 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
     render = report.get("render") or {}
     if render.get("ratio_to_helm") is not None:
-        row(
-            f"`mirage render` of {render['services']}: CPU ≤ `helm template`",
-            render["ratio_to_helm"],
-            1.0,
+        shown = (
             f"{render['ratio_to_helm']}x ({render['mirage_render_cpu_seconds']} s vs "
-            f"{render['helm_template_cpu_seconds']} s)",
+            f"{render['helm_template_cpu_seconds']} s)"
         )
+        name = f"`mirage render` of {render['services']}: CPU ≤ `helm template`"
+        if render["services"] < 1000:
+            # Below the issue's 1,000 the interpreter's start dominates: not judged.
+            rows.append((name, shown, "not judged below 1,000 services"))
+        else:
+            row(name, render["ratio_to_helm"], 1.0, shown)
     return rows
 
 
