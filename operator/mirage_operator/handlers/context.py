@@ -106,9 +106,13 @@ class WorkQueue:
     def resume(self, first: Callable[[ObjectKey], bool] = lambda _: False) -> None:
         """Reconcile the keys queued meanwhile (those ``first`` picks before the others), and
         every one after."""
+
+        def later(key: ObjectKey) -> bool:
+            return not first(key)
+
         # Stable sorts: FIFO otherwise.
-        self._ready = collections.deque(sorted(self._ready, key=lambda key: not first(key)))
-        self._follow = collections.deque(sorted(self._follow, key=lambda key: not first(key)))
+        self._ready = collections.deque(sorted(self._ready, key=later))
+        self._follow = collections.deque(sorted(self._follow, key=later))
         self._open.set()
 
     async def stop(self) -> None:

@@ -22,6 +22,7 @@ from mirage_operator.errors import KubernetesAPIError, TransientError
 from mirage_operator.handlers.context import ObjectKey, OperatorContext, Outcome, cacheable
 from mirage_operator.handlers.reconciler import Reconciler, key_of
 from mirage_operator.k8s import resources
+from mirage_operator.k8s.ownership import controller_of
 from mirage_operator.render.meta import MANAGED_BY, MANAGED_BY_LABEL
 
 log = logging.getLogger(__name__)
@@ -74,14 +75,13 @@ def watch_objects(
             or old_meta.get("annotations") != meta.get("annotations")
             or bool(meta.get("deletionTimestamp"))
         )
-        touch(key, urgent=urgent, follow_up=_mirage_owned(meta))
+        touch(key, urgent=urgent, follow_up=_mirage_controller(raw) is not None)
 
 
-def _mirage_owned(meta: Mapping[str, Any]) -> bool:
-    return any(
-        ref.get("controller") and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
-        for ref in meta.get("ownerReferences") or ()
-    )
+def _mirage_controller(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``obj``'s controller owner reference if a Mirage kind is its controller."""
+    ref = controller_of(obj)
+    return ref if ref and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/") else None
 
 
 def register_children_index(
@@ -94,13 +94,12 @@ def register_children_index(
     owners: dict[str, Reconciler] = {r.kind: r for r in reconcilers}
 
     def owner_key(obj: Mapping[str, Any]) -> tuple[Reconciler, ObjectKey] | None:
-        for ref in obj.get("metadata", {}).get("ownerReferences") or ():
-            reconciler = owners.get(str(ref.get("kind")))
-            mirage = str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
-            if ref.get("controller") and reconciler is not None and mirage:
-                namespace = obj["metadata"].get("namespace") or ""
-                return reconciler, (reconciler.kind, namespace, str(ref.get("name")))
-        return None
+        ref = _mirage_controller(obj)
+        reconciler = None if ref is None else owners.get(str(ref.get("kind")))
+        if ref is None or reconciler is None:
+            return None
+        namespace = obj["metadata"].get("namespace") or ""
+        return reconciler, (reconciler.kind, namespace, str(ref.get("name")))
 
     def store_child(raw: Mapping[str, Any]) -> None:
         found = owner_key(raw)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import celpy
 import lark
@@ -388,14 +388,35 @@ def undeclared_field(schema: Mapping[str, Any], text: str, *, root: bool = False
 # Evaluation.
 
 _RULE_CACHE_LIMIT = 20_000
+_T = TypeVar("_T")
+
+
+def _per_schema(
+    cache: dict[int, tuple[Mapping[str, Any], _T]],
+    schema: Mapping[str, Any],
+    compute: Callable[[Mapping[str, Any]], _T],
+) -> _T:
+    """``compute(schema)``, remembered in ``cache`` by the schema's identity."""
+    cached = cache.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    value = compute(schema)
+    if len(cache) > _RULE_CACHE_LIMIT:
+        cache.clear()
+    # The entry holds the schema itself, so its id cannot be reused while it is cached.
+    cache[id(schema)] = (schema, value)
+    return value
+
+
 _HAS_RULES: dict[int, tuple[Mapping[str, Any], bool]] = {}
 
 
 def has_rules(schema: Mapping[str, Any]) -> bool:
     """Whether ``schema`` or any schema below it has ``x-kubernetes-validations``."""
-    cached = _HAS_RULES.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
+    return _per_schema(_HAS_RULES, schema, _has_rules)
+
+
+def _has_rules(schema: Mapping[str, Any]) -> bool:
     found = bool(schema.get("x-kubernetes-validations"))
     properties = schema.get("properties")
     if isinstance(properties, Mapping):
@@ -405,10 +426,6 @@ def has_rules(schema: Mapping[str, Any]) -> bool:
         sub = schema.get(name)
         if isinstance(sub, Mapping):
             found = has_rules(sub) or found
-    if len(_HAS_RULES) > _RULE_CACHE_LIMIT:
-        _HAS_RULES.clear()
-    # The entry holds the schema itself, so its id cannot be reused while it is cached.
-    _HAS_RULES[id(schema)] = (schema, found)
     return found
 
 
@@ -505,18 +522,16 @@ _SELECTED: dict[int, tuple[Mapping[str, Any], frozenset[str] | None]] = {}
 def _selected_by(schema: Mapping[str, Any]) -> frozenset[str] | None:
     """The fields of ``self`` that ``schema``'s rules and message expressions select (CEL's
     names), ``None`` if one reads ``self`` whole or does not compile."""
-    cached = _SELECTED.get(id(schema))
-    if cached is not None and cached[0] is schema:
-        return cached[1]
+    return _per_schema(_SELECTED, schema, _selected_by_rules)
+
+
+def _selected_by_rules(schema: Mapping[str, Any]) -> frozenset[str] | None:
     fields: frozenset[str] | None = frozenset()
     for rule in schema.get("x-kubernetes-validations") or ():
         for text in (rule.get("rule"), rule.get("messageExpression")):
             if fields is not None and text:
                 selected = compile_rule(str(text)).selected
                 fields = None if selected is None else fields | selected
-    if len(_SELECTED) > _RULE_CACHE_LIMIT:
-        _SELECTED.clear()
-    _SELECTED[id(schema)] = (schema, fields)
     return fields
 
 
